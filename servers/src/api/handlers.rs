@@ -1,0 +1,105 @@
+//! The endpoint handlers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, Uri};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::{params, ApiError, AppState};
+use crate::workload::{Job, Work, ROUNDS_PER_UNIT};
+
+type QueryResult = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+/// The probe: no work, a tiny body.
+pub async fn health() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /work/cpu?units=N`: N units of the kernel through the variant's strategy.
+pub async fn work_cpu(
+    State(state): State<Arc<AppState>>,
+    query: QueryResult,
+) -> Result<Json<Value>, ApiError> {
+    let arrived = Instant::now();
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let units = params::bounded(&query, "units", state.limits.max_units, "--max-units")?;
+    let report = state
+        .strategy
+        .submit(Job {
+            work: Work::Cpu { units },
+            arrived,
+        })
+        .await?;
+    Ok(Json(json!({
+        "units": units,
+        "queue_us": report.queued.as_micros() as u64,
+        "compute_us": report.computed.as_micros() as u64,
+        "checksum": report.checksum.map(|c| format!("{c:016x}")),
+    })))
+}
+
+/// `GET /work/io?ms=N`: a blocking N ms call through the variant's strategy.
+pub async fn work_io(
+    State(state): State<Arc<AppState>>,
+    query: QueryResult,
+) -> Result<Json<Value>, ApiError> {
+    let arrived = Instant::now();
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let ms = params::bounded(&query, "ms", state.limits.max_io_ms, "--max-io-ms")?;
+    let report = state
+        .strategy
+        .submit(Job {
+            work: Work::Io {
+                duration: Duration::from_millis(ms),
+            },
+            arrived,
+        })
+        .await?;
+    Ok(Json(json!({
+        "ms": ms,
+        "queue_us": report.queued.as_micros() as u64,
+        "compute_us": report.computed.as_micros() as u64,
+    })))
+}
+
+/// `GET /info`: what this server is and how expensive a unit of work is here.
+pub async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!({
+        "variant": state.variant.name(),
+        "summary": state.variant.summary(),
+        "workers": state.workers,
+        "worker_index": state.worker_index,
+        "cores": state.cores,
+        "pid": std::process::id(),
+        "build": state.build,
+        "ns_per_unit": state.calibration.ns_per_unit,
+        "rounds_per_unit": ROUNDS_PER_UNIT,
+        "max_units": state.limits.max_units,
+        "max_io_ms": state.limits.max_io_ms,
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+/// Any path not listed above.
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no such path {}; try /health, /work/cpu?units=N, /work/io?ms=N or /info",
+            uri.path()
+        ),
+    )
+}
+
+/// A known path with a method other than GET.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "only GET is served on this path",
+    )
+}

@@ -1,0 +1,56 @@
+//! The HTTP interface, identical on every variant: `/health`, `/work/cpu`,
+//! `/work/io`, `/info`, and JSON errors for everything else.
+
+mod error;
+mod handlers;
+mod params;
+
+pub use error::ApiError;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::config::BuildProfile;
+use crate::strategy::Strategy;
+use crate::variant::Variant;
+use crate::workload::Calibration;
+
+/// Largest request body accepted; no endpoint needs one, so this only guards memory.
+const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Everything a handler needs, shared by all requests.
+pub struct AppState {
+    pub variant: Variant,
+    pub strategy: Box<dyn Strategy>,
+    pub calibration: Calibration,
+    pub limits: Limits,
+    /// Runtime worker threads, or processes for multi-worker.
+    pub workers: usize,
+    pub cores: usize,
+    /// Index of this process within a multi-worker group.
+    pub worker_index: Option<usize>,
+    pub build: BuildProfile,
+}
+
+/// Caps on what one request may ask for.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_units: u64,
+    pub max_io_ms: u64,
+}
+
+/// The router serving every endpoint.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/health", get(handlers::health))
+        .route("/work/cpu", get(handlers::work_cpu))
+        .route("/work/io", get(handlers::work_io))
+        .route("/info", get(handlers::info))
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .with_state(state)
+}

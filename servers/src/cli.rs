@@ -1,0 +1,129 @@
+//! Command-line interface of the `servers` binary.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::{NonZeroU64, NonZeroUsize};
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::config::ServerConfig;
+use crate::variant::Variant;
+
+const EXAMPLES: &str = "\
+Examples:
+  servers --list
+  servers --variant spawn-blocking
+  servers --variant multi-worker --workers 4 --port 8080
+  curl 'http://127.0.0.1:8080/work/cpu?units=20000'
+
+The first line on stdout is `listening on http://ADDR:PORT`; logs go to stderr
+(set RUST_LOG=debug for more).";
+
+/// Reference HTTP servers, one per strategy for running heavy work beside an async
+/// event loop.
+#[derive(Debug, Parser)]
+#[command(name = "servers", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Print every variant with a one-line explanation, then exit.
+    #[arg(long, conflicts_with = "variant")]
+    pub list: bool,
+
+    /// The strategy to serve.
+    #[arg(long, value_enum, required_unless_present = "list")]
+    pub variant: Option<Variant>,
+
+    /// Address to listen on. Anything but loopback also needs --allow-remote.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+
+    /// Port to listen on; 0 lets the kernel pick a free one.
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+
+    /// Allow --bind to name a non-loopback address.
+    #[arg(long)]
+    pub allow_remote: bool,
+
+    /// Runtime worker threads, or processes for multi-worker [default: cores].
+    #[arg(long)]
+    pub workers: Option<NonZeroUsize>,
+
+    /// Largest `units` one request may ask for [default: about one second of work].
+    #[arg(long)]
+    pub max_units: Option<NonZeroU64>,
+
+    /// Largest `ms` one /work/io request may ask for.
+    #[arg(long, default_value = "1000")]
+    pub max_io_ms: NonZeroU64,
+
+    /// Length of one slice of work in the cooperative variant.
+    #[arg(long, default_value = "50us", value_parser = parse_positive_duration)]
+    pub slice: Duration,
+
+    /// Jobs that may wait in the sequential-queue variant besides the running one.
+    #[arg(long, default_value = "64")]
+    pub queue_capacity: NonZeroUsize,
+
+    /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
+    #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Set by a multi-worker parent on the processes it starts.
+    #[arg(long, hide = true)]
+    pub worker_index: Option<usize>,
+
+    /// Set by a multi-worker parent so its processes share one calibration.
+    #[arg(long, hide = true)]
+    pub ns_per_unit: Option<f64>,
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("{e} (write durations like 50us, 500ms, 5s)"))?;
+    if d.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(d)
+}
+
+impl Cli {
+    /// Checks what clap cannot express, returning a message that says what to change.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.bind.is_loopback() && !self.allow_remote {
+            return Err(format!(
+                "--bind {} is not a loopback address; add --allow-remote to serve other machines",
+                self.bind
+            ));
+        }
+        if self.worker_index.is_some() && self.variant != Some(Variant::MultiWorker) {
+            return Err("--worker-index is only for multi-worker processes".into());
+        }
+        if let Some(ns) = self.ns_per_unit {
+            if !(ns.is_finite() && ns > 0.0) {
+                return Err("--ns-per-unit must be a positive number".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The server configuration, once [`Cli::validate`] has passed and `--list` was not
+    /// given.
+    pub fn into_config(self) -> ServerConfig {
+        let cores = crate::config::cores();
+        ServerConfig {
+            variant: self
+                .variant
+                .expect("clap requires --variant without --list"),
+            addr: SocketAddr::new(self.bind, self.port),
+            workers: self.workers.map_or(cores, NonZeroUsize::get),
+            max_units: self.max_units.map(NonZeroU64::get),
+            max_io_ms: self.max_io_ms.get(),
+            slice: self.slice,
+            queue_capacity: self.queue_capacity.get(),
+            shutdown_grace: self.shutdown_grace,
+            worker_index: self.worker_index,
+            ns_per_unit: self.ns_per_unit,
+            worker_args_prefix: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! What one server process needs to know to start, after the command line is parsed.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::variant::Variant;
+
+/// The settings of one server (or, for multi-worker, of its supervisor).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub variant: Variant,
+    pub addr: SocketAddr,
+    /// Runtime worker threads; processes for multi-worker.
+    pub workers: usize,
+    /// Cap on `units`; `None` means about one second of work by the calibration.
+    pub max_units: Option<u64>,
+    pub max_io_ms: u64,
+    pub slice: Duration,
+    pub queue_capacity: usize,
+    pub shutdown_grace: Duration,
+    /// Which process of a multi-worker group this is; `None` everywhere else.
+    pub worker_index: Option<usize>,
+    /// A calibration handed down by a multi-worker parent.
+    pub ns_per_unit: Option<f64>,
+    /// Arguments that go before the server flags when a multi-worker parent starts
+    /// this same program as a worker (empty for the `servers` binary; a subcommand
+    /// name for a program that embeds the servers).
+    pub worker_args_prefix: Vec<String>,
+}
+
+/// Cores this process may run on.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The cargo profile and optimisation level this binary was built with, so reports
+/// can tell an optimised build from a debug one.
+pub fn build_profile() -> BuildProfile {
+    BuildProfile {
+        profile: env!("SERVERS_BUILD_PROFILE"),
+        opt_level: env!("SERVERS_OPT_LEVEL"),
+        debug_assertions: cfg!(debug_assertions),
+    }
+}
+
+/// See [`build_profile`].
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct BuildProfile {
+    /// Cargo's `PROFILE`: `debug` for dev and test builds, `release` otherwise.
+    pub profile: &'static str,
+    pub opt_level: &'static str,
+    pub debug_assertions: bool,
+}

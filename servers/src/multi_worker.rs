@@ -1,0 +1,192 @@
+//! The `multi-worker` supervisor: the `uvicorn --workers N` answer.
+//!
+//! The parent reserves a port, starts N copies of this program as worker processes
+//! (each a `current_thread` runtime with work inline) that all listen on that port
+//! with `SO_REUSEPORT`, and prints the `listening on` line once every worker has. Each
+//! worker has its own accept queue, so a worker stuck in a job keeps receiving its
+//! hashed share of new connections: probe latency splits into two populations.
+//!
+//! The parent forwards SIGINT/SIGTERM and reaps the workers. Each worker is started
+//! with `PR_SET_PDEATHSIG`, so if the parent dies however it dies, the kernel kills
+//! its workers and no orphan keeps the port.
+
+use std::net::SocketAddr;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::task::JoinSet;
+
+use crate::config::ServerConfig;
+use crate::listener;
+use crate::serve::announce;
+use crate::shutdown::Shutdown;
+use crate::workload::Calibration;
+
+/// How long a worker may take to print its `listening on` line.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs the supervisor until a shutdown signal or a worker's unexpected exit.
+pub fn supervise(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<()> {
+    // Held until the end so the port stays ours even if every worker restarts.
+    let (_reservation, addr) =
+        listener::reserve(config.addr).with_context(|| format!("cannot bind {}", config.addr))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // `block_on` keeps everything on the main thread. That matters: PDEATHSIG fires
+    // when the *thread* that forked a child exits, and the main thread lives as long
+    // as the process.
+    runtime.block_on(async {
+        let shutdown = Shutdown::install()?;
+        let mut pids = Vec::with_capacity(config.workers);
+        let mut waits = JoinSet::new();
+        for index in 0..config.workers {
+            let mut child = spawn_worker(config, addr, index, calibration)?;
+            wait_until_listening(&mut child, index).await?;
+            pids.push(child.id().context("worker exited during start-up")?);
+            waits.spawn(async move { (index, child.wait().await) });
+        }
+        announce(addr)?;
+        tracing::info!(workers = config.workers, ?pids, "all workers listening on {addr}");
+
+        let mut alive = vec![true; pids.len()];
+        let mut failure = None;
+        tokio::select! {
+            () = shutdown.requested() => {}
+            Some(joined) = waits.join_next() => {
+                let (index, status) = joined?;
+                alive[index] = false;
+                failure = Some(format!("worker {index} exited unexpectedly ({})", describe(status)));
+            }
+        }
+        signal_alive(&pids, &alive, libc::SIGTERM);
+        reap(&mut waits, &pids, &mut alive, config.shutdown_grace + Duration::from_secs(1)).await;
+        match failure {
+            Some(message) => bail!(message),
+            None => Ok(()),
+        }
+    })
+}
+
+/// Starts worker `index` of the group listening on `addr`.
+fn spawn_worker(
+    config: &ServerConfig,
+    addr: SocketAddr,
+    index: usize,
+    calibration: Calibration,
+) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe().context("cannot find this program to start workers")?;
+    let mut command = Command::new(exe);
+    command
+        .args(&config.worker_args_prefix)
+        .args(["--variant", config.variant.name()])
+        .args(["--bind", &addr.ip().to_string()])
+        .args(["--port", &addr.port().to_string()])
+        .args(["--workers", &config.workers.to_string()])
+        .args(["--worker-index", &index.to_string()])
+        .args(["--ns-per-unit", &calibration.ns_per_unit.to_string()])
+        .args(["--max-io-ms", &config.max_io_ms.to_string()])
+        .args([
+            "--shutdown-grace",
+            &humantime::format_duration(config.shutdown_grace).to_string(),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true);
+    if let Some(max_units) = config.max_units {
+        command.args(["--max-units", &max_units.to_string()]);
+    }
+    if !addr.ip().is_loopback() {
+        command.arg("--allow-remote");
+    }
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the child between fork and exec and only makes
+    // async-signal-safe system calls (prctl, getppid).
+    unsafe {
+        command.pre_exec(move || die_with_parent(parent));
+    }
+    command
+        .spawn()
+        .with_context(|| format!("cannot start worker {index}"))
+}
+
+/// Asks the kernel to SIGKILL this (child) process when its parent dies, and covers
+/// the race where the parent died before the request was made.
+fn die_with_parent(parent: u32) -> std::io::Result<()> {
+    // SAFETY: plain system calls with integer arguments.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::getppid() as u32 != parent {
+            return Err(std::io::Error::other(
+                "parent exited before the worker started",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Waits for the worker's `listening on` line.
+async fn wait_until_listening(child: &mut Child, index: usize) -> anyhow::Result<()> {
+    let stdout = child
+        .stdout
+        .take()
+        .context("worker stdout was not captured")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(STARTUP_TIMEOUT, lines.next_line())
+        .await
+        .with_context(|| format!("worker {index} did not start within {STARTUP_TIMEOUT:?}"))??;
+    match line {
+        Some(line) if line.starts_with("listening on ") => Ok(()),
+        Some(line) => bail!("worker {index} printed {line:?} instead of its address"),
+        None => bail!("worker {index} exited before it was listening"),
+    }
+}
+
+/// Sends `signal` to every worker not yet reaped.
+fn signal_alive(pids: &[u32], alive: &[bool], signal: libc::c_int) {
+    for (&pid, _) in pids.iter().zip(alive).filter(|(_, &a)| a) {
+        // SAFETY: kill with a pid we started and have not reaped, so it is still ours.
+        unsafe {
+            libc::kill(pid as libc::pid_t, signal);
+        }
+    }
+}
+
+/// Reaps every worker, killing those still running after `deadline`.
+async fn reap(
+    waits: &mut JoinSet<(usize, std::io::Result<ExitStatus>)>,
+    pids: &[u32],
+    alive: &mut [bool],
+    deadline: Duration,
+) {
+    let timer = tokio::time::sleep(deadline);
+    tokio::pin!(timer);
+    let mut killed = false;
+    loop {
+        tokio::select! {
+            joined = waits.join_next() => match joined {
+                Some(Ok((index, _))) => alive[index] = false,
+                Some(Err(_)) => {}
+                None => return,
+            },
+            () = &mut timer, if !killed => {
+                tracing::warn!("workers still running after {deadline:?}; killing them");
+                signal_alive(pids, alive, libc::SIGKILL);
+                killed = true;
+            }
+        }
+    }
+}
+
+fn describe(status: std::io::Result<ExitStatus>) -> String {
+    match status {
+        Ok(status) => status.to_string(),
+        Err(e) => format!("cannot wait for it: {e}"),
+    }
+}

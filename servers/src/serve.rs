@@ -1,0 +1,116 @@
+//! Running one server process: build the variant's runtime and strategy, bind, print
+//! the `listening on` line, serve until SIGINT/SIGTERM.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::api::{self, AppState, Limits};
+use crate::config::{build_profile, cores, ServerConfig};
+use crate::listener;
+use crate::shutdown::Shutdown;
+use crate::strategy::{
+    BlockInPlace, Cooperative, Inline, RayonPool, SequentialQueue, SpawnBlocking, Strategy,
+};
+use crate::variant::{RuntimeFlavor, Variant};
+use crate::workload::Calibration;
+
+/// How long blocking-pool jobs may hold up the exit once serving has stopped.
+const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The strategy object for `variant`.
+fn build_strategy(
+    config: &ServerConfig,
+    calibration: Calibration,
+) -> anyhow::Result<Box<dyn Strategy>> {
+    Ok(match config.variant {
+        Variant::BlockingInAsync | Variant::CurrentThread | Variant::MultiWorker => {
+            Box::new(Inline)
+        }
+        Variant::SpawnBlocking => Box::new(SpawnBlocking),
+        Variant::BlockInPlace => Box::new(BlockInPlace),
+        Variant::Rayon => Box::new(RayonPool::new(cores())?),
+        Variant::Cooperative => Box::new(Cooperative::new(
+            config.slice,
+            calibration.units_for(config.slice),
+        )),
+        Variant::SequentialQueue => Box::new(SequentialQueue::new(config.queue_capacity)?),
+    })
+}
+
+/// The tokio runtime a process of `config.variant` runs on.
+fn build_runtime(config: &ServerConfig) -> std::io::Result<tokio::runtime::Runtime> {
+    match config.variant.runtime_flavor() {
+        RuntimeFlavor::MultiThread => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.workers)
+            .enable_all()
+            .build(),
+        RuntimeFlavor::CurrentThread => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
+}
+
+/// Serves one process of `config.variant` until a shutdown signal; blocks the caller.
+pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<()> {
+    let reuse_port = config.worker_index.is_some();
+    let std_listener = listener::listen(config.addr, reuse_port)
+        .with_context(|| format!("cannot listen on {}", config.addr))?;
+    let local = std_listener.local_addr()?;
+    let runtime = build_runtime(config)?;
+    let state = Arc::new(AppState {
+        variant: config.variant,
+        strategy: build_strategy(config, calibration)?,
+        calibration,
+        limits: Limits {
+            max_units: config
+                .max_units
+                .unwrap_or_else(|| calibration.units_for(Duration::from_secs(1))),
+            max_io_ms: config.max_io_ms,
+        },
+        workers: match config.variant.runtime_flavor() {
+            RuntimeFlavor::CurrentThread if config.worker_index.is_none() => 1,
+            _ => config.workers,
+        },
+        cores: cores(),
+        worker_index: config.worker_index,
+        build: build_profile(),
+    });
+
+    let grace = config.shutdown_grace;
+    let result = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(std_listener)?;
+        let shutdown = Shutdown::install()?;
+        announce(local)?;
+        tracing::info!(
+            variant = %state.variant,
+            workers = state.workers,
+            worker_index = ?state.worker_index,
+            ns_per_unit = format!("{:.1}", calibration.ns_per_unit),
+            max_units = state.limits.max_units,
+            "serving"
+        );
+        let server = axum::serve(listener, api::router(state))
+            .with_graceful_shutdown(shutdown.clone().requested());
+        tokio::select! {
+            served = server => served.context("server failed")?,
+            () = shutdown.deadline(grace) => {
+                tracing::warn!(?grace, "in-flight requests did not finish in time; exiting anyway");
+            }
+        }
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    });
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
+    result
+}
+
+/// Prints the line the load generator waits for. It must be the first line on stdout
+/// and reach the reader at once, hence the explicit flush.
+pub fn announce(addr: std::net::SocketAddr) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening on http://{addr}")?;
+    out.flush()
+}

@@ -1,0 +1,126 @@
+//! The catalogue of server variants: their names (part of the command-line
+//! interface), what each does, and which FastAPI answer it mirrors.
+
+use clap::ValueEnum;
+
+/// One way of running heavy work next to the event loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+#[value(rename_all = "kebab-case")]
+pub enum Variant {
+    BlockingInAsync,
+    CurrentThread,
+    SpawnBlocking,
+    BlockInPlace,
+    Rayon,
+    MultiWorker,
+    Cooperative,
+    SequentialQueue,
+}
+
+/// Which tokio runtime a variant's process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeFlavor {
+    /// `new_multi_thread` with `--workers` worker threads.
+    MultiThread,
+    /// `new_current_thread`: one thread does all the I/O and all the work.
+    CurrentThread,
+}
+
+impl Variant {
+    /// Every variant, in the order `servers --list` prints them.
+    pub const ALL: [Variant; 8] = [
+        Variant::BlockingInAsync,
+        Variant::CurrentThread,
+        Variant::SpawnBlocking,
+        Variant::BlockInPlace,
+        Variant::Rayon,
+        Variant::MultiWorker,
+        Variant::Cooperative,
+        Variant::SequentialQueue,
+    ];
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::BlockingInAsync => "blocking-in-async",
+            Variant::CurrentThread => "current-thread",
+            Variant::SpawnBlocking => "spawn-blocking",
+            Variant::BlockInPlace => "block-in-place",
+            Variant::Rayon => "rayon",
+            Variant::MultiWorker => "multi-worker",
+            Variant::Cooperative => "cooperative",
+            Variant::SequentialQueue => "sequential-queue",
+        }
+    }
+
+    /// Looks a variant up by its command-line name.
+    pub fn from_name(name: &str) -> Option<Variant> {
+        Variant::ALL.into_iter().find(|v| v.name() == name)
+    }
+
+    /// One line on what the variant does.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Variant::BlockingInAsync => {
+                "CPU work inline in an async handler on the multi-thread runtime"
+            }
+            Variant::CurrentThread => "one current_thread runtime; work inline on its only thread",
+            Variant::SpawnBlocking => "work sent to tokio's blocking pool with spawn_blocking",
+            Variant::BlockInPlace => {
+                "work run with block_in_place; the worker hands its other tasks off first"
+            }
+            Variant::Rayon => "work sent to a rayon pool (one thread per core), result via oneshot",
+            Variant::MultiWorker => {
+                "N processes, each a current_thread runtime, sharing one port via SO_REUSEPORT"
+            }
+            Variant::Cooperative => "work cut into ~50 µs slices with yield_now between them",
+            Variant::SequentialQueue => {
+                "bounded queue run one job at a time by a dedicated thread; 503 when full"
+            }
+        }
+    }
+
+    /// The FastAPI/Python answer to "my background task blocks the server" that this
+    /// variant corresponds to.
+    pub fn mirrors(self) -> &'static str {
+        match self {
+            Variant::BlockingInAsync => "the question itself: CPU work in an `async def`",
+            Variant::CurrentThread => "one asyncio event loop",
+            Variant::SpawnBlocking => "a plain `def` endpoint / `run_in_threadpool`",
+            Variant::BlockInPlace => "none (tokio-specific)",
+            Variant::Rayon => "`ProcessPoolExecutor` (a CPU-sized pool)",
+            Variant::MultiWorker => "`uvicorn --workers N`",
+            Variant::Cooperative => "chunked work with `await asyncio.sleep(0)`",
+            Variant::SequentialQueue => "\"buffer the jobs and process them one by one\"",
+        }
+    }
+
+    /// The runtime each of the variant's processes runs.
+    pub fn runtime_flavor(self) -> RuntimeFlavor {
+        match self {
+            Variant::CurrentThread | Variant::MultiWorker => RuntimeFlavor::CurrentThread,
+            _ => RuntimeFlavor::MultiThread,
+        }
+    }
+}
+
+impl std::fmt::Display for Variant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_clap_and_round_trip() {
+        for v in Variant::ALL {
+            let clap_name = v.to_possible_value().unwrap().get_name().to_owned();
+            assert_eq!(clap_name, v.name());
+            assert_eq!(Variant::from_name(v.name()), Some(v));
+        }
+        assert_eq!(Variant::from_name("nope"), None);
+    }
+}

@@ -1,0 +1,183 @@
+//! The heavy work every variant runs: a CPU kernel with a fixed cost per unit, and a
+//! blocking-I/O stand-in.
+//!
+//! The kernel is a chain of dependent integer mixing rounds. Each round needs the
+//! result of the one before, so the optimiser can neither remove nor vectorise it,
+//! and it does the same amount of work whatever the clock says: under CPU contention
+//! a job takes longer, it never does less. The state is carried between calls, so a
+//! job cut into slices (the `cooperative` variant) yields the same checksum as the
+//! job run in one go.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+/// Mixing rounds in one unit of work (about a microsecond on a current x86 core in
+/// an optimised build; the exact cost is measured at start-up by [`calibrate`]).
+pub const ROUNDS_PER_UNIT: u32 = 256;
+
+/// One round of splitmix64: two multiplications and three xor-shifts, each depending
+/// on the previous value.
+#[inline(always)]
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Runs `units` units of the kernel starting from `state` and returns the new state.
+#[inline(never)]
+pub fn run_units(mut state: u64, units: u64) -> u64 {
+    for _ in 0..units {
+        for _ in 0..ROUNDS_PER_UNIT {
+            state = mix(state);
+        }
+        // Keeps the compiler from reasoning across units.
+        state = black_box(state);
+    }
+    state
+}
+
+/// The state a CPU job starts from, derived from its size so that different sizes
+/// give different checksums.
+pub fn initial_state(units: u64) -> u64 {
+    units ^ 0x5EED_0FC0_FFEE
+}
+
+/// What a request asks the server to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// `units` units of the CPU kernel.
+    Cpu { units: u64 },
+    /// A synchronous sleep: the stand-in for a blocking call (a synchronous HTTP
+    /// request, a blocking database driver) made from a handler.
+    Io { duration: Duration },
+}
+
+/// One piece of work plus the moment its request reached the handler, so the time it
+/// spent waiting for a thread can be reported.
+#[derive(Debug, Clone, Copy)]
+pub struct Job {
+    pub work: Work,
+    pub arrived: Instant,
+}
+
+/// What a finished job reports back to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobReport {
+    /// From the request reaching the handler to the work starting.
+    pub queued: Duration,
+    /// From the work starting to the work ending (wall-clock, so it includes any time
+    /// the thread was descheduled).
+    pub computed: Duration,
+    /// Final kernel state for CPU work; `None` for I/O work.
+    pub checksum: Option<u64>,
+}
+
+impl Job {
+    /// A job whose request arrived now.
+    pub fn new(work: Work) -> Self {
+        Job {
+            work,
+            arrived: Instant::now(),
+        }
+    }
+
+    /// Runs the whole job on the calling thread, blocking it until done.
+    pub fn run(self) -> JobReport {
+        let started = Instant::now();
+        let checksum = match self.work {
+            Work::Cpu { units } => Some(run_units(initial_state(units), units)),
+            Work::Io { duration } => {
+                std::thread::sleep(duration);
+                None
+            }
+        };
+        JobReport {
+            queued: started.saturating_duration_since(self.arrived),
+            computed: started.elapsed(),
+            checksum,
+        }
+    }
+}
+
+/// The measured cost of one unit of the kernel on this machine.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Calibration {
+    pub ns_per_unit: f64,
+}
+
+impl Calibration {
+    /// Units that take about `duration` of CPU time (at least one).
+    pub fn units_for(&self, duration: Duration) -> u64 {
+        ((duration.as_nanos() as f64 / self.ns_per_unit).round() as u64).max(1)
+    }
+}
+
+/// Measures the kernel's cost per unit by running batches of about a millisecond for
+/// `budget` and taking the median batch: the median resists the odd batch that was
+/// descheduled on a shared machine.
+pub fn calibrate(budget: Duration) -> Calibration {
+    // Size a batch so that it lasts about a millisecond.
+    let mut batch = 16u64;
+    loop {
+        let t = Instant::now();
+        black_box(run_units(black_box(1), batch));
+        if t.elapsed() >= Duration::from_micros(500) || batch >= 1 << 24 {
+            break;
+        }
+        batch *= 2;
+    }
+    let mut samples = Vec::new();
+    let deadline = Instant::now() + budget;
+    while samples.len() < 5 || (Instant::now() < deadline && samples.len() < 10_000) {
+        let t = Instant::now();
+        black_box(run_units(black_box(samples.len() as u64), batch));
+        samples.push(t.elapsed().as_nanos() as f64 / batch as f64);
+    }
+    samples.sort_by(f64::total_cmp);
+    Calibration {
+        ns_per_unit: samples[samples.len() / 2],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_is_deterministic_and_resumable() {
+        let whole = run_units(initial_state(100), 100);
+        let sliced = run_units(run_units(initial_state(100), 37), 63);
+        assert_eq!(whole, sliced);
+        assert_ne!(whole, run_units(initial_state(100), 99));
+    }
+
+    #[test]
+    fn work_grows_with_units() {
+        // Large ratio, not an absolute time: 50x the units takes well over 5x the time.
+        let time = |units| {
+            let t = Instant::now();
+            black_box(run_units(1, units));
+            t.elapsed()
+        };
+        let small = (0..5).map(|_| time(200)).min().unwrap();
+        let large = (0..5).map(|_| time(10_000)).min().unwrap();
+        assert!(large > small * 5, "small {small:?}, large {large:?}");
+    }
+
+    #[test]
+    fn calibration_is_positive_and_converts_durations() {
+        let c = calibrate(Duration::from_millis(20));
+        assert!(c.ns_per_unit > 0.0);
+        let units = c.units_for(Duration::from_millis(10));
+        assert!(units >= 1);
+        assert_eq!(
+            Calibration {
+                ns_per_unit: 1000.0
+            }
+            .units_for(Duration::from_millis(2)),
+            2000
+        );
+    }
+}

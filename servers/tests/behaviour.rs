@@ -1,0 +1,260 @@
+//! One test per variant showing its defining property, with large ratios instead of
+//! absolute times: a probe (`/health` on a fresh connection) sent while heavy jobs run
+//! waits at least half a job where the strategy blocks the event loop, and less than a
+//! tenth of one where it does not.
+//!
+//! The tests share a lock so that only one of them loads the machine at a time.
+
+mod support;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{get, parent_of, process_alive, timed_get, Server};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Length of one heavy job, in CPU time.
+const JOB: Duration = Duration::from_millis(300);
+/// Every wait in these tests ends by this, whatever happens.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// What happened while `jobs` heavy jobs ran: their responses and the slowest probe.
+struct Observed {
+    jobs: Vec<Value>,
+    slowest_probe: Duration,
+    probes: usize,
+}
+
+impl Observed {
+    /// The shortest compute time among the jobs (the reference length).
+    fn shortest_job(&self) -> Duration {
+        let us = self
+            .jobs
+            .iter()
+            .map(|j| j["compute_us"].as_u64().unwrap())
+            .min()
+            .unwrap();
+        Duration::from_micros(us)
+    }
+
+    /// Shown with `--nocapture`: how far each run is from its threshold.
+    fn print_margin(&self, variant: &str) {
+        eprintln!(
+            "{variant}: slowest probe / job = {:.3} over {} probes",
+            self.slowest_probe.as_secs_f64() / self.shortest_job().as_secs_f64(),
+            self.probes
+        );
+    }
+}
+
+/// Starts `jobs` heavy jobs of [`JOB`] at once, each on its own connection, and sends
+/// probes one after another until all of them have answered.
+fn probe_during_jobs(server: &Server, jobs: usize) -> Observed {
+    let units = server.units_for(JOB);
+    let addr = server.addr;
+    let start = Instant::now();
+    let heavy: Vec<_> = (0..jobs)
+        .map(|_| std::thread::spawn(move || get(addr, &format!("/work/cpu?units={units}"))))
+        .collect();
+    let mut slowest_probe = Duration::ZERO;
+    let mut probes = 0;
+    while !heavy.iter().all(|h| h.is_finished()) && start.elapsed() < LIMIT {
+        let (response, took) = timed_get(addr, "/health");
+        assert_eq!(response.status, 200);
+        slowest_probe = slowest_probe.max(took);
+        probes += 1;
+    }
+    let jobs = heavy
+        .into_iter()
+        .map(|h| {
+            let response = h.join().unwrap();
+            assert_eq!(response.status, 200, "{}", response.body);
+            response.json()
+        })
+        .collect();
+    Observed {
+        jobs,
+        slowest_probe,
+        probes,
+    }
+}
+
+fn assert_blocks(variant: &str, args: &[&str], jobs: usize) {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start(variant, args);
+    let seen = probe_during_jobs(&server, jobs);
+    seen.print_margin(variant);
+    assert!(
+        seen.slowest_probe >= seen.shortest_job() / 2,
+        "{variant}: slowest of {} probes took {:?}, a job {:?}; expected the probe to wait",
+        seen.probes,
+        seen.slowest_probe,
+        seen.shortest_job()
+    );
+}
+
+fn assert_stays_responsive(variant: &str, args: &[&str], jobs: usize) -> Observed {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start(variant, args);
+    let seen = probe_during_jobs(&server, jobs);
+    seen.print_margin(variant);
+    assert!(seen.probes >= 3, "{variant}: only {} probes", seen.probes);
+    assert!(
+        seen.slowest_probe < seen.shortest_job() / 10,
+        "{variant}: slowest of {} probes took {:?}, a job {:?}; expected under a tenth",
+        seen.probes,
+        seen.slowest_probe,
+        seen.shortest_job()
+    );
+    seen
+}
+
+#[test]
+fn current_thread_probe_waits_for_the_job() {
+    assert_blocks("current-thread", &[], 1);
+}
+
+#[test]
+fn blocking_in_async_probe_waits_once_every_worker_is_busy() {
+    assert_blocks("blocking-in-async", &["--workers", "2"], 2);
+}
+
+#[test]
+fn spawn_blocking_stays_responsive() {
+    assert_stays_responsive("spawn-blocking", &["--workers", "2"], 2);
+}
+
+#[test]
+fn block_in_place_stays_responsive() {
+    assert_stays_responsive("block-in-place", &["--workers", "2"], 2);
+}
+
+#[test]
+fn rayon_stays_responsive() {
+    assert_stays_responsive("rayon", &["--workers", "2"], 2);
+}
+
+#[test]
+fn cooperative_stays_responsive() {
+    assert_stays_responsive("cooperative", &["--workers", "2"], 2);
+}
+
+#[test]
+fn sequential_queue_stays_responsive_and_runs_jobs_one_at_a_time() {
+    let seen = assert_stays_responsive("sequential-queue", &["--workers", "2"], 2);
+    // Submitted together, run one after the other: one of them waited about a whole
+    // job before starting.
+    let waited = seen
+        .jobs
+        .iter()
+        .map(|j| Duration::from_micros(j["queue_us"].as_u64().unwrap()))
+        .max()
+        .unwrap();
+    assert!(
+        waited >= seen.shortest_job() / 2,
+        "second job waited only {waited:?} for a {:?} job",
+        seen.shortest_job()
+    );
+}
+
+#[test]
+fn sequential_queue_refuses_with_503_when_full() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start("sequential-queue", &["--queue-capacity", "1"]);
+    let units = server.units_for(JOB);
+    let addr = server.addr;
+    let requests: Vec<_> = (0..5)
+        .map(|_| std::thread::spawn(move || get(addr, &format!("/work/cpu?units={units}"))))
+        .collect();
+    let responses: Vec<_> = requests.into_iter().map(|h| h.join().unwrap()).collect();
+    let accepted = responses.iter().filter(|r| r.status == 200).count();
+    let refused: Vec<_> = responses.iter().filter(|r| r.status == 503).collect();
+    assert_eq!(accepted + refused.len(), 5, "{responses:?}");
+    // One running plus one queued fit; five submitted together cannot all.
+    assert!(accepted >= 1 && !refused.is_empty(), "{responses:?}");
+    for r in refused {
+        let retry: u64 = r
+            .header("retry-after")
+            .expect("503 without Retry-After")
+            .parse()
+            .unwrap();
+        assert!(retry >= 1);
+        assert!(r.json()["error"].is_string());
+    }
+    assert_eq!(server.get("/health").status, 200);
+}
+
+/// The pids of the processes that answer `/info` over many fresh connections.
+fn answering_pids(server: &Server, connections: usize) -> std::collections::BTreeSet<u32> {
+    (0..connections)
+        .map(|_| server.info()["pid"].as_u64().unwrap() as u32)
+        .collect()
+}
+
+#[test]
+fn multi_worker_runs_n_processes_on_one_port() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut server = Server::start("multi-worker", &["--workers", "3"]);
+    // SO_REUSEPORT hashes each new connection to one of the processes; 60
+    // connections miss one of three processes with probability about 3 * (2/3)^60.
+    let pids = answering_pids(&server, 60);
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    for &pid in &pids {
+        assert_ne!(pid, server.pid());
+        assert_eq!(
+            parent_of(pid),
+            Some(server.pid()),
+            "worker {pid} is not a child"
+        );
+    }
+    server.signal(libc::SIGTERM);
+    let status = server
+        .wait_exit(LIMIT)
+        .expect("parent did not exit on SIGTERM");
+    assert!(status.success(), "{status}");
+    assert!(
+        pids.iter().all(|&p| !process_alive(p)),
+        "a worker outlived SIGTERM"
+    );
+}
+
+#[test]
+fn multi_worker_processes_die_with_their_parent() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut server = Server::start("multi-worker", &["--workers", "2"]);
+    let pids = answering_pids(&server, 40);
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    server.signal(libc::SIGKILL);
+    server.wait_exit(LIMIT).expect("parent survived SIGKILL");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|&p| process_alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        pids.iter().all(|&p| !process_alive(p)),
+        "orphaned workers {pids:?}"
+    );
+}
+
+#[test]
+fn multi_worker_blocked_process_splits_probe_latency() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start("multi-worker", &["--workers", "2"]);
+    let seen = probe_during_jobs(&server, 1);
+    // One process is stuck in the job; probes hashed to it wait, probes hashed to the
+    // other do not. The slow population exists...
+    assert!(
+        seen.slowest_probe >= seen.shortest_job() / 2,
+        "no probe waited: {:?} vs job {:?}",
+        seen.slowest_probe,
+        seen.shortest_job()
+    );
+    // ...and so does the fast one: many probes completed while the job ran.
+    assert!(
+        seen.probes >= 5,
+        "only {} probes got through during the job",
+        seen.probes
+    );
+}

@@ -1,0 +1,57 @@
+//! The command line: `--list`, and clear errors with exit code 2 for bad flags.
+
+use std::process::{Command, Output};
+
+fn servers(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_servers"))
+        .args(args)
+        .output()
+        .expect("cannot run servers")
+}
+
+#[test]
+fn list_prints_every_variant_with_an_explanation() {
+    let out = servers(&["--list"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let names: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "blocking-in-async",
+            "current-thread",
+            "spawn-blocking",
+            "block-in-place",
+            "rayon",
+            "multi-worker",
+            "cooperative",
+            "sequential-queue"
+        ]
+    );
+    assert!(text.lines().all(|l| l.split_whitespace().count() > 3));
+}
+
+#[test]
+fn bad_flags_exit_2_without_starting() {
+    for args in [
+        &["--variant", "no-such-variant"][..],
+        &["--variant", "rayon", "--bind", "0.0.0.0"],
+        &["--variant", "rayon", "--workers", "0"],
+        &["--variant", "rayon", "--port", "http"],
+        &["--variant", "rayon", "--max-units", "-1"],
+        &["--variant", "cooperative", "--slice", "0s"],
+        &["--variant", "rayon", "--no-such-flag"],
+        &[],
+    ] {
+        let out = servers(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("error"),
+            "{args:?}"
+        );
+    }
+}
