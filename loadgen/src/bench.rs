@@ -1,0 +1,175 @@
+//! The `bench` command: build a [`Plan`] from flags or a scenario file, run it with a
+//! progress bar and the interval log attached, print the summary and write the
+//! requested files.
+
+use std::process::ExitCode;
+
+use crate::cli::BenchArgs;
+use crate::engine::{self, IntervalRecord, Live, Observer};
+use crate::environment::Environment;
+use crate::interrupt::Interrupt;
+use crate::progress::Progress;
+use crate::report::hgrm::Hgrm;
+use crate::report::hlog::HlogWriter;
+use crate::report::json::Json;
+use crate::report::{text, BenchReport, Exporter};
+use crate::scenario::{
+    parse_header, parse_method, ConfigError, Load, Plan, ScenarioFile, StreamSpec, Timing,
+    DEFAULT_OPEN_LOOP_CONNECTIONS,
+};
+use crate::target::Target;
+
+/// Exit status when the run was cut short by Ctrl-C/SIGTERM (128 + SIGINT).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// A failure of a command: bad usage (exit 2, nothing was sent) or a failure while
+/// running (exit 1).
+#[derive(Debug)]
+pub enum CommandError {
+    Usage(String),
+    Failed(anyhow::Error),
+}
+
+impl From<ConfigError> for CommandError {
+    fn from(e: ConfigError) -> Self {
+        CommandError::Usage(e.0)
+    }
+}
+
+impl From<anyhow::Error> for CommandError {
+    fn from(e: anyhow::Error) -> Self {
+        CommandError::Failed(e)
+    }
+}
+
+/// The plan described by `args`, validated.
+pub fn plan_from_args(args: &BenchArgs) -> Result<Plan, ConfigError> {
+    let overrides = |mut timing: Timing| {
+        timing.duration = args.duration.unwrap_or(timing.duration);
+        timing.warmup = args.warmup.unwrap_or(timing.warmup);
+        timing.timeout = args.timeout.unwrap_or(timing.timeout);
+        timing.interval = args.interval.unwrap_or(timing.interval);
+        timing
+    };
+    let plan = match &args.scenario {
+        Some(path) => {
+            let file = ScenarioFile::load(path)?;
+            let url = args.url.clone().or(file.base_url.clone()).ok_or_else(|| {
+                ConfigError(format!("{} has no base_url; pass --url", path.display()))
+            })?;
+            let target = Target::parse(&url)?;
+            Plan {
+                streams: file.stream_specs(&target)?,
+                timing: overrides(file.timing(Timing::default())?),
+                target,
+            }
+        }
+        None => {
+            let url = args
+                .url
+                .as_deref()
+                .expect("clap requires --url without --scenario");
+            let target = Target::parse(url)?;
+            let connections = args.connections.unwrap_or(DEFAULT_OPEN_LOOP_CONNECTIONS);
+            let load = match args.rate {
+                Some(rate) => Load::Open { rate, connections },
+                None => Load::Closed { connections },
+            };
+            let headers = args
+                .headers
+                .iter()
+                .map(|h| parse_header(h))
+                .collect::<Result<_, _>>()?;
+            Plan {
+                streams: vec![StreamSpec {
+                    name: args.name.clone(),
+                    method: parse_method(&args.method)?,
+                    path: target.path_and_query.clone(),
+                    headers,
+                    body: args.body.clone().map(Into::into),
+                    load,
+                }],
+                timing: overrides(Timing::default()),
+                target,
+            }
+        }
+    };
+    if args.threads == Some(0) {
+        return Err(ConfigError("--threads must be at least 1".into()));
+    }
+    plan.validate()?;
+    Ok(plan)
+}
+
+/// Progress bar plus interval log.
+struct BenchObserver {
+    progress: Progress,
+    hlog: Option<HlogWriter>,
+}
+
+impl Observer for BenchObserver {
+    fn measuring(&mut self, since: std::time::SystemTime) {
+        if let Some(hlog) = &self.hlog {
+            hlog.begin(since);
+        }
+    }
+
+    fn interval(&mut self, record: &IntervalRecord<'_>) {
+        if let Some(hlog) = &self.hlog {
+            hlog.record(record);
+        }
+    }
+
+    fn progress(&mut self, live: &Live) {
+        self.progress.update(live);
+    }
+}
+
+/// Runs `loadgen bench`.
+pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
+    let plan = plan_from_args(&args)?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.threads {
+        runtime.worker_threads(threads);
+    }
+    let runtime = runtime.enable_all().build().map_err(anyhow::Error::from)?;
+    let (report, interrupted) = runtime.block_on(async {
+        let interrupt = Interrupt::install().map_err(anyhow::Error::from)?;
+        let planned = plan.timing.warmup + plan.timing.duration;
+        let hlog = match &args.hlog {
+            Some(path) => Some(HlogWriter::create(path, &plan.target.url)?),
+            None => None,
+        };
+        let mut observer = BenchObserver {
+            progress: Progress::new("bench", planned),
+            hlog,
+        };
+        let outcome = engine::run(&plan, &mut observer, &interrupt).await;
+        observer.progress.finish();
+        let outcome = outcome?;
+        if let Some(hlog) = observer.hlog.take() {
+            hlog.finish()?;
+        }
+        let report = BenchReport::new(&plan, &outcome, Environment::detect());
+        Ok::<_, CommandError>((report, outcome.interrupted))
+    })?;
+
+    print!("{}", text::render(&report));
+    let exports: [(&Option<std::path::PathBuf>, &dyn Exporter); 2] =
+        [(&args.json, &Json), (&args.hgrm, &Hgrm)];
+    for (path, exporter) in exports {
+        if let Some(path) = path {
+            for file in exporter.write(&report, path)? {
+                eprintln!("wrote {}", file.display());
+            }
+        }
+    }
+    if let Some(path) = &args.hlog {
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(if interrupted {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

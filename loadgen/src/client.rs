@@ -1,0 +1,143 @@
+//! One HTTP/1.1 connection, driven with hyper's client connection API so the tool
+//! decides exactly how many connections exist (no pool opening extra ones behind its
+//! back), and the ways a request can fail.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// Why a request got no response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Failure {
+    /// No connection could be made (refused, unreachable, handshake failed).
+    Connect,
+    /// No complete response within the timeout.
+    Timeout,
+    /// The connection broke while the request was in flight (reset, closed early,
+    /// unparsable response).
+    Io,
+}
+
+/// An open HTTP/1.1 connection.
+pub struct Connection {
+    sender: SendRequest<Full<Bytes>>,
+}
+
+impl Connection {
+    /// Connects to `addr` and performs the HTTP/1.1 handshake. The connection's I/O
+    /// is driven by a task of its own, which ends when the connection closes.
+    pub async fn open(addr: SocketAddr) -> std::io::Result<Connection> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, driver) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+        tokio::spawn(async move {
+            // Errors surface on the request side; nothing more to do with them here.
+            let _ = driver.await;
+        });
+        Ok(Connection { sender })
+    }
+
+    /// Whether the connection can still take a request.
+    pub fn is_open(&self) -> bool {
+        !self.sender.is_closed()
+    }
+
+    /// Sends `request` and reads the whole response body. When the request could
+    /// not even be written (the server had closed the connection while it was idle),
+    /// it is handed back so it can be sent on a new connection without counting an
+    /// error.
+    pub async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<StatusCode, SendError> {
+        if self.sender.ready().await.is_err() {
+            return Err(SendError::NotSent(Box::new(request)));
+        }
+        let response = match self.sender.try_send_request(request).await {
+            Ok(response) => response,
+            Err(mut e) => {
+                return Err(match e.take_message() {
+                    Some(request) => SendError::NotSent(Box::new(request)),
+                    None => SendError::Failed,
+                })
+            }
+        };
+        let status = response.status();
+        let mut body = response.into_body();
+        while let Some(frame) = body.frame().await {
+            frame.map_err(|_| SendError::Failed)?;
+        }
+        Ok(status)
+    }
+}
+
+/// Why [`Connection::send`] did not return a status.
+pub enum SendError {
+    /// The request was never written; here it is back.
+    NotSent(Box<Request<Full<Bytes>>>),
+    /// The request was written but no complete response came back.
+    Failed,
+}
+
+/// A connection slot of a connection task: opens the connection on first use and
+/// again after it breaks, and applies the per-request timeout to the whole exchange.
+pub struct Slot {
+    addr: SocketAddr,
+    connection: Option<Connection>,
+}
+
+impl Slot {
+    pub fn new(addr: SocketAddr, connection: Option<Connection>) -> Self {
+        Slot { addr, connection }
+    }
+
+    /// One request and its response, connect included, within `timeout`.
+    pub async fn exchange(
+        &mut self,
+        request: Request<Full<Bytes>>,
+        timeout: Duration,
+    ) -> Result<StatusCode, Failure> {
+        match tokio::time::timeout(timeout, self.exchange_inner(request)).await {
+            Ok(result) => result,
+            Err(_) => {
+                // The connection is in an unknown state; start afresh next time.
+                self.connection = None;
+                Err(Failure::Timeout)
+            }
+        }
+    }
+
+    async fn exchange_inner(
+        &mut self,
+        mut request: Request<Full<Bytes>>,
+    ) -> Result<StatusCode, Failure> {
+        // At most one retry, and only for a request that was never written.
+        for _ in 0..2 {
+            if !self.connection.as_ref().is_some_and(Connection::is_open) {
+                self.connection = None;
+                let connection = Connection::open(self.addr)
+                    .await
+                    .map_err(|_| Failure::Connect)?;
+                self.connection = Some(connection);
+            }
+            let connection = self.connection.as_mut().expect("just opened");
+            match connection.send(request).await {
+                Ok(status) => return Ok(status),
+                Err(SendError::NotSent(back)) => {
+                    self.connection = None;
+                    request = *back;
+                }
+                Err(SendError::Failed) => {
+                    self.connection = None;
+                    return Err(Failure::Io);
+                }
+            }
+        }
+        Err(Failure::Io)
+    }
+}

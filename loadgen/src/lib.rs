@@ -1,0 +1,18 @@
+//! `loadgen`: an open-loop, coordinated-omission-correct HTTP/1.1 load generator that
+//! records HdrHistograms per stream, built to measure what blocking does to an async
+//! server, and usable against any HTTP server.
+
+pub mod bench;
+pub mod cli;
+pub mod client;
+pub mod engine;
+pub mod environment;
+pub mod files;
+pub mod interrupt;
+pub mod pacer;
+pub mod progress;
+pub mod recorder;
+pub mod report;
+pub mod scenario;
+pub mod stats;
+pub mod target;

@@ -1,0 +1,186 @@
+//! Open-loop pacing: when each request is due, and a thread that releases requests
+//! at their due times.
+//!
+//! Request k of a stream is due at `start + k / rate`, fixed before the run starts
+//! and never moved by what the server does. That fixed schedule is what makes the
+//! coordinated-omission correction possible: latency is measured from the due time,
+//! so a request that could not be sent because every connection was stuck waiting on
+//! a slow server still pays for the wait.
+//!
+//! Releasing is done by a dedicated thread sleeping with `std::thread::sleep`
+//! (nanosleep, accurate to tens of microseconds) rather than tokio's timer, whose
+//! millisecond granularity would make a 1 ms lateness threshold meaningless. Each due
+//! request adds one permit to a semaphore; connection tasks take a permit, then claim
+//! the next request number.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+/// Longest single sleep of the pacing thread, so it notices a stop request quickly.
+const STOP_CHECK: Duration = Duration::from_millis(20);
+
+/// The due times of an open-loop stream.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    start: Instant,
+    rate: f64,
+}
+
+impl Schedule {
+    pub fn new(start: Instant, rate: f64) -> Self {
+        Schedule { start, rate }
+    }
+
+    /// When request `k` (counting from 0) is due.
+    pub fn due(&self, k: u64) -> Instant {
+        self.start + Duration::from_secs_f64(k as f64 / self.rate)
+    }
+
+    /// How many requests are due strictly before `offset` into the run.
+    pub fn due_before(&self, offset: Duration) -> u64 {
+        let exact = offset.as_secs_f64() * self.rate;
+        let n = exact.ceil() as u64;
+        // Guard against rounding: request n is due at or after `offset`.
+        if n > 0 && self.due(n - 1) >= self.start + offset {
+            n - 1
+        } else {
+            n
+        }
+    }
+}
+
+/// Releases due requests of one stream to its connection tasks.
+pub struct Pacer {
+    /// One permit per request that is due and not yet taken by a connection.
+    pub permits: Arc<Semaphore>,
+    /// Requests released so far.
+    released: Arc<AtomicU64>,
+    /// Requests it will release in all.
+    total: u64,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Pacer {
+    /// Starts releasing requests `0..total` of `schedule` at their due times, until
+    /// done or `stop` is set. Whoever runs the connection tasks closes
+    /// [`Pacer::permits`] to end them: the pacer cannot know when the last released
+    /// request has been taken.
+    pub fn start(schedule: Schedule, total: u64, stop: Arc<AtomicBool>) -> std::io::Result<Pacer> {
+        let permits = Arc::new(Semaphore::new(0));
+        let released = Arc::new(AtomicU64::new(0));
+        let thread = {
+            let permits = Arc::clone(&permits);
+            let released = Arc::clone(&released);
+            std::thread::Builder::new()
+                .name("loadgen-pacer".into())
+                .spawn(move || {
+                    let mut k = 0u64;
+                    while k < total && !stop.load(Ordering::Relaxed) {
+                        let due = schedule.due(k);
+                        let now = Instant::now();
+                        if due > now {
+                            std::thread::sleep((due - now).min(STOP_CHECK));
+                            continue;
+                        }
+                        // Release everything due by now in one go: at high rates the
+                        // thread wakes less often than requests fall due.
+                        let mut n = 1;
+                        while k + n < total && schedule.due(k + n) <= now {
+                            n += 1;
+                        }
+                        k += n;
+                        released.store(k, Ordering::Release);
+                        permits.add_permits(n as usize);
+                    }
+                })?
+        };
+        Ok(Pacer {
+            permits,
+            released,
+            total,
+            thread: Some(thread),
+        })
+    }
+
+    /// Requests released so far.
+    pub fn released(&self) -> u64 {
+        self.released.load(Ordering::Acquire)
+    }
+
+    /// Requests it will release in all.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Waits for the pacing thread to finish (it has been told to stop, or is done).
+    pub fn join(mut self) -> u64 {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.released()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_times_follow_the_rate() {
+        let start = Instant::now();
+        let s = Schedule::new(start, 100.0);
+        assert_eq!(s.due(0), start);
+        assert_eq!(s.due(1) - start, Duration::from_millis(10));
+        assert_eq!(s.due(250) - start, Duration::from_millis(2500));
+        // Fractional rates: one every 4 seconds.
+        let slow = Schedule::new(start, 0.25);
+        assert_eq!(slow.due(3) - start, Duration::from_secs(12));
+    }
+
+    #[test]
+    fn counts_requests_due_before_an_offset() {
+        let s = Schedule::new(Instant::now(), 100.0);
+        assert_eq!(s.due_before(Duration::ZERO), 0);
+        assert_eq!(s.due_before(Duration::from_millis(1)), 1);
+        assert_eq!(s.due_before(Duration::from_millis(10)), 1);
+        assert_eq!(s.due_before(Duration::from_millis(11)), 2);
+        assert_eq!(s.due_before(Duration::from_secs(2)), 200);
+        let third = Schedule::new(Instant::now(), 3.0);
+        assert_eq!(third.due_before(Duration::from_secs(1)), 3);
+    }
+
+    #[test]
+    fn pacer_releases_on_schedule() {
+        let start = Instant::now();
+        let pacer = Pacer::start(
+            Schedule::new(start, 1000.0),
+            50,
+            Arc::new(AtomicBool::new(false)),
+        )
+        .unwrap();
+        let permits = Arc::clone(&pacer.permits);
+        let released = pacer.join();
+        assert_eq!(released, 50);
+        // The last request is due 49 ms in; releasing them all cannot take less.
+        assert!(start.elapsed() >= Duration::from_millis(49));
+        assert_eq!(permits.available_permits(), 50);
+    }
+
+    #[test]
+    fn pacer_stops_when_told() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let pacer = Pacer::start(
+            Schedule::new(Instant::now(), 10.0),
+            1_000,
+            Arc::clone(&stop),
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+        stop.store(true, Ordering::Relaxed);
+        let released = pacer.join();
+        assert!((1..100).contains(&released), "{released}");
+    }
+}

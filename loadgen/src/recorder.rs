@@ -1,0 +1,208 @@
+//! What one stream records: latency histograms (corrected and uncorrected), send
+//! lateness, and counts of every outcome, for the current interval. The engine rolls
+//! the interval over once per interval and merges it into the run's totals, so memory
+//! stays the same however long the run lasts.
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use crate::client::Failure;
+use crate::stats::new_histogram;
+
+/// A request sent more than this long after its due time counts as late.
+pub const LATE_THRESHOLD: Duration = Duration::from_millis(1);
+
+/// How one request went.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// When it should have been sent (open loop), or when it was sent (closed loop).
+    pub due: Instant,
+    pub sent: Instant,
+    pub done: Instant,
+    pub result: Result<StatusCode, Failure>,
+}
+
+/// Counts of outcomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Requests sent (or attempted) whose outcome is known.
+    pub sent: u64,
+    /// Responses received, any status.
+    pub responses: u64,
+    /// Responses by status class: 1xx, 2xx, 3xx, 4xx, 5xx.
+    pub status_1xx: u64,
+    pub status_2xx: u64,
+    pub status_3xx: u64,
+    pub status_4xx: u64,
+    pub status_5xx: u64,
+    pub connect_errors: u64,
+    pub timeouts: u64,
+    pub io_errors: u64,
+    /// Open loop: sent more than [`LATE_THRESHOLD`] after the due time.
+    pub late: u64,
+}
+
+impl Counts {
+    /// Requests that failed: no response, or a 4xx/5xx response.
+    pub fn errors(&self) -> u64 {
+        self.connect_errors + self.timeouts + self.io_errors + self.status_4xx + self.status_5xx
+    }
+
+    fn add(&mut self, o: &Counts) {
+        self.sent += o.sent;
+        self.responses += o.responses;
+        self.status_1xx += o.status_1xx;
+        self.status_2xx += o.status_2xx;
+        self.status_3xx += o.status_3xx;
+        self.status_4xx += o.status_4xx;
+        self.status_5xx += o.status_5xx;
+        self.connect_errors += o.connect_errors;
+        self.timeouts += o.timeouts;
+        self.io_errors += o.io_errors;
+        self.late += o.late;
+    }
+}
+
+/// Histograms and counts over some span of the run.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Latency from the due time to the end of the response (coordinated-omission
+    /// corrected). Closed loop: the same as `uncorrected`.
+    pub corrected: Histogram<u64>,
+    /// Latency from the actual send to the end of the response.
+    pub uncorrected: Histogram<u64>,
+    /// Open loop: actual send time minus due time.
+    pub lateness: Histogram<u64>,
+    pub counts: Counts,
+}
+
+impl Default for Recorded {
+    fn default() -> Self {
+        Recorded {
+            corrected: new_histogram(),
+            uncorrected: new_histogram(),
+            lateness: new_histogram(),
+            counts: Counts::default(),
+        }
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    d.as_nanos().min(u128::from(u64::MAX)) as u64
+}
+
+impl Recorded {
+    /// Records one request. Requests without a response are counted by kind but
+    /// add no latency: there is no response time to record.
+    pub fn record(&mut self, s: &Sample, open_loop: bool) {
+        let c = &mut self.counts;
+        c.sent += 1;
+        let lateness = s.sent.saturating_duration_since(s.due);
+        if open_loop {
+            self.lateness.saturating_record(nanos(lateness));
+            if lateness > LATE_THRESHOLD {
+                c.late += 1;
+            }
+        }
+        match s.result {
+            Ok(status) => {
+                c.responses += 1;
+                match status.as_u16() / 100 {
+                    1 => c.status_1xx += 1,
+                    2 => c.status_2xx += 1,
+                    3 => c.status_3xx += 1,
+                    4 => c.status_4xx += 1,
+                    _ => c.status_5xx += 1,
+                }
+                self.corrected
+                    .saturating_record(nanos(s.done.saturating_duration_since(s.due)));
+                self.uncorrected
+                    .saturating_record(nanos(s.done.saturating_duration_since(s.sent)));
+            }
+            Err(Failure::Connect) => c.connect_errors += 1,
+            Err(Failure::Timeout) => c.timeouts += 1,
+            Err(Failure::Io) => c.io_errors += 1,
+        }
+    }
+
+    /// Adds everything in `other` (histogram merging is exact).
+    pub fn merge(&mut self, other: &Recorded) {
+        // Same bounds on both sides, so adding cannot fail.
+        self.corrected.add(&other.corrected).expect("same bounds");
+        self.uncorrected
+            .add(&other.uncorrected)
+            .expect("same bounds");
+        self.lateness.add(&other.lateness).expect("same bounds");
+        self.counts.add(&other.counts);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(
+        due_ms: u64,
+        sent_ms: u64,
+        done_ms: u64,
+        result: Result<StatusCode, Failure>,
+    ) -> Sample {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        Sample {
+            due: at(due_ms),
+            sent: at(sent_ms),
+            done: at(done_ms),
+            result,
+        }
+    }
+
+    #[test]
+    fn corrected_latency_counts_from_the_due_time() {
+        let mut r = Recorded::default();
+        r.record(&sample(0, 100, 110, Ok(StatusCode::OK)), true);
+        assert_eq!(r.corrected.max() / 1_000_000, 110);
+        assert_eq!(r.uncorrected.max() / 1_000_000, 10);
+        assert_eq!(r.counts.late, 1);
+        r.record(&sample(0, 0, 5, Ok(StatusCode::OK)), true);
+        assert_eq!(r.counts.late, 1, "on time is not late");
+    }
+
+    #[test]
+    fn counts_every_kind_of_outcome() {
+        let mut r = Recorded::default();
+        for result in [
+            Ok(StatusCode::OK),
+            Ok(StatusCode::NOT_FOUND),
+            Ok(StatusCode::SERVICE_UNAVAILABLE),
+            Err(Failure::Connect),
+            Err(Failure::Timeout),
+            Err(Failure::Io),
+        ] {
+            r.record(&sample(0, 0, 1, result), false);
+        }
+        let c = r.counts;
+        assert_eq!(
+            (
+                c.sent,
+                c.responses,
+                c.status_2xx,
+                c.status_4xx,
+                c.status_5xx
+            ),
+            (6, 3, 1, 1, 1)
+        );
+        assert_eq!((c.connect_errors, c.timeouts, c.io_errors), (1, 1, 1));
+        assert_eq!(c.errors(), 5);
+        assert_eq!(r.corrected.len(), 3, "only responses have a latency");
+        assert_eq!(r.lateness.len(), 0, "closed loop records no lateness");
+        let mut total = Recorded::default();
+        total.merge(&r);
+        total.merge(&r);
+        assert_eq!(total.counts.sent, 12);
+        assert_eq!(total.corrected.len(), 6);
+    }
+}

@@ -1,0 +1,152 @@
+//! The HdrHistogram interval log (`--hlog`), written while the run goes on.
+//!
+//! One histogram per stream per interval, V2 + DEFLATE, values in nanoseconds, tagged
+//! with the stream's name (its uncorrected twin tagged `NAME-uncorrected`), readable
+//! by HdrHistogram's `HistogramLogProcessor` (`-tag NAME`) and the hdrhistogram
+//! crate's `IntervalLogIterator`. Writing happens on a thread of its own so the run
+//! loop never waits on the disk, and only the current interval is ever held in
+//! memory. The file appears under its final name only once complete.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+use hdrhistogram::serialization::V2DeflateSerializer;
+use hdrhistogram::Histogram;
+
+use crate::engine::IntervalRecord;
+use crate::files::PendingFile;
+
+/// Interval maxima are written in milliseconds, as HdrHistogram's own tools do.
+const MAX_VALUE_DIVISOR: f64 = 1_000_000.0;
+
+enum Message {
+    /// Measurement started at this time: write the header.
+    Begin(SystemTime),
+    /// One interval histogram.
+    Interval {
+        tag: String,
+        start: Duration,
+        length: Duration,
+        histogram: Histogram<u64>,
+    },
+}
+
+/// An interval log being written.
+pub struct HlogWriter {
+    messages: Option<mpsc::Sender<Message>>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl HlogWriter {
+    /// Creates the log file at `path` (under a temporary name until
+    /// [`HlogWriter::finish`]); nothing is written before [`HlogWriter::begin`].
+    pub fn create(path: &Path, description: &str) -> anyhow::Result<HlogWriter> {
+        let mut file = PendingFile::create(path)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+        let description = description.to_owned();
+        let (messages, received) = mpsc::channel::<Message>();
+        let thread = std::thread::Builder::new()
+            .name("loadgen-hlog".into())
+            .spawn(move || -> anyhow::Result<()> {
+                let Ok(Message::Begin(base_time)) = received.recv() else {
+                    anyhow::bail!("the run ended before measurement started");
+                };
+                write_header(&mut file, base_time, &description)?;
+                let mut serializer = V2DeflateSerializer::new();
+                {
+                    let mut log = IntervalLogWriterBuilder::new()
+                        .with_max_value_divisor(MAX_VALUE_DIVISOR)
+                        .begin_log_with(&mut file, &mut serializer)?;
+                    for message in received {
+                        if let Message::Interval {
+                            tag,
+                            start,
+                            length,
+                            histogram,
+                        } = message
+                        {
+                            log.write_histogram(&histogram, start, length, Tag::new(&tag))
+                                .map_err(|e| anyhow::anyhow!("writing the interval log: {e}"))?;
+                        }
+                    }
+                }
+                file.commit()?;
+                Ok(())
+            })?;
+        Ok(HlogWriter {
+            messages: Some(messages),
+            thread: Some(thread),
+        })
+    }
+
+    /// Measurement started at `base_time`: interval timestamps count from it.
+    pub fn begin(&self, base_time: SystemTime) {
+        if let Some(messages) = &self.messages {
+            let _ = messages.send(Message::Begin(base_time));
+        }
+    }
+
+    /// Queues one interval of one stream (both its histograms) for writing.
+    pub fn record(&self, record: &IntervalRecord<'_>) {
+        let Some(messages) = &self.messages else {
+            return;
+        };
+        for (tag, histogram) in [
+            (record.stream.to_owned(), &record.recorded.corrected),
+            (
+                format!("{}-uncorrected", record.stream),
+                &record.recorded.uncorrected,
+            ),
+        ] {
+            // A send error means the writer thread failed; `finish` reports why.
+            let _ = messages.send(Message::Interval {
+                tag,
+                start: record.start,
+                length: record.length,
+                histogram: histogram.clone(),
+            });
+        }
+    }
+
+    /// Writes what is queued and puts the file in place.
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        drop(self.messages.take());
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => anyhow::bail!("the interval log writer panicked"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The header HdrHistogram's own writer puts first: who wrote the log, the format
+/// version, the start and base times, and the column legend.
+fn write_header(
+    file: &mut PendingFile,
+    base_time: SystemTime,
+    description: &str,
+) -> std::io::Result<()> {
+    let since_epoch = base_time
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    writeln!(
+        file,
+        "#loadgen {}: {description}",
+        env!("CARGO_PKG_VERSION")
+    )?;
+    writeln!(file, "#[Histogram log format version 1.3]")?;
+    writeln!(
+        file,
+        "#[StartTime: {since_epoch:.3} (seconds since epoch), {}]",
+        humantime::format_rfc3339_millis(base_time)
+    )?;
+    writeln!(file, "#[BaseTime: {since_epoch:.3} (seconds since epoch)]")?;
+    writeln!(
+        file,
+        "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
+    )
+}

@@ -1,0 +1,125 @@
+//! The server under test: an `http://` URL turned into addresses to connect to, the
+//! `Host` header to send, and a base path.
+
+use std::net::SocketAddr;
+
+use http::Uri;
+
+use crate::scenario::ConfigError;
+
+/// Where requests go.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The URL as the user gave it, for reports.
+    pub url: String,
+    /// `host[:port]` for the `Host` header.
+    pub authority: String,
+    /// Host name or address and port, resolved when the run starts.
+    pub host: String,
+    pub port: u16,
+    /// Path and query of the URL (`/` when it had none).
+    pub path_and_query: String,
+}
+
+impl Target {
+    /// Parses an `http://` URL, refusing anything this tool cannot speak.
+    pub fn parse(url: &str) -> Result<Target, ConfigError> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| ConfigError(format!("{url:?} is not a valid URL ({e})")))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => return Err(ConfigError(format!(
+                "{url}: https is not supported; loadgen speaks plain HTTP/1.1 (use an http:// URL)"
+            ))),
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "{url}: scheme {other:?} is not HTTP; use an http:// URL"
+                )))
+            }
+            None => {
+                return Err(ConfigError(format!(
+                    "{url:?} has no scheme; write it as http://HOST:PORT/PATH"
+                )))
+            }
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| ConfigError(format!("{url}: no host in the URL")))?;
+        if authority.as_str().contains('@') {
+            return Err(ConfigError(format!(
+                "{url}: credentials in the URL are not supported"
+            )));
+        }
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        if host.is_empty() {
+            return Err(ConfigError(format!("{url}: no host in the URL")));
+        }
+        Ok(Target {
+            url: url.to_owned(),
+            authority: authority.as_str().to_owned(),
+            host: host.to_owned(),
+            port: authority.port_u16().unwrap_or(80),
+            path_and_query: uri
+                .path_and_query()
+                .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+        })
+    }
+
+    /// `path` appended to the URL's own path (without doubling the slash).
+    pub fn join(&self, path: &str) -> String {
+        let base = self.path_and_query.trim_end_matches('/');
+        format!("{base}{path}")
+    }
+
+    /// Resolves the host to socket addresses.
+    pub async fn resolve(&self) -> anyhow::Result<Vec<SocketAddr>> {
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot resolve {}: {e}", self.host))?
+            .collect();
+        anyhow::ensure!(!addrs.is_empty(), "{} resolves to no address", self.host);
+        Ok(addrs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_http_urls() {
+        let t = Target::parse("http://127.0.0.1:8080/health?x=1").unwrap();
+        assert_eq!(t.host, "127.0.0.1");
+        assert_eq!(t.port, 8080);
+        assert_eq!(t.authority, "127.0.0.1:8080");
+        assert_eq!(t.path_and_query, "/health?x=1");
+        let t = Target::parse("http://[::1]/").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", 80));
+        assert_eq!(Target::parse("http://h:1").unwrap().path_and_query, "/");
+    }
+
+    #[test]
+    fn joins_paths_onto_the_base() {
+        let t = Target::parse("http://h:1/api/").unwrap();
+        assert_eq!(t.join("/health"), "/api/health");
+        assert_eq!(Target::parse("http://h:1").unwrap().join("/x"), "/x");
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_speak() {
+        for url in [
+            "https://h/",
+            "ftp://h/",
+            "h:80/x",
+            "not a url",
+            "http:///x",
+            "http://u:p@h/",
+        ] {
+            assert!(Target::parse(url).is_err(), "{url}");
+        }
+    }
+}
