@@ -61,7 +61,12 @@ pub struct BenchArgs {
     pub scenario: Option<PathBuf>,
 
     /// Requests per second (open loop). Without it the run is closed-loop.
-    #[arg(long, short = 'R', conflicts_with = "scenario")]
+    #[arg(
+        long,
+        short = 'R',
+        conflicts_with = "scenario",
+        allow_negative_numbers = true
+    )]
     pub rate: Option<f64>,
 
     /// Connections [default: 16].

@@ -24,14 +24,21 @@ pub struct Target {
 impl Target {
     /// Parses an `http://` URL, refusing anything this tool cannot speak.
     pub fn parse(url: &str) -> Result<Target, ConfigError> {
+        if !url.contains("://") {
+            return Err(ConfigError(format!(
+                "{url:?} has no scheme; write it as http://HOST:PORT/PATH"
+            )));
+        }
         let uri: Uri = url
             .parse()
             .map_err(|e| ConfigError(format!("{url:?} is not a valid URL ({e})")))?;
         match uri.scheme_str() {
             Some("http") => {}
-            Some("https") => return Err(ConfigError(format!(
+            Some("https") => {
+                return Err(ConfigError(format!(
                 "{url}: https is not supported; loadgen speaks plain HTTP/1.1 (use an http:// URL)"
-            ))),
+            )))
+            }
             Some(other) => {
                 return Err(ConfigError(format!(
                     "{url}: scheme {other:?} is not HTTP; use an http:// URL"

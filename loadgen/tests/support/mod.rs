@@ -1,0 +1,203 @@
+//! Test servers for the load generator's tests, each on its own runtime thread and
+//! loopback port: fast, slow, paused for a while, failing, closing connections
+//! without answering, or never answering.
+
+#![allow(dead_code)] // each test file uses a different part
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use axum::routing::any;
+use axum::Router;
+use loadgen::engine::{self, NoObserver, RunOutcome};
+use loadgen::interrupt::Interrupt;
+use loadgen::scenario::{Load, Plan, StreamSpec, Timing};
+use loadgen::target::Target;
+use tokio::io::AsyncReadExt;
+
+/// How a test server answers.
+#[derive(Clone)]
+pub enum Behaviour {
+    /// 200 at once.
+    Fast,
+    /// 200 after this long (an async sleep: no CPU used).
+    Delay(Duration),
+    /// 500 at once.
+    Fail,
+    /// Reads the request, then closes the connection without a response.
+    Close,
+    /// Reads the request and never answers.
+    Silent,
+}
+
+/// A server on 127.0.0.1, stopped (every connection dropped) when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    /// Requests that reached the server.
+    pub requests: Arc<AtomicU64>,
+    /// When set, every request waits until this instant before it is answered.
+    pub paused_until: Arc<Mutex<Option<Instant>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub fn start(behaviour: Behaviour) -> TestServer {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let requests = Arc::new(AtomicU64::new(0));
+        let paused_until = Arc::new(Mutex::new(None::<Instant>));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (count, pause) = (Arc::clone(&requests), Arc::clone(&paused_until));
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+                let serve = async move {
+                    match behaviour {
+                        Behaviour::Close | Behaviour::Silent => {
+                            raw_server(listener, behaviour, count).await
+                        }
+                        _ => {
+                            let app = Router::new().fallback(any(move || {
+                                let (count, pause, behaviour) =
+                                    (count.clone(), pause.clone(), behaviour.clone());
+                                async move { answer(count, pause, behaviour).await }
+                            }));
+                            axum::serve(listener, app).await.unwrap();
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = serve => {}
+                    _ = stopped => {}
+                }
+            });
+            runtime.shutdown_background();
+        });
+        TestServer {
+            addr,
+            requests,
+            paused_until,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Stops the server: the listener and every connection go away.
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+
+    /// From `after` from now, answer nothing for `length`.
+    pub fn pause_later(&self, after: Duration, length: Duration) {
+        let pause = Arc::clone(&self.paused_until);
+        std::thread::spawn(move || {
+            std::thread::sleep(after);
+            *pause.lock().unwrap() = Some(Instant::now() + length);
+        });
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn answer(
+    count: Arc<AtomicU64>,
+    pause: Arc<Mutex<Option<Instant>>>,
+    behaviour: Behaviour,
+) -> StatusCode {
+    count.fetch_add(1, Ordering::Relaxed);
+    let until = *pause.lock().unwrap();
+    if let Some(until) = until {
+        tokio::time::sleep_until(until.into()).await;
+    }
+    match behaviour {
+        Behaviour::Delay(d) => {
+            tokio::time::sleep(d).await;
+            StatusCode::OK
+        }
+        Behaviour::Fail => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::OK,
+    }
+}
+
+async fn raw_server(
+    listener: tokio::net::TcpListener,
+    behaviour: Behaviour,
+    count: Arc<AtomicU64>,
+) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
+        let count = Arc::clone(&count);
+        let behaviour = behaviour.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            if matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Behaviour::Silent = behaviour {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+            // Dropping the stream closes the connection.
+        });
+    }
+}
+
+/// A one-stream plan against `url`.
+pub fn plan(url: &str, load: Load, duration: Duration, warmup: Duration) -> Plan {
+    let target = Target::parse(url).unwrap();
+    Plan {
+        streams: vec![StreamSpec {
+            name: "main".into(),
+            method: http::Method::GET,
+            path: target.path_and_query.clone(),
+            headers: vec![],
+            body: None,
+            load,
+        }],
+        target,
+        timing: Timing {
+            duration,
+            warmup,
+            timeout: Duration::from_secs(5),
+            interval: Duration::from_secs(1),
+        },
+    }
+}
+
+/// Runs `plan` on a fresh runtime.
+pub fn run(plan: &Plan) -> anyhow::Result<RunOutcome> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(engine::run(plan, &mut NoObserver, &Interrupt::never()))
+}
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
