@@ -49,7 +49,7 @@ pub fn plan_from_args(args: &BenchArgs) -> Result<Plan, ConfigError> {
         timing.warmup = args.warmup.unwrap_or(timing.warmup);
         timing.timeout = args.timeout.unwrap_or(timing.timeout);
         timing.interval = args.interval.unwrap_or(timing.interval);
-        timing
+        timing.with_full_drain()
     };
     let plan = match &args.scenario {
         Some(path) => {

@@ -83,6 +83,9 @@ pub struct StreamOutcome {
     /// Open loop: requests that fell due in the measured part but were never sent
     /// because no connection became free before the end.
     pub unsent: u64,
+    /// Requests still unanswered when the drain after the end ran out; neither
+    /// their latency nor their outcome is known.
+    pub abandoned: u64,
 }
 
 /// One interval of one stream, summarised: the full histograms went to the
@@ -124,6 +127,8 @@ struct StreamShared {
     current: Mutex<Recorded>,
     /// Open loop: request numbers taken by connections so far.
     claimed: AtomicU64,
+    /// Requests sent and not yet recorded.
+    in_flight: AtomicU64,
 }
 
 impl StreamShared {
@@ -150,6 +155,7 @@ impl StreamShared {
             timeout: plan.timing.timeout,
             current: Mutex::new(Recorded::default()),
             claimed: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
         })
     }
 
@@ -159,6 +165,28 @@ impl StreamShared {
         *request.uri_mut() = self.uri.clone();
         *request.headers_mut() = self.headers.clone();
         request
+    }
+
+    /// Sends one request on `slot` and records the outcome. `due` is the open-loop
+    /// due time; a closed loop has none, its requests are due when sent.
+    async fn exchange(
+        &self,
+        slot: &mut Slot,
+        due: Option<Instant>,
+    ) -> Result<http::StatusCode, Failure> {
+        let sent = Instant::now();
+        let due = due.unwrap_or(sent);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let result = slot.exchange(self.request(), self.timeout).await;
+        let done = Instant::now();
+        self.record(Sample {
+            due,
+            sent,
+            done,
+            result,
+        });
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        result
     }
 
     fn record(&self, sample: Sample) {
@@ -187,16 +215,8 @@ async fn open_loop_connection(
     while let Ok(permit) = permits.acquire().await {
         permit.forget();
         let k = shared.claimed.fetch_add(1, Ordering::Relaxed);
-        let due = schedule.due(k);
-        let sent = Instant::now();
-        let result = slot.exchange(shared.request(), shared.timeout).await;
-        let done = Instant::now();
-        shared.record(Sample {
-            due,
-            sent,
-            done,
-            result,
-        });
+        // The outcome is recorded; an open loop sends the next request regardless.
+        let _ = shared.exchange(&mut slot, Some(schedule.due(k))).await;
     }
 }
 
@@ -208,15 +228,7 @@ async fn closed_loop_connection(
     stop: Arc<AtomicBool>,
 ) {
     while !stop.load(Ordering::Relaxed) && Instant::now() < end {
-        let sent = Instant::now();
-        let result = slot.exchange(shared.request(), shared.timeout).await;
-        let done = Instant::now();
-        shared.record(Sample {
-            due: sent,
-            sent,
-            done,
-            result,
-        });
+        let result = shared.exchange(&mut slot, None).await;
         if result == Err(Failure::Connect) {
             tokio::time::sleep(CLOSED_LOOP_CONNECT_BACKOFF).await;
         }
@@ -380,7 +392,7 @@ pub async fn run(
             pacer.permits.close();
         }
     }
-    let drain = tokio::time::timeout(timing.timeout + Duration::from_secs(1), async {
+    let drain = tokio::time::timeout(timing.drain, async {
         while tasks.join_next().await.is_some() {}
     });
     if drain.await.is_err() {
@@ -420,6 +432,7 @@ pub async fn run(
             total,
             intervals,
             unsent,
+            abandoned: shared.in_flight.load(Ordering::Relaxed),
         });
     }
     Ok(RunOutcome {

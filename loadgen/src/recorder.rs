@@ -95,8 +95,11 @@ fn nanos(d: Duration) -> u64 {
 }
 
 impl Recorded {
-    /// Records one request. Requests without a response are counted by kind but
-    /// add no latency: there is no response time to record.
+    /// Records one request. A timed-out request is recorded at the moment it was
+    /// given up: its real latency is at least that, and leaving it out would hide
+    /// exactly the tail a stalled server produces. Connect and I/O failures are
+    /// counted but add no latency (they fail fast, and a fast failure is not a
+    /// fast response).
     pub fn record(&mut self, s: &Sample, open_loop: bool) {
         let c = &mut self.counts;
         c.sent += 1;
@@ -117,15 +120,22 @@ impl Recorded {
                     4 => c.status_4xx += 1,
                     _ => c.status_5xx += 1,
                 }
-                self.corrected
-                    .saturating_record(nanos(s.done.saturating_duration_since(s.due)));
-                self.uncorrected
-                    .saturating_record(nanos(s.done.saturating_duration_since(s.sent)));
+                self.record_latency(s);
             }
             Err(Failure::Connect) => c.connect_errors += 1,
-            Err(Failure::Timeout) => c.timeouts += 1,
+            Err(Failure::Timeout) => {
+                c.timeouts += 1;
+                self.record_latency(s);
+            }
             Err(Failure::Io) => c.io_errors += 1,
         }
+    }
+
+    fn record_latency(&mut self, s: &Sample) {
+        self.corrected
+            .saturating_record(nanos(s.done.saturating_duration_since(s.due)));
+        self.uncorrected
+            .saturating_record(nanos(s.done.saturating_duration_since(s.sent)));
     }
 
     /// Adds everything in `other` (histogram merging is exact).
@@ -197,12 +207,16 @@ mod tests {
         );
         assert_eq!((c.connect_errors, c.timeouts, c.io_errors), (1, 1, 1));
         assert_eq!(c.errors(), 5);
-        assert_eq!(r.corrected.len(), 3, "only responses have a latency");
+        assert_eq!(
+            r.corrected.len(),
+            4,
+            "responses and timeouts have a latency"
+        );
         assert_eq!(r.lateness.len(), 0, "closed loop records no lateness");
         let mut total = Recorded::default();
         total.merge(&r);
         total.merge(&r);
         assert_eq!(total.counts.sent, 12);
-        assert_eq!(total.corrected.len(), 6);
+        assert_eq!(total.corrected.len(), 8);
     }
 }

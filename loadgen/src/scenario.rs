@@ -70,6 +70,18 @@ pub struct Timing {
     pub timeout: Duration,
     /// Length of one interval of the time series.
     pub interval: Duration,
+    /// After the end, how long requests still in flight may take to complete;
+    /// those still unanswered then are counted as abandoned.
+    pub drain: Duration,
+}
+
+impl Timing {
+    /// A drain long enough for every request in flight at the end to complete or
+    /// time out.
+    pub fn with_full_drain(mut self) -> Timing {
+        self.drain = self.timeout + Duration::from_millis(100);
+        self
+    }
 }
 
 impl Default for Timing {
@@ -79,6 +91,7 @@ impl Default for Timing {
             warmup: Duration::from_secs(2),
             timeout: Duration::from_secs(5),
             interval: Duration::from_secs(1),
+            drain: Duration::from_millis(5_100),
         }
     }
 }
@@ -239,6 +252,7 @@ impl ScenarioFile {
             warmup: pick("warmup", &self.warmup, defaults.warmup)?,
             timeout: pick("timeout", &self.timeout, defaults.timeout)?,
             interval: pick("interval", &self.interval, defaults.interval)?,
+            drain: defaults.drain,
         })
     }
 

@@ -67,6 +67,8 @@ pub struct StreamReport {
     pub counts: Counts,
     /// Open loop: due in the measured part but never sent (no free connection).
     pub unsent: u64,
+    /// In flight when the drain after the end ran out: outcome unknown.
+    pub abandoned: u64,
     pub latency: Latency,
     /// Open loop: send time minus due time.
     pub lateness: Option<Percentiles>,
@@ -122,6 +124,7 @@ impl StreamReport {
             throughput: total.counts.responses as f64 / seconds,
             counts: total.counts,
             unsent: outcome.unsent,
+            abandoned: outcome.abandoned,
             latency: Latency {
                 corrected: Percentiles::of(&total.corrected),
                 uncorrected: Percentiles::of(&total.uncorrected),

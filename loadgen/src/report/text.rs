@@ -154,6 +154,12 @@ pub fn warnings(report: &BenchReport) -> Vec<String> {
                 s.name, s.unsent
             ));
         }
+        if s.abandoned > 0 {
+            warnings.push(format!(
+                "{}: {} requests were still unanswered when the run gave up waiting; their latency is unknown",
+                s.name, s.abandoned
+            ));
+        }
         if s.counts.responses == 0 {
             warnings.push(format!("{}: no responses at all", s.name));
         }

@@ -184,6 +184,7 @@ pub fn plan(url: &str, load: Load, duration: Duration, warmup: Duration) -> Plan
             warmup,
             timeout: Duration::from_secs(5),
             interval: Duration::from_secs(1),
+            drain: Duration::from_secs(6),
         },
     }
 }
