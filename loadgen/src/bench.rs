@@ -116,7 +116,7 @@ impl Observer for BenchObserver {
 
     fn interval(&mut self, record: &IntervalRecord<'_>) {
         if let Some(hlog) = &self.hlog {
-            hlog.record(record);
+            hlog.record(record, std::time::Duration::ZERO);
         }
     }
 

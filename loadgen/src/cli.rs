@@ -8,7 +8,13 @@ use clap::{Args, Parser, Subcommand};
 use crate::scenario::parse_duration;
 
 const EXAMPLES: &str = "\
+Without a subcommand, loadgen runs `run`: every server variant through the
+responsiveness scenario, results under results/runs/.
+
 Examples:
+  loadgen                      # the whole matrix (about 3 minutes on 2 cores)
+  loadgen --quick              # the whole matrix in about a minute
+  loadgen run --variant spawn-blocking,rayon --loaded 30s
   loadgen bench --url http://127.0.0.1:8080/health --rate 1000 --duration 30s
   loadgen bench --url http://127.0.0.1:8080/ --connections 64
   loadgen bench --scenario scenarios/responsiveness.toml --url http://127.0.0.1:8080 \\
@@ -16,14 +22,25 @@ Examples:
 
 /// An open-loop, coordinated-omission-correct HTTP/1.1 load generator.
 #[derive(Debug, Parser)]
-#[command(name = "loadgen", version, after_help = EXAMPLES)]
+#[command(name = "loadgen", version, after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    /// Options of `run`, which is what loadgen does without a subcommand.
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run every server variant through the responsiveness scenario (idle, loaded,
+    /// recovery) and write the comparison to results/runs/<timestamp>/.
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
+    /// Run one of the reference servers (what `run` starts as child processes).
+    #[command(hide = true)]
+    Serve(servers::cli::Cli),
     /// Load one URL, or several named streams from a scenario file, and report
     /// latency percentiles (corrected for coordinated omission) per stream.
     #[command(after_help = BENCH_EXAMPLES)]
@@ -46,6 +63,79 @@ Exit status: 0 when the run completed, 1 on an error (e.g. server unreachable),
 
 fn duration(s: &str) -> Result<Duration, String> {
     parse_duration("", s).map_err(|e| e.0.trim_start().to_owned())
+}
+
+const RUN_EXAMPLES: &str = "\
+Per variant: start it as a child process on port 0, read /info, size a heavy job of
+about 20 ms of CPU, then run three phases: idle (probe only), loaded (probe plus heavy
+jobs offered at 1.5x what the cores can finish), recovery (probe only).
+
+Examples:
+  loadgen run
+  loadgen run --quick --variant blocking-in-async,spawn-blocking
+  loadgen run --server-cpus 1 --client-cpus 0 --loaded 20s
+
+Exit status: 0 when every variant ran, 1 when one failed (the others still run),
+2 on bad arguments, 130 when interrupted (finished variants are still written).";
+
+/// Options of `loadgen run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Variants to run, comma-separated [default: all].
+    #[arg(long, value_delimiter = ',')]
+    pub variant: Vec<String>,
+
+    /// Short phases: the whole matrix in about a minute (for CI).
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Measured length of the idle phase [default: 3s, quick 1s].
+    #[arg(long, value_parser = duration)]
+    pub idle: Option<Duration>,
+
+    /// Measured length of the loaded phase [default: 10s, quick 3s].
+    #[arg(long, value_parser = duration)]
+    pub loaded: Option<Duration>,
+
+    /// Measured length of the recovery phase [default: 4s, quick 1.5s].
+    #[arg(long, value_parser = duration)]
+    pub recovery: Option<Duration>,
+
+    /// CPU time of one heavy job.
+    #[arg(long, value_parser = duration, default_value = "20ms")]
+    pub job: Duration,
+
+    /// Heavy work offered, as a multiple of what the server's cores can finish.
+    #[arg(long, default_value_t = 1.5)]
+    pub overload: f64,
+
+    /// Probe requests per second (open loop).
+    #[arg(long, default_value_t = 100.0)]
+    pub probe_rate: f64,
+
+    /// Connections of the probe stream.
+    #[arg(long, default_value_t = 8)]
+    pub probe_connections: usize,
+
+    /// Connections of the heavy stream.
+    #[arg(long, default_value_t = 96)]
+    pub heavy_connections: usize,
+
+    /// Pin the servers to these CPUs (e.g. 1 or 2-3).
+    #[arg(long)]
+    pub server_cpus: Option<String>,
+
+    /// Pin loadgen itself to these CPUs (e.g. 0).
+    #[arg(long)]
+    pub client_cpus: Option<String>,
+
+    /// `--workers` for the servers [default: their cores].
+    #[arg(long)]
+    pub workers: Option<usize>,
+
+    /// Directory the run's folder is created in.
+    #[arg(long, default_value = "results/runs")]
+    pub out: PathBuf,
 }
 
 /// Options of `loadgen bench`.

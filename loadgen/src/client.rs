@@ -76,6 +76,31 @@ impl Connection {
     }
 }
 
+/// One GET on a fresh connection, returning status and body: for control-plane
+/// calls such as reading a server's `/info`, never for measurement.
+pub async fn get(
+    addr: SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> anyhow::Result<(StatusCode, Bytes)> {
+    let exchange = async {
+        let mut connection = Connection::open(addr).await?;
+        let request = Request::get(path)
+            .header(http::header::HOST, addr.to_string())
+            .body(Full::new(Bytes::new()))?;
+        if connection.sender.ready().await.is_err() {
+            anyhow::bail!("connection closed");
+        }
+        let response = connection.sender.send_request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        anyhow::Ok((status, body))
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| anyhow::anyhow!("GET {path} on {addr}: no answer within {timeout:?}"))?
+}
+
 /// Why [`Connection::send`] did not return a status.
 pub enum SendError {
     /// The request was never written; here it is back.

@@ -86,6 +86,9 @@ pub struct StreamOutcome {
     /// Requests still unanswered when the drain after the end ran out; neither
     /// their latency nor their outcome is known.
     pub abandoned: u64,
+    /// Outcomes that arrived inside the measured window (not during the drain):
+    /// the basis of throughput.
+    pub in_window: Counts,
 }
 
 /// One interval of one stream, summarised: the full histograms went to the
@@ -384,6 +387,28 @@ pub async fn run(
     if !measuring {
         observer.measuring(SystemTime::now());
     }
+    // Close the last interval of the measured window here, so that completions
+    // during the drain land in an interval of their own and throughput counts only
+    // what completed inside the window.
+    let window_end = Instant::now();
+    if window_end > interval_start && window_end > measure_start {
+        roll_over(
+            &mut streams,
+            &mut interval_start,
+            window_end,
+            measure_start,
+            observer,
+        );
+    }
+    let in_window: Vec<Counts> = streams
+        .iter()
+        .map(|(_, _, intervals, _)| {
+            intervals.iter().fold(Counts::default(), |mut sum, i| {
+                sum.add(&i.counts);
+                sum
+            })
+        })
+        .collect();
 
     // Stop sending. Requests in flight finish (or time out) and are recorded.
     stop.store(true, Ordering::Relaxed);
@@ -399,7 +424,7 @@ pub async fn run(
         tasks.abort_all();
     }
     let finished = Instant::now();
-    if finished > interval_start {
+    if finished > interval_start + Duration::from_millis(1) {
         roll_over(
             &mut streams,
             &mut interval_start,
@@ -411,7 +436,7 @@ pub async fn run(
 
     let measured = stopped.saturating_duration_since(measure_start);
     let mut outcomes = Vec::new();
-    for (shared, pacer, intervals, total) in streams {
+    for ((shared, pacer, intervals, total), in_window) in streams.into_iter().zip(in_window) {
         let unsent = match pacer {
             Some((pacer, schedule)) => {
                 // When interrupted, only what fell due before the stop counts.
@@ -433,6 +458,7 @@ pub async fn run(
             intervals,
             unsent,
             abandoned: shared.in_flight.load(Ordering::Relaxed),
+            in_window,
         });
     }
     Ok(RunOutcome {

@@ -5,10 +5,12 @@
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod cpu;
 pub mod engine;
 pub mod environment;
 pub mod files;
 pub mod interrupt;
+pub mod matrix;
 pub mod pacer;
 pub mod progress;
 pub mod recorder;

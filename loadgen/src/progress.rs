@@ -20,7 +20,7 @@ impl Progress {
             ProgressDrawTarget::stderr(),
         );
         bar.set_style(
-            ProgressStyle::with_template("{prefix} [{bar:30}] {elapsed}/{duration} {msg}")
+            ProgressStyle::with_template("{prefix} [{bar:30}] {elapsed} of ~{duration} {msg}")
                 .expect("constant template")
                 .progress_chars("=> "),
         );
@@ -28,9 +28,14 @@ impl Progress {
         Progress { bar }
     }
 
-    /// Shows the latest figures.
+    /// Shows the latest figures of a run that is the whole job.
     pub fn update(&self, live: &Live) {
-        self.bar.set_position(live.elapsed.as_millis() as u64);
+        self.update_at(live.elapsed, live);
+    }
+
+    /// Shows the latest figures of a run that started `position` into the job.
+    pub fn update_at(&self, position: Duration, live: &Live) {
+        self.bar.set_position(position.as_millis() as u64);
         let mut msg = if live.warming_up {
             "warm-up".to_owned()
         } else {
@@ -43,6 +48,21 @@ impl Progress {
             }
         }
         self.bar.set_message(msg);
+    }
+
+    /// Changes the label in front of the bar.
+    pub fn set_label(&self, label: String) {
+        self.bar.set_prefix(label);
+    }
+
+    /// Prints a line above the bar, or on its own when stderr is not a terminal
+    /// (CI logs still show which variant and phase is running).
+    pub fn note(&self, line: &str) {
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
     }
 
     /// Removes the bar.

@@ -38,6 +38,9 @@ pub struct Counts {
     pub status_3xx: u64,
     pub status_4xx: u64,
     pub status_5xx: u64,
+    /// Of the 5xx: 503 Service Unavailable, a server shedding load on purpose.
+    #[serde(default)]
+    pub status_503: u64,
     pub connect_errors: u64,
     pub timeouts: u64,
     pub io_errors: u64,
@@ -51,7 +54,8 @@ impl Counts {
         self.connect_errors + self.timeouts + self.io_errors + self.status_4xx + self.status_5xx
     }
 
-    fn add(&mut self, o: &Counts) {
+    /// Adds `o` to these counts.
+    pub fn add(&mut self, o: &Counts) {
         self.sent += o.sent;
         self.responses += o.responses;
         self.status_1xx += o.status_1xx;
@@ -59,6 +63,7 @@ impl Counts {
         self.status_3xx += o.status_3xx;
         self.status_4xx += o.status_4xx;
         self.status_5xx += o.status_5xx;
+        self.status_503 += o.status_503;
         self.connect_errors += o.connect_errors;
         self.timeouts += o.timeouts;
         self.io_errors += o.io_errors;
@@ -119,6 +124,9 @@ impl Recorded {
                     3 => c.status_3xx += 1,
                     4 => c.status_4xx += 1,
                     _ => c.status_5xx += 1,
+                }
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    c.status_503 += 1;
                 }
                 self.record_latency(s);
             }
@@ -206,6 +214,7 @@ mod tests {
             (6, 3, 1, 1, 1)
         );
         assert_eq!((c.connect_errors, c.timeouts, c.io_errors), (1, 1, 1));
+        assert_eq!(c.status_503, 1);
         assert_eq!(c.errors(), 5);
         assert_eq!(
             r.corrected.len(),

@@ -25,6 +25,8 @@ const MAX_VALUE_DIVISOR: f64 = 1_000_000.0;
 enum Message {
     /// Measurement started at this time: write the header.
     Begin(SystemTime),
+    /// A comment line.
+    Comment(String),
     /// One interval histogram.
     Interval {
         tag: String,
@@ -61,15 +63,17 @@ impl HlogWriter {
                         .with_max_value_divisor(MAX_VALUE_DIVISOR)
                         .begin_log_with(&mut file, &mut serializer)?;
                     for message in received {
-                        if let Message::Interval {
-                            tag,
-                            start,
-                            length,
-                            histogram,
-                        } = message
-                        {
-                            log.write_histogram(&histogram, start, length, Tag::new(&tag))
-                                .map_err(|e| anyhow::anyhow!("writing the interval log: {e}"))?;
+                        match message {
+                            Message::Interval {
+                                tag,
+                                start,
+                                length,
+                                histogram,
+                            } => log
+                                .write_histogram(&histogram, start, length, Tag::new(&tag))
+                                .map_err(|e| anyhow::anyhow!("writing the interval log: {e}"))?,
+                            Message::Comment(text) => log.write_comment(&text)?,
+                            Message::Begin(_) => {}
                         }
                     }
                 }
@@ -89,8 +93,16 @@ impl HlogWriter {
         }
     }
 
-    /// Queues one interval of one stream (both its histograms) for writing.
-    pub fn record(&self, record: &IntervalRecord<'_>) {
+    /// Queues a comment line.
+    pub fn comment(&self, text: String) {
+        if let Some(messages) = &self.messages {
+            let _ = messages.send(Message::Comment(text));
+        }
+    }
+
+    /// Queues one interval of one stream (both its histograms) for writing;
+    /// `offset` is added to its start (runs appended to a log begun earlier).
+    pub fn record(&self, record: &IntervalRecord<'_>, offset: Duration) {
         let Some(messages) = &self.messages else {
             return;
         };
@@ -104,7 +116,7 @@ impl HlogWriter {
             // A send error means the writer thread failed; `finish` reports why.
             let _ = messages.send(Message::Interval {
                 tag,
-                start: record.start,
+                start: offset + record.start,
                 length: record.length,
                 histogram: histogram.clone(),
             });

@@ -62,8 +62,10 @@ pub struct StreamReport {
     pub measured_s: f64,
     /// Requests sent per second.
     pub achieved_rate: f64,
-    /// Responses (any status) per second.
+    /// Responses (any status) completed inside the measured window, per second.
     pub throughput: f64,
+    /// 2xx responses completed inside the measured window, per second.
+    pub ok_throughput: f64,
     pub counts: Counts,
     /// Open loop: due in the measured part but never sent (no free connection).
     pub unsent: u64,
@@ -121,7 +123,8 @@ impl StreamReport {
             target_rate: spec.load.rate(),
             measured_s: measured.as_secs_f64(),
             achieved_rate: total.counts.sent as f64 / seconds,
-            throughput: total.counts.responses as f64 / seconds,
+            throughput: outcome.in_window.responses as f64 / seconds,
+            ok_throughput: outcome.in_window.status_2xx as f64 / seconds,
             counts: total.counts,
             unsent: outcome.unsent,
             abandoned: outcome.abandoned,

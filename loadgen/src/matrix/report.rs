@@ -1,0 +1,264 @@
+//! The report of a `loadgen run`: every variant through every phase of the
+//! responsiveness scenario, the figures derived from them, and the comparison
+//! table (`summary.md`, also printed at the end).
+
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+use super::responsiveness::{JobPlan, Settings};
+use crate::environment::Environment;
+use crate::report::text::format_us;
+use crate::report::StreamReport;
+use crate::stats::Percentiles;
+
+/// Bumped whenever a field changes meaning or disappears.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Client CPU use (share of its cores) above which the client's numbers are suspect.
+const CLIENT_SATURATED: f64 = 0.9;
+
+/// Everything a `loadgen run` measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MatrixReport {
+    pub schema_version: u32,
+    /// The scenario: `responsiveness`.
+    pub scenario: String,
+    pub tool_version: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub interrupted: bool,
+    pub environment: Environment,
+    pub placement: Placement,
+    pub settings: Settings,
+    pub variants: Vec<VariantReport>,
+}
+
+/// Which CPUs the servers and the client were pinned to (none: shared).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Placement {
+    pub server_cpus: Option<Vec<usize>>,
+    pub client_cpus: Option<Vec<usize>>,
+}
+
+/// One variant's runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VariantReport {
+    pub name: String,
+    pub summary: String,
+    /// `ok`, `failed` or `interrupted`.
+    pub status: String,
+    pub error: Option<String>,
+    /// The server's `/info`.
+    pub server: Option<serde_json::Value>,
+    pub job: Option<JobPlan>,
+    pub phases: Vec<PhaseReport>,
+    pub figures: Option<Figures>,
+}
+
+/// One phase of one variant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PhaseReport {
+    pub name: String,
+    pub measured_s: f64,
+    /// Wall-clock time of the phase, warm-up and drain included.
+    pub wall_s: f64,
+    pub client_cpu_s: f64,
+    /// Client CPU time over the wall time of the phase and the client's cores.
+    pub client_cpu_share: f64,
+    pub server_cpu_s: f64,
+    pub streams: Vec<StreamReport>,
+}
+
+impl PhaseReport {
+    pub fn stream(&self, name: &str) -> Option<&StreamReport> {
+        self.streams.iter().find(|s| s.name == name)
+    }
+}
+
+/// The comparison figures of one variant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Figures {
+    pub probe_idle: Percentiles,
+    pub probe_loaded: Percentiles,
+    pub probe_recovery: Percentiles,
+    /// Loaded p99 over idle p99.
+    pub probe_inflation: f64,
+    /// Probe requests that failed in any phase (no response, or 4xx/5xx).
+    pub probe_errors: u64,
+    /// Heavy requests completed with 2xx per second of the loaded phase.
+    pub heavy_completions_per_s: f64,
+    /// Completions per second over the ideal `cores / job cost`.
+    pub heavy_efficiency: f64,
+    pub heavy_latency: Percentiles,
+    /// Heavy requests refused with 503.
+    pub heavy_rejected: u64,
+    /// Heavy requests that failed otherwise (timeouts, errors, other statuses).
+    pub heavy_failed: u64,
+}
+
+impl Figures {
+    /// Derives the figures from a variant's three phases; `None` if one is missing.
+    pub fn derive(phases: &[PhaseReport], job: &JobPlan) -> Option<Figures> {
+        let phase = |name: &str| phases.iter().find(|p| p.name == name);
+        let probe = |name: &str| phase(name).and_then(|p| p.stream("probe"));
+        let (idle, loaded, recovery) = (probe("idle")?, probe("loaded")?, probe("recovery")?);
+        let loaded_phase = phase("loaded")?;
+        let heavy = loaded_phase.stream("heavy")?;
+        let completions = heavy.ok_throughput;
+        let idle_p99 = idle.latency.corrected.p99_us;
+        Some(Figures {
+            probe_idle: idle.latency.corrected,
+            probe_loaded: loaded.latency.corrected,
+            probe_recovery: recovery.latency.corrected,
+            probe_inflation: if idle_p99 > 0.0 {
+                loaded.latency.corrected.p99_us / idle_p99
+            } else {
+                f64::NAN
+            },
+            probe_errors: [idle, loaded, recovery]
+                .iter()
+                .map(|s| s.counts.errors())
+                .sum(),
+            heavy_completions_per_s: completions,
+            heavy_efficiency: completions / job.ideal_per_s,
+            heavy_latency: heavy.latency.corrected,
+            heavy_rejected: heavy.counts.status_503,
+            heavy_failed: heavy.counts.errors() - heavy.counts.status_503
+                + heavy.unsent
+                + heavy.abandoned,
+        })
+    }
+}
+
+impl MatrixReport {
+    /// Variants with figures, by probe inflation (best first), then the others.
+    pub fn ranked(&self) -> Vec<&VariantReport> {
+        let mut ranked: Vec<&VariantReport> = self.variants.iter().collect();
+        ranked.sort_by(|a, b| {
+            let key = |v: &VariantReport| {
+                v.figures
+                    .as_ref()
+                    .map_or(f64::INFINITY, |f| f.probe_inflation)
+            };
+            key(a).total_cmp(&key(b))
+        });
+        ranked
+    }
+
+    /// The comparison table in Markdown.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        out.push_str("| variant | probe p50 | probe p99 | probe p99.9 | probe max | idle p99 | inflation | heavy done/s | efficiency | heavy p50 | heavy p99 | 503 | failed | recovery p99 |\n");
+        out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        for v in self.ranked() {
+            match &v.figures {
+                Some(f) => {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} | {} | {} | {} | {:.1}× | {:.1} | {:.0}% | {} | {} | {} | {} | {} |",
+                        v.name,
+                        format_us(f.probe_loaded.p50_us),
+                        format_us(f.probe_loaded.p99_us),
+                        format_us(f.probe_loaded.p99_9_us),
+                        format_us(f.probe_loaded.max_us),
+                        format_us(f.probe_idle.p99_us),
+                        f.probe_inflation,
+                        f.heavy_completions_per_s,
+                        f.heavy_efficiency * 100.0,
+                        format_us(f.heavy_latency.p50_us),
+                        format_us(f.heavy_latency.p99_us),
+                        f.heavy_rejected,
+                        f.heavy_failed,
+                        format_us(f.probe_recovery.p99_us),
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | | | | | | | | | | | | |",
+                        v.name,
+                        v.error.as_deref().unwrap_or(&v.status)
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    /// Warnings a reader must see before trusting the table.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.interrupted {
+            warnings.push("the run was interrupted; variants not run are missing".into());
+        }
+        for v in &self.variants {
+            if let Some(error) = &v.error {
+                warnings.push(format!("{}: {error}", v.name));
+            }
+            for p in &v.phases {
+                if p.client_cpu_share > CLIENT_SATURATED {
+                    warnings.push(format!(
+                        "{} {}: the client used {:.0}% of its CPUs; its numbers measure the client too",
+                        v.name,
+                        p.name,
+                        p.client_cpu_share * 100.0
+                    ));
+                }
+                if let Some(probe) = p.stream("probe") {
+                    let late = probe.counts.late as f64 / probe.counts.sent.max(1) as f64;
+                    if late > 0.01 || probe.unsent > 0 {
+                        warnings.push(format!(
+                            "{} {}: {:.1}% of probes were sent over 1 ms late and {} never sent (all probe connections were waiting); corrected latency includes the wait",
+                            v.name, p.name, late * 100.0, probe.unsent
+                        ));
+                    }
+                }
+            }
+        }
+        warnings
+    }
+
+    /// `summary.md`: what was run, where, the table and the warnings.
+    pub fn summary_markdown(&self) -> String {
+        let mut out = String::new();
+        let s = &self.settings;
+        let _ = writeln!(
+            out,
+            "# Responsiveness under blocking load: {}\n",
+            self.started_at
+        );
+        let _ = writeln!(out, "Environment: {}.", self.environment.one_line());
+        let placement = match (&self.placement.server_cpus, &self.placement.client_cpus) {
+            (None, None) => "servers and client share all CPUs".to_owned(),
+            (sc, cc) => format!("servers on CPUs {sc:?}, client on CPUs {cc:?}"),
+        };
+        let _ = writeln!(out, "Placement: {placement}.");
+        let phases: Vec<String> = s
+            .phases
+            .iter()
+            .map(|p| format!("{} {}s (+{}s warm-up)", p.name, p.duration_s, p.warmup_s))
+            .collect();
+        let _ = writeln!(
+            out,
+            "Scenario: {}; probe `GET /health` open loop at {}/s on {} connections; heavy `GET /work/cpu` jobs of ~{} ms CPU offered open loop at {}× what the cores can finish, on {} connections; timeout {}s.\n",
+            phases.join(", "),
+            s.probe_rate,
+            s.probe_connections,
+            s.job_ms,
+            s.overload,
+            s.heavy_connections,
+            s.timeout_s
+        );
+        out.push_str("Probe latency under load (corrected for coordinated omission), sorted by inflation (loaded p99 ÷ idle p99). Heavy done/s: 2xx completions inside the loaded window; efficiency: that ÷ (cores ÷ job cost). Heavy latency includes 503 refusals, which are answered at once. Failed: heavy requests that timed out, errored, or were never sent or answered.\n\n");
+        out.push_str(&self.table());
+        let warnings = self.warnings();
+        if !warnings.is_empty() {
+            out.push_str("\nWarnings:\n\n");
+            for w in warnings {
+                let _ = writeln!(out, "- {w}");
+            }
+        }
+        out
+    }
+}

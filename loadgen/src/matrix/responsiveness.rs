@@ -1,0 +1,246 @@
+//! The default scenario, "responsiveness": per variant, an `idle` phase (probe
+//! only), a `loaded` phase (probe plus more heavy work than the cores can finish),
+//! and a `recovery` phase (probe only), each a separate run on the same server.
+//!
+//! The heavy job is sized from the server's own calibration (`/info`'s
+//! `ns_per_unit`) to about 20 ms of CPU, and offered open-loop at 1.5× what the
+//! server's cores could finish (`cores / job cost`), so every strategy is saturated
+//! and its behaviour under overload shows.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::{Load, Plan, StreamSpec, Timing};
+use crate::target::Target;
+
+/// One phase of the scenario.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PhaseSpec {
+    pub name: String,
+    pub duration_s: f64,
+    pub warmup_s: f64,
+    /// Whether the heavy stream runs in this phase.
+    pub heavy: bool,
+}
+
+/// The scenario's settings, recorded in the report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    pub phases: Vec<PhaseSpec>,
+    /// Target CPU time of one heavy job, in milliseconds.
+    pub job_ms: f64,
+    /// Heavy work offered, as a multiple of what the cores can finish.
+    pub overload: f64,
+    pub probe_rate: f64,
+    pub probe_connections: usize,
+    pub heavy_connections: usize,
+    pub timeout_s: f64,
+    /// How long requests in flight at the end of a phase may still complete.
+    pub drain_s: f64,
+}
+
+/// Phase lengths: (idle, loaded, recovery) durations and warm-ups in seconds.
+struct Lengths {
+    idle: (f64, f64),
+    loaded: (f64, f64),
+    recovery: (f64, f64),
+}
+
+const FULL: Lengths = Lengths {
+    idle: (3.0, 0.5),
+    loaded: (10.0, 1.0),
+    recovery: (4.0, 0.0),
+};
+
+const QUICK: Lengths = Lengths {
+    idle: (1.0, 0.3),
+    loaded: (3.0, 0.5),
+    recovery: (1.5, 0.0),
+};
+
+impl Settings {
+    /// The default settings; `quick` shortens every phase for CI.
+    pub fn new(quick: bool) -> Settings {
+        let l = if quick { QUICK } else { FULL };
+        let phase = |name: &str, (duration_s, warmup_s): (f64, f64), heavy| PhaseSpec {
+            name: name.into(),
+            duration_s,
+            warmup_s,
+            heavy,
+        };
+        Settings {
+            phases: vec![
+                phase("idle", l.idle, false),
+                phase("loaded", l.loaded, true),
+                phase("recovery", l.recovery, false),
+            ],
+            job_ms: 20.0,
+            overload: 1.5,
+            probe_rate: 100.0,
+            probe_connections: 8,
+            heavy_connections: 96,
+            timeout_s: 5.0,
+            drain_s: 1.0,
+        }
+    }
+
+    /// Sets a phase's measured duration.
+    pub fn set_duration(&mut self, phase: &str, duration: Duration) {
+        if let Some(p) = self.phases.iter_mut().find(|p| p.name == phase) {
+            p.duration_s = duration.as_secs_f64();
+        }
+    }
+
+    /// Planned time of one variant's phases, warm-ups included.
+    pub fn planned_per_variant(&self) -> Duration {
+        Duration::from_secs_f64(self.phases.iter().map(|p| p.duration_s + p.warmup_s).sum())
+    }
+
+    /// Checks the settings; messages say what to change.
+    pub fn validate(&self) -> Result<(), String> {
+        for p in &self.phases {
+            if p.duration_s <= 0.0 {
+                return Err(format!("--{} must be longer than zero", p.name));
+            }
+        }
+        if !(self.job_ms > 0.0) {
+            return Err("--job must be longer than zero".into());
+        }
+        if !(self.overload > 0.0 && self.overload.is_finite()) {
+            return Err("--overload must be a positive number".into());
+        }
+        if !(self.probe_rate > 0.0 && self.probe_rate.is_finite()) {
+            return Err("--probe-rate must be a positive number".into());
+        }
+        if self.probe_connections == 0 || self.heavy_connections == 0 {
+            return Err("--probe-connections and --heavy-connections must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// The heavy job sized for one server.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct JobPlan {
+    pub units: u64,
+    /// CPU time of one job by the server's calibration, in milliseconds.
+    pub cost_ms: f64,
+    /// Cores the server reported.
+    pub cores: usize,
+    /// Jobs per second the cores could finish: `cores / cost`.
+    pub ideal_per_s: f64,
+    /// Jobs per second offered in the loaded phase.
+    pub offered_per_s: f64,
+}
+
+impl JobPlan {
+    /// Sizes the job from a server's `/info`.
+    pub fn from_info(info: &serde_json::Value, settings: &Settings) -> anyhow::Result<JobPlan> {
+        let ns_per_unit = info["ns_per_unit"]
+            .as_f64()
+            .filter(|n| *n > 0.0)
+            .ok_or_else(|| anyhow::anyhow!("/info has no ns_per_unit"))?;
+        let cores = info["cores"].as_u64().unwrap_or(1).max(1) as usize;
+        let units = ((settings.job_ms * 1e6 / ns_per_unit).round() as u64).max(1);
+        let cost_ms = units as f64 * ns_per_unit / 1e6;
+        let ideal_per_s = cores as f64 * 1_000.0 / cost_ms;
+        Ok(JobPlan {
+            units,
+            cost_ms,
+            cores,
+            ideal_per_s,
+            offered_per_s: ideal_per_s * settings.overload,
+        })
+    }
+}
+
+/// The plan of `phase` against the server at `addr`.
+pub fn plan(phase: &PhaseSpec, addr: SocketAddr, settings: &Settings, job: &JobPlan) -> Plan {
+    let target =
+        Target::parse(&format!("http://{addr}/")).expect("a socket address makes a valid URL");
+    let stream = |name: &str, path: String, load| StreamSpec {
+        name: name.into(),
+        method: http::Method::GET,
+        path,
+        headers: Vec::new(),
+        body: None,
+        load,
+    };
+    let mut streams = vec![stream(
+        "probe",
+        "/health".into(),
+        Load::Open {
+            rate: settings.probe_rate,
+            connections: settings.probe_connections,
+        },
+    )];
+    if phase.heavy {
+        streams.push(stream(
+            "heavy",
+            format!("/work/cpu?units={}", job.units),
+            Load::Open {
+                rate: job.offered_per_s,
+                connections: settings.heavy_connections,
+            },
+        ));
+    }
+    Plan {
+        target,
+        streams,
+        timing: Timing {
+            duration: Duration::from_secs_f64(phase.duration_s),
+            warmup: Duration::from_secs_f64(phase.warmup_s),
+            timeout: Duration::from_secs_f64(settings.timeout_s),
+            interval: Duration::from_secs(1),
+            drain: Duration::from_secs_f64(settings.drain_s),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_the_job_from_the_calibration() {
+        let settings = Settings::new(false);
+        let info = serde_json::json!({ "ns_per_unit": 1000.0, "cores": 2 });
+        let job = JobPlan::from_info(&info, &settings).unwrap();
+        assert_eq!(job.units, 20_000);
+        assert!((job.cost_ms - 20.0).abs() < 1e-9);
+        assert!((job.ideal_per_s - 100.0).abs() < 1e-9);
+        assert!((job.offered_per_s - 150.0).abs() < 1e-9);
+        let p = plan(
+            &settings.phases[1],
+            "127.0.0.1:9".parse().unwrap(),
+            &settings,
+            &job,
+        );
+        assert_eq!(p.streams.len(), 2);
+        assert_eq!(p.streams[1].path, "/work/cpu?units=20000");
+        p.validate().unwrap();
+        assert_eq!(
+            plan(
+                &settings.phases[0],
+                "127.0.0.1:9".parse().unwrap(),
+                &settings,
+                &job
+            )
+            .streams
+            .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn full_matrix_fits_three_minutes_and_quick_about_one() {
+        let variants = servers::variant::Variant::ALL.len() as u32;
+        // Plus about a second per variant for start-up and drains.
+        let full = (Settings::new(false).planned_per_variant() + Duration::from_secs(2)) * variants;
+        let quick = (Settings::new(true).planned_per_variant() + Duration::from_secs(2)) * variants;
+        assert!(full <= Duration::from_secs(180), "{full:?}");
+        assert!(quick <= Duration::from_secs(80), "{quick:?}");
+    }
+}
