@@ -22,6 +22,8 @@ pub enum Failure {
     /// The connection broke while the request was in flight (reset, closed early,
     /// unparsable response).
     Io,
+    /// Still unanswered when the run stopped waiting for it.
+    Abandoned,
 }
 
 /// An open HTTP/1.1 connection.
@@ -119,6 +121,11 @@ pub struct Slot {
 impl Slot {
     pub fn new(addr: SocketAddr, connection: Option<Connection>) -> Self {
         Slot { addr, connection }
+    }
+
+    /// Forgets the connection (its state is unknown after an abandoned request).
+    pub fn discard(&mut self) {
+        self.connection = None;
     }
 
     /// One request and its response, connect included, within `timeout`.

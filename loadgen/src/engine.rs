@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::header::{HOST, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Request, Uri};
 use http_body_util::Full;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::client::{Connection, Failure, Slot};
@@ -81,11 +81,9 @@ pub struct StreamOutcome {
     /// One entry per interval, in order.
     pub intervals: Vec<IntervalOutcome>,
     /// Open loop: requests that fell due in the measured part but were never sent
-    /// because no connection became free before the end.
+    /// because no connection became free before the end. Their corrected latency
+    /// is in the total as a lower bound (from the due time to the stop).
     pub unsent: u64,
-    /// Requests still unanswered when the drain after the end ran out; neither
-    /// their latency nor their outcome is known.
-    pub abandoned: u64,
     /// Outcomes that arrived inside the measured window (not during the drain):
     /// the basis of throughput.
     pub in_window: Counts,
@@ -130,12 +128,17 @@ struct StreamShared {
     current: Mutex<Recorded>,
     /// Open loop: request numbers taken by connections so far.
     claimed: AtomicU64,
-    /// Requests sent and not yet recorded.
-    in_flight: AtomicU64,
+    /// Becomes true when the run stops waiting for requests still in flight.
+    abandon: watch::Receiver<bool>,
 }
 
 impl StreamShared {
-    fn new(spec: &StreamSpec, plan: &Plan, measure_start: Instant) -> anyhow::Result<Self> {
+    fn new(
+        spec: &StreamSpec,
+        plan: &Plan,
+        measure_start: Instant,
+        abandon: watch::Receiver<bool>,
+    ) -> anyhow::Result<Self> {
         let uri: Uri = spec
             .path
             .parse()
@@ -158,7 +161,7 @@ impl StreamShared {
             timeout: plan.timing.timeout,
             current: Mutex::new(Recorded::default()),
             claimed: AtomicU64::new(0),
-            in_flight: AtomicU64::new(0),
+            abandon,
         })
     }
 
@@ -179,8 +182,19 @@ impl StreamShared {
     ) -> Result<http::StatusCode, Failure> {
         let sent = Instant::now();
         let due = due.unwrap_or(sent);
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let result = slot.exchange(self.request(), self.timeout).await;
+        let mut abandon = self.abandon.clone();
+        let abandoned = async move {
+            if abandon.wait_for(|&a| a).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let result = tokio::select! {
+            result = slot.exchange(self.request(), self.timeout) => result,
+            () = abandoned => {
+                slot.discard();
+                Err(Failure::Abandoned)
+            }
+        };
         let done = Instant::now();
         self.record(Sample {
             due,
@@ -188,7 +202,6 @@ impl StreamShared {
             done,
             result,
         });
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
         result
     }
 
@@ -294,6 +307,7 @@ pub async fn run(
     }
 
     let stop = Arc::new(AtomicBool::new(false));
+    let (abandon, abandon_rx) = watch::channel(false);
     let started_at = SystemTime::now();
     let start = Instant::now() + START_DELAY;
     let measure_start = start + timing.warmup;
@@ -302,7 +316,12 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     let mut streams = Vec::new();
     for (spec, connections) in plan.streams.iter().zip(prepared) {
-        let shared = Arc::new(StreamShared::new(spec, plan, measure_start)?);
+        let shared = Arc::new(StreamShared::new(
+            spec,
+            plan,
+            measure_start,
+            abandon_rx.clone(),
+        )?);
         let pacer = match spec.load {
             Load::Open { rate, .. } => {
                 let schedule = Schedule::new(start, rate);
@@ -417,11 +436,21 @@ pub async fn run(
             pacer.permits.close();
         }
     }
-    let drain = tokio::time::timeout(timing.drain, async {
+    // Requests in flight may complete during the drain; those still unanswered
+    // then are abandoned (and recorded as such), so the run always ends.
+    let drained = tokio::time::timeout(timing.drain, async {
         while tasks.join_next().await.is_some() {}
-    });
-    if drain.await.is_err() {
-        tasks.abort_all();
+    })
+    .await;
+    if drained.is_err() {
+        let _ = abandon.send(true);
+        let ended = tokio::time::timeout(Duration::from_secs(1), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if ended.is_err() {
+            tasks.abort_all();
+        }
     }
     let finished = Instant::now();
     if finished > interval_start + Duration::from_millis(1) {
@@ -436,7 +465,7 @@ pub async fn run(
 
     let measured = stopped.saturating_duration_since(measure_start);
     let mut outcomes = Vec::new();
-    for ((shared, pacer, intervals, total), in_window) in streams.into_iter().zip(in_window) {
+    for ((shared, pacer, intervals, mut total), in_window) in streams.into_iter().zip(in_window) {
         let unsent = match pacer {
             Some((pacer, schedule)) => {
                 // When interrupted, only what fell due before the stop counts.
@@ -448,6 +477,9 @@ pub async fn run(
                 tokio::task::spawn_blocking(move || pacer.join()).await?;
                 let first_measured = schedule.due_before(timing.warmup);
                 let claimed = shared.claimed.load(Ordering::Relaxed).max(first_measured);
+                for k in claimed..due {
+                    total.record_unsent(schedule.due(k), stopped);
+                }
                 due.saturating_sub(claimed)
             }
             None => 0,
@@ -457,7 +489,6 @@ pub async fn run(
             total,
             intervals,
             unsent,
-            abandoned: shared.in_flight.load(Ordering::Relaxed),
             in_window,
         });
     }

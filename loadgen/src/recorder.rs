@@ -44,6 +44,9 @@ pub struct Counts {
     pub connect_errors: u64,
     pub timeouts: u64,
     pub io_errors: u64,
+    /// Still unanswered when the run stopped waiting at its end.
+    #[serde(default)]
+    pub abandoned: u64,
     /// Open loop: sent more than [`LATE_THRESHOLD`] after the due time.
     pub late: u64,
 }
@@ -51,7 +54,12 @@ pub struct Counts {
 impl Counts {
     /// Requests that failed: no response, or a 4xx/5xx response.
     pub fn errors(&self) -> u64 {
-        self.connect_errors + self.timeouts + self.io_errors + self.status_4xx + self.status_5xx
+        self.connect_errors
+            + self.timeouts
+            + self.io_errors
+            + self.abandoned
+            + self.status_4xx
+            + self.status_5xx
     }
 
     /// Adds `o` to these counts.
@@ -67,6 +75,7 @@ impl Counts {
         self.connect_errors += o.connect_errors;
         self.timeouts += o.timeouts;
         self.io_errors += o.io_errors;
+        self.abandoned += o.abandoned;
         self.late += o.late;
     }
 }
@@ -100,11 +109,11 @@ fn nanos(d: Duration) -> u64 {
 }
 
 impl Recorded {
-    /// Records one request. A timed-out request is recorded at the moment it was
-    /// given up: its real latency is at least that, and leaving it out would hide
-    /// exactly the tail a stalled server produces. Connect and I/O failures are
-    /// counted but add no latency (they fail fast, and a fast failure is not a
-    /// fast response).
+    /// Records one request. A timed-out or abandoned request is recorded at the
+    /// moment it was given up: its real latency is at least that, and leaving it
+    /// out would hide exactly the tail a stalled server produces. Connect and I/O
+    /// failures are counted but add no latency (they fail fast, and a fast failure
+    /// is not a fast response).
     pub fn record(&mut self, s: &Sample, open_loop: bool) {
         let c = &mut self.counts;
         c.sent += 1;
@@ -135,6 +144,10 @@ impl Recorded {
                 c.timeouts += 1;
                 self.record_latency(s);
             }
+            Err(Failure::Abandoned) => {
+                c.abandoned += 1;
+                self.record_latency(s);
+            }
             Err(Failure::Io) => c.io_errors += 1,
         }
     }
@@ -144,6 +157,14 @@ impl Recorded {
             .saturating_record(nanos(s.done.saturating_duration_since(s.due)));
         self.uncorrected
             .saturating_record(nanos(s.done.saturating_duration_since(s.sent)));
+    }
+
+    /// Records a request that fell due at `due` but was never sent, given up at
+    /// `given_up`: corrected latency only, as a lower bound (it was never sent, so
+    /// it has no uncorrected latency).
+    pub fn record_unsent(&mut self, due: Instant, given_up: Instant) {
+        self.corrected
+            .saturating_record(nanos(given_up.saturating_duration_since(due)));
     }
 
     /// Adds everything in `other` (histogram merging is exact).

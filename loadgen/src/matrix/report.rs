@@ -124,9 +124,7 @@ impl Figures {
             heavy_efficiency: completions / job.ideal_per_s,
             heavy_latency: heavy.latency.corrected,
             heavy_rejected: heavy.counts.status_503,
-            heavy_failed: heavy.counts.errors() - heavy.counts.status_503
-                + heavy.unsent
-                + heavy.abandoned,
+            heavy_failed: heavy.counts.errors() - heavy.counts.status_503 + heavy.unsent,
         })
     }
 }

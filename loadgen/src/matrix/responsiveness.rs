@@ -105,7 +105,7 @@ impl Settings {
                 return Err(format!("--{} must be longer than zero", p.name));
             }
         }
-        if !(self.job_ms > 0.0) {
+        if !(self.job_ms.is_finite() && self.job_ms > 0.0) {
             return Err("--job must be longer than zero".into());
         }
         if !(self.overload > 0.0 && self.overload.is_finite()) {

@@ -67,10 +67,9 @@ pub struct StreamReport {
     /// 2xx responses completed inside the measured window, per second.
     pub ok_throughput: f64,
     pub counts: Counts,
-    /// Open loop: due in the measured part but never sent (no free connection).
+    /// Open loop: due in the measured part but never sent (no free connection);
+    /// in the corrected latency as lower bounds.
     pub unsent: u64,
-    /// In flight when the drain after the end ran out: outcome unknown.
-    pub abandoned: u64,
     pub latency: Latency,
     /// Open loop: send time minus due time.
     pub lateness: Option<Percentiles>,
@@ -127,7 +126,6 @@ impl StreamReport {
             ok_throughput: outcome.in_window.status_2xx as f64 / seconds,
             counts: total.counts,
             unsent: outcome.unsent,
-            abandoned: outcome.abandoned,
             latency: Latency {
                 corrected: Percentiles::of(&total.corrected),
                 uncorrected: Percentiles::of(&total.uncorrected),

@@ -150,14 +150,14 @@ pub fn warnings(report: &BenchReport) -> Vec<String> {
         }
         if s.unsent > 0 {
             warnings.push(format!(
-                "{}: {} requests fell due but were never sent before the end; add connections or lower the rate",
+                "{}: {} requests fell due but were never sent before the end (all connections busy); their corrected latency counts to the end as a lower bound",
                 s.name, s.unsent
             ));
         }
-        if s.abandoned > 0 {
+        if s.counts.abandoned > 0 {
             warnings.push(format!(
-                "{}: {} requests were still unanswered when the run gave up waiting; their latency is unknown",
-                s.name, s.abandoned
+                "{}: {} requests were still unanswered when the run stopped waiting; they are in the latency figures at the time they were given up (lower bounds)",
+                s.name, s.counts.abandoned
             ));
         }
         if s.counts.responses == 0 {
