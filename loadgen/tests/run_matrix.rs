@@ -1,0 +1,278 @@
+//! `loadgen run` end to end: it starts the servers itself, measures them, writes the
+//! run folder, reports a crashed variant by name while the others still run, and
+//! never leaves a server process behind (SIGINT, SIGKILL).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use loadgen::matrix::MatrixReport;
+
+/// Short phases so each test takes seconds.
+const SHORT: &[&str] = &[
+    "--idle",
+    "500ms",
+    "--loaded",
+    "1500ms",
+    "--recovery",
+    "500ms",
+];
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("loadgen-run-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn spawn(args: &[&str], out: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["run", "--quick", "--out", out.to_str().unwrap()])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start loadgen")
+}
+
+fn finish(child: Child, limit: Duration) -> Output {
+    let pid = child.id();
+    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
+    let deadline = Instant::now() + limit;
+    while !waiter.is_finished() {
+        if Instant::now() > deadline {
+            signal(pid, libc::SIGKILL);
+            panic!("loadgen did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    waiter.join().unwrap()
+}
+
+fn signal(pid: u32, signal: libc::c_int) {
+    unsafe {
+        libc::kill(pid as libc::pid_t, signal);
+    }
+}
+
+fn report(out: &Path) -> MatrixReport {
+    let text =
+        std::fs::read_to_string(out.join("latest/report.json")).expect("no report.json in latest/");
+    serde_json::from_str(&text).expect("report.json does not parse")
+}
+
+/// Every process whose ancestry leads to `root` (not including it).
+fn descendants(root: u32) -> Vec<u32> {
+    let mut all = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if loadgen::cpu::parent_of(pid) == Some(parent) && alive(pid) {
+                all.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    all
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.trim_start().chars().next())
+        })
+        .is_some_and(|state| !matches!(state, Some('Z') | Some('X')))
+}
+
+fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+/// Waits until a descendant of `root` whose command line contains `needle` exists.
+fn wait_for_server(root: u32, needle: &str) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(pid) = descendants(root)
+            .into_iter()
+            .find(|&p| cmdline(p).contains(needle))
+        {
+            return pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no server matching {needle:?} appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_gone(pids: &[u32]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+    assert!(
+        left.is_empty(),
+        "server processes outlived loadgen: {left:?}"
+    );
+}
+
+#[test]
+fn a_run_measures_each_variant_and_sees_blocking() {
+    let out = temp_dir("ok");
+    let output = finish(
+        spawn(&["--variant", "current-thread,sequential-queue"], &out),
+        Duration::from_secs(120),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("| variant |"),
+        "the table is printed: {stdout}"
+    );
+
+    let report = report(&out);
+    assert_eq!(report.schema_version, 1);
+    assert!(!report.interrupted);
+    assert!(!report.environment.build.profile.is_empty());
+    let names: Vec<&str> = report.variants.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["current-thread", "sequential-queue"]);
+    for v in &report.variants {
+        assert_eq!(v.status, "ok", "{}: {:?}", v.name, v.error);
+        let phases: Vec<&str> = v.phases.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(phases, ["idle", "loaded", "recovery"]);
+        let f = v.figures.as_ref().expect("figures");
+        assert!(f.heavy_completions_per_s > 0.0 && f.heavy_efficiency > 0.0);
+        for file in [
+            format!("{}.hlog", v.name),
+            format!("{}.loaded.probe.hgrm", v.name),
+            format!("{}.loaded.heavy.hgrm", v.name),
+        ] {
+            assert!(out.join("latest").join(&file).exists(), "{file} missing");
+        }
+    }
+    let figures = |name: &str| {
+        report
+            .variants
+            .iter()
+            .find(|v| v.name == name)
+            .unwrap()
+            .figures
+            .clone()
+            .unwrap()
+    };
+    // The harness still sees blocking: one thread doing all the work makes the probe
+    // wait behind heavy jobs; a dedicated queue thread does not.
+    let (blocked, free) = (figures("current-thread"), figures("sequential-queue"));
+    assert!(
+        blocked.probe_loaded.p99_us > 10.0 * free.probe_loaded.p99_us,
+        "current-thread p99 {} µs vs sequential-queue p99 {} µs",
+        blocked.probe_loaded.p99_us,
+        free.probe_loaded.p99_us
+    );
+    assert!(
+        free.heavy_rejected > 0,
+        "an overloaded bounded queue refuses some jobs"
+    );
+    let summary = std::fs::read_to_string(out.join("latest/summary.md")).unwrap();
+    assert!(summary.contains("current-thread") && summary.contains("Environment:"));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn a_crashed_variant_is_reported_and_the_others_still_run() {
+    let out = temp_dir("crash");
+    let mut args = vec!["--variant", "spawn-blocking,rayon"];
+    args.extend_from_slice(SHORT);
+    let child = spawn(&args, &out);
+    let server = wait_for_server(child.id(), "--variant spawn-blocking");
+    std::thread::sleep(Duration::from_millis(300));
+    signal(server, libc::SIGKILL);
+    let output = finish(child, Duration::from_secs(90));
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = report(&out);
+    let crashed = &report.variants[0];
+    assert_eq!(
+        (crashed.name.as_str(), crashed.status.as_str()),
+        ("spawn-blocking", "failed")
+    );
+    assert!(
+        crashed.error.as_deref().unwrap_or("").contains("exited"),
+        "{:?}",
+        crashed.error
+    );
+    assert_eq!(report.variants[1].status, "ok");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("spawn-blocking"));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn sigint_stops_the_run_and_every_server() {
+    let out = temp_dir("sigint");
+    let child = spawn(&["--variant", "multi-worker,rayon"], &out);
+    let root = child.id();
+    wait_for_server(root, "--variant multi-worker");
+    // Wait for the multi-worker processes too, so there are grandchildren to check.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while descendants(root).len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let servers = descendants(root);
+    assert!(
+        servers.len() >= 3,
+        "expected a supervisor and its workers: {servers:?}"
+    );
+    signal(root, libc::SIGINT);
+    let output = finish(child, Duration::from_secs(30));
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    wait_gone(&servers);
+    let report = report(&out);
+    assert!(report.interrupted);
+    assert_eq!(report.variants.len(), 1, "rayon never started");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn servers_die_with_a_killed_loadgen() {
+    let out = temp_dir("sigkill");
+    let mut child = spawn(&["--variant", "multi-worker"], &out);
+    let root = child.id();
+    wait_for_server(root, "--variant multi-worker");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while descendants(root).len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let servers = descendants(root);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_gone(&servers);
+    std::fs::remove_dir_all(&out).unwrap();
+}
