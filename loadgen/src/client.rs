@@ -3,6 +3,7 @@
 //! back), and the ways a request can fail.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,30 +27,31 @@ pub enum Failure {
     Abandoned,
 }
 
-/// An open HTTP/1.1 connection.
+/// hyper's half of a connection that does the socket I/O.
+type Driver = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
+
+/// An open HTTP/1.1 connection. Its I/O is driven inside the task that sends on it
+/// (no second task per connection), so a request costs no cross-task wake-ups.
 pub struct Connection {
     sender: SendRequest<Full<Bytes>>,
+    /// `None` once the driver has finished: the connection is gone. Dropping it
+    /// is what cancels requests still waiting on it.
+    driver: Option<Pin<Box<Driver>>>,
 }
 
 impl Connection {
-    /// Connects to `addr` and performs the HTTP/1.1 handshake. The connection's I/O
-    /// is driven by a task of its own, which ends when the connection closes.
+    /// Connects to `addr` and performs the HTTP/1.1 handshake.
     pub async fn open(addr: SocketAddr) -> std::io::Result<Connection> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        let (sender, driver) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(std::io::Error::other)?;
-        tokio::spawn(async move {
-            // Errors surface on the request side; nothing more to do with them here.
-            let _ = driver.await;
-        });
-        Ok(Connection { sender })
+        let (sender, driver) = handshake(addr).await?;
+        Ok(Connection {
+            sender,
+            driver: Some(Box::pin(driver)),
+        })
     }
 
     /// Whether the connection can still take a request.
     pub fn is_open(&self) -> bool {
-        !self.sender.is_closed()
+        self.driver.is_some() && !self.sender.is_closed()
     }
 
     /// Sends `request` and reads the whole response body. When the request could
@@ -57,25 +59,50 @@ impl Connection {
     /// it is handed back so it can be sent on a new connection without counting an
     /// error.
     pub async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<StatusCode, SendError> {
-        if self.sender.ready().await.is_err() {
+        let Connection { sender, driver } = self;
+        let Some(running) = driver.as_mut() else {
             return Err(SendError::NotSent(Box::new(request)));
-        }
-        let response = match self.sender.try_send_request(request).await {
-            Ok(response) => response,
-            Err(mut e) => {
-                return Err(match e.take_message() {
-                    Some(request) => SendError::NotSent(Box::new(request)),
-                    None => SendError::Failed,
-                })
-            }
         };
-        let status = response.status();
-        let mut body = response.into_body();
-        while let Some(frame) = body.frame().await {
-            frame.map_err(|_| SendError::Failed)?;
+        let exchange = async move {
+            if sender.ready().await.is_err() {
+                return Err(SendError::NotSent(Box::new(request)));
+            }
+            let response = match sender.try_send_request(request).await {
+                Ok(response) => response,
+                Err(mut e) => {
+                    return Err(match e.take_message() {
+                        Some(request) => SendError::NotSent(Box::new(request)),
+                        None => SendError::Failed,
+                    })
+                }
+            };
+            let status = response.status();
+            let mut body = response.into_body();
+            while let Some(frame) = body.frame().await {
+                frame.map_err(|_| SendError::Failed)?;
+            }
+            Ok(status)
+        };
+        tokio::pin!(exchange);
+        tokio::select! {
+            biased;
+            result = &mut exchange => return result,
+            _ = running.as_mut() => {}
         }
-        Ok(status)
+        // The connection ended (closed by the server, or broken). Once the driver
+        // is dropped the exchange resolves at once, handing its request back if it
+        // was never written.
+        *driver = None;
+        exchange.await
     }
+}
+
+async fn handshake(addr: SocketAddr) -> std::io::Result<(SendRequest<Full<Bytes>>, Driver)> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)
 }
 
 /// One GET on a fresh connection, returning status and body: for control-plane
@@ -86,14 +113,13 @@ pub async fn get(
     timeout: Duration,
 ) -> anyhow::Result<(StatusCode, Bytes)> {
     let exchange = async {
-        let mut connection = Connection::open(addr).await?;
+        let (mut sender, driver) = handshake(addr).await?;
+        tokio::spawn(driver);
         let request = Request::get(path)
             .header(http::header::HOST, addr.to_string())
             .body(Full::new(Bytes::new()))?;
-        if connection.sender.ready().await.is_err() {
-            anyhow::bail!("connection closed");
-        }
-        let response = connection.sender.send_request(request).await?;
+        sender.ready().await?;
+        let response = sender.send_request(request).await?;
         let status = response.status();
         let body = response.into_body().collect().await?.to_bytes();
         anyhow::Ok((status, body))

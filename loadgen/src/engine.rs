@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::header::{HOST, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Request, Uri};
 use http_body_util::Full;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::client::{Connection, Failure, Slot};
@@ -128,16 +128,27 @@ struct StreamShared {
     current: Mutex<Recorded>,
     /// Open loop: request numbers taken by connections so far.
     claimed: AtomicU64,
-    /// Becomes true when the run stops waiting for requests still in flight.
-    abandon: watch::Receiver<bool>,
+    /// The run's start, the zero of [`InFlight`] times.
+    start: Instant,
+    /// One per connection task: the request it has in flight, if any.
+    in_flight: Mutex<Vec<Arc<InFlight>>>,
+}
+
+/// The request a connection task has in flight, as two plain stores per request,
+/// so the engine can account for it if it has to give up waiting: nanoseconds
+/// after the run's start plus one (zero: nothing in flight).
+#[derive(Default)]
+struct InFlight {
+    due: AtomicU64,
+    sent: AtomicU64,
 }
 
 impl StreamShared {
     fn new(
         spec: &StreamSpec,
         plan: &Plan,
+        start: Instant,
         measure_start: Instant,
-        abandon: watch::Receiver<bool>,
     ) -> anyhow::Result<Self> {
         let uri: Uri = spec
             .path
@@ -161,7 +172,8 @@ impl StreamShared {
             timeout: plan.timing.timeout,
             current: Mutex::new(Recorded::default()),
             claimed: AtomicU64::new(0),
-            abandon,
+            start,
+            in_flight: Mutex::new(Vec::new()),
         })
     }
 
@@ -173,28 +185,34 @@ impl StreamShared {
         request
     }
 
+    /// A new in-flight marker for one connection task.
+    fn marker(&self) -> Arc<InFlight> {
+        let marker = Arc::new(InFlight::default());
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::clone(&marker));
+        marker
+    }
+
+    fn since_start(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.start).as_nanos() as u64 + 1
+    }
+
     /// Sends one request on `slot` and records the outcome. `due` is the open-loop
     /// due time; a closed loop has none, its requests are due when sent.
     async fn exchange(
         &self,
         slot: &mut Slot,
         due: Option<Instant>,
+        marker: &InFlight,
     ) -> Result<http::StatusCode, Failure> {
         let sent = Instant::now();
         let due = due.unwrap_or(sent);
-        let mut abandon = self.abandon.clone();
-        let abandoned = async move {
-            if abandon.wait_for(|&a| a).await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        };
-        let result = tokio::select! {
-            result = slot.exchange(self.request(), self.timeout) => result,
-            () = abandoned => {
-                slot.discard();
-                Err(Failure::Abandoned)
-            }
-        };
+        marker.due.store(self.since_start(due), Ordering::Relaxed);
+        marker.sent.store(self.since_start(sent), Ordering::Relaxed);
+        let result = slot.exchange(self.request(), self.timeout).await;
+        marker.due.store(0, Ordering::Relaxed);
         let done = Instant::now();
         self.record(Sample {
             due,
@@ -203,6 +221,25 @@ impl StreamShared {
             result,
         });
         result
+    }
+
+    /// Records every request still in flight as abandoned at `now` (their tasks
+    /// have been stopped).
+    fn abandon_in_flight(&self, now: Instant) {
+        let markers = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        for marker in markers.iter() {
+            let due = marker.due.swap(0, Ordering::Relaxed);
+            if due == 0 {
+                continue;
+            }
+            let at = |ns: u64| self.start + Duration::from_nanos(ns - 1);
+            self.record(Sample {
+                due: at(due),
+                sent: at(marker.sent.load(Ordering::Relaxed).max(1)),
+                done: now,
+                result: Err(Failure::Abandoned),
+            });
+        }
     }
 
     fn record(&self, sample: Sample) {
@@ -228,11 +265,14 @@ async fn open_loop_connection(
     schedule: Schedule,
     permits: Arc<Semaphore>,
 ) {
+    let marker = shared.marker();
     while let Ok(permit) = permits.acquire().await {
         permit.forget();
         let k = shared.claimed.fetch_add(1, Ordering::Relaxed);
         // The outcome is recorded; an open loop sends the next request regardless.
-        let _ = shared.exchange(&mut slot, Some(schedule.due(k))).await;
+        let _ = shared
+            .exchange(&mut slot, Some(schedule.due(k)), &marker)
+            .await;
     }
 }
 
@@ -243,8 +283,9 @@ async fn closed_loop_connection(
     end: Instant,
     stop: Arc<AtomicBool>,
 ) {
+    let marker = shared.marker();
     while !stop.load(Ordering::Relaxed) && Instant::now() < end {
-        let result = shared.exchange(&mut slot, None).await;
+        let result = shared.exchange(&mut slot, None, &marker).await;
         if result == Err(Failure::Connect) {
             tokio::time::sleep(CLOSED_LOOP_CONNECT_BACKOFF).await;
         }
@@ -307,7 +348,6 @@ pub async fn run(
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    let (abandon, abandon_rx) = watch::channel(false);
     let started_at = SystemTime::now();
     let start = Instant::now() + START_DELAY;
     let measure_start = start + timing.warmup;
@@ -316,12 +356,7 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     let mut streams = Vec::new();
     for (spec, connections) in plan.streams.iter().zip(prepared) {
-        let shared = Arc::new(StreamShared::new(
-            spec,
-            plan,
-            measure_start,
-            abandon_rx.clone(),
-        )?);
+        let shared = Arc::new(StreamShared::new(spec, plan, start, measure_start)?);
         let pacer = match spec.load {
             Load::Open { rate, .. } => {
                 let schedule = Schedule::new(start, rate);
@@ -443,13 +478,11 @@ pub async fn run(
     })
     .await;
     if drained.is_err() {
-        let _ = abandon.send(true);
-        let ended = tokio::time::timeout(Duration::from_secs(1), async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
-        if ended.is_err() {
-            tasks.abort_all();
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        let now = Instant::now();
+        for (shared, _, _, _) in &streams {
+            shared.abandon_in_flight(now);
         }
     }
     let finished = Instant::now();

@@ -20,7 +20,7 @@ impl Progress {
             ProgressDrawTarget::stderr(),
         );
         bar.set_style(
-            ProgressStyle::with_template("{prefix} [{bar:30}] {elapsed} of ~{duration} {msg}")
+            ProgressStyle::with_template("{prefix} [{bar:30}] {elapsed}, ~{eta} left {msg}")
                 .expect("constant template")
                 .progress_chars("=> "),
         );
