@@ -65,11 +65,7 @@ fn invalid_combinations_are_refused_before_sending() {
 
 #[test]
 fn an_unreachable_server_exits_1_quickly() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let started = Instant::now();
     let out = loadgen(&[
         "bench",

@@ -195,12 +195,7 @@ fn a_server_stopped_mid_run_gives_connect_errors_not_a_crash() {
 
 #[test]
 fn an_unreachable_server_is_a_clear_error() {
-    // Bind and drop a listener to find a port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let started = Instant::now();
     let error = run(&plan(
         &format!("http://127.0.0.1:{port}/"),

@@ -4,7 +4,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::time::Duration;
 
-use clap::Parser;
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 
 use crate::config::ServerConfig;
 use crate::variant::Variant;
@@ -124,6 +127,35 @@ impl Cli {
             worker_index: self.worker_index,
             ns_per_unit: self.ns_per_unit,
             worker_args_prefix: Vec::new(),
+        }
+    }
+}
+
+/// Runs the parsed command line: `--list`, or a server until it is stopped. Shared
+/// by the `servers` binary and `loadgen serve`; `worker_args_prefix` is what must
+/// precede the server flags when this same program is started as a multi-worker
+/// process (empty for `servers`).
+pub fn run(cli: Cli, worker_args_prefix: Vec<String>) -> ExitCode {
+    if cli.list {
+        for variant in Variant::ALL {
+            println!("{:<18} {}", variant.name(), variant.summary());
+        }
+        return ExitCode::SUCCESS;
+    }
+    if let Err(message) = cli.validate() {
+        // Exits with status 2, like every other command-line error.
+        Cli::command()
+            .error(ErrorKind::ValueValidation, message)
+            .exit();
+    }
+    crate::init_tracing();
+    let mut config = cli.into_config();
+    config.worker_args_prefix = worker_args_prefix;
+    match crate::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -33,6 +33,20 @@ fn percentile_row(label: &str, p: &Percentiles) -> String {
     )
 }
 
+/// `name count` for every non-zero count, or `none`.
+fn nonzero(counts: &[(&str, u64)]) -> String {
+    let parts: Vec<String> = counts
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
 /// The summary of one stream.
 pub fn stream_summary(s: &StreamReport) -> String {
     let mut out = String::new();
@@ -68,45 +82,21 @@ pub fn stream_summary(s: &StreamReport) -> String {
         );
     }
     out.push('\n');
-    let classes = [
+    let statuses = [
         ("1xx", c.status_1xx),
         ("2xx", c.status_2xx),
         ("3xx", c.status_3xx),
         ("4xx", c.status_4xx),
         ("5xx", c.status_5xx),
     ];
-    let statuses: Vec<String> = classes
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(k, n)| format!("{k} {n}"))
-        .collect();
-    let _ = writeln!(
-        out,
-        "  status      {}",
-        if statuses.is_empty() {
-            "none".into()
-        } else {
-            statuses.join(", ")
-        }
-    );
-    let failures: Vec<String> = [
+    let _ = writeln!(out, "  status      {}", nonzero(&statuses));
+    let failures = [
         ("connect", c.connect_errors),
         ("timeout", c.timeouts),
         ("io", c.io_errors),
-    ]
-    .iter()
-    .filter(|(_, n)| *n > 0)
-    .map(|(k, n)| format!("{k} {n}"))
-    .collect();
-    let _ = writeln!(
-        out,
-        "  failures    {}",
-        if failures.is_empty() {
-            "none".into()
-        } else {
-            failures.join(", ")
-        }
-    );
+        ("abandoned", c.abandoned),
+    ];
+    let _ = writeln!(out, "  failures    {}", nonzero(&failures));
     let _ = writeln!(
         out,
         "  latency     {:>10}{:>10}{:>10}{:>10}{:>10}",

@@ -202,3 +202,12 @@ pub fn run(plan: &Plan) -> anyhow::Result<RunOutcome> {
 pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
+
+/// A loopback port nobody listens on (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
