@@ -74,6 +74,10 @@ fn a_pause_shows_in_the_corrected_histogram_only() {
     };
     let corrected_slow = over(&s.total.corrected, ms(200));
     let uncorrected_slow = over(&s.total.uncorrected, ms(200));
+    eprintln!(
+        "pause: {corrected_slow} corrected and {uncorrected_slow} uncorrected above 200 ms, corrected max {} ms",
+        s.total.corrected.max() / 1_000_000
+    );
     // About 100 requests fell due during the pause; roughly 80 of them waited more
     // than 200 ms from their due time. Only the 4 in flight when it began waited that
     // long from their actual send.
