@@ -167,6 +167,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
     if let Some(path) = &args.hlog {
         eprintln!("wrote {}", path.display());
     }
+    if let Some(dir) = &args.plot {
+        for file in crate::charts::render_bench(&report, dir)? {
+            eprintln!("wrote {}", file.display());
+        }
+    }
     Ok(if interrupted {
         ExitCode::from(EXIT_INTERRUPTED)
     } else {

@@ -38,6 +38,9 @@ pub enum Command {
     /// recovery) and write the comparison to results/runs/<timestamp>/.
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
+    /// Redraw the charts and report.html of a saved run folder (from `run`),
+    /// without running anything.
+    Plot(PlotArgs),
     /// Run one of the reference servers (what `run` starts as child processes).
     #[command(hide = true)]
     Serve(servers::cli::Cli),
@@ -138,6 +141,13 @@ pub struct RunArgs {
     pub out: PathBuf,
 }
 
+/// Options of `loadgen plot`.
+#[derive(Debug, Clone, Args)]
+pub struct PlotArgs {
+    /// A run folder holding report.json, e.g. results/runs/latest.
+    pub dir: PathBuf,
+}
+
 /// Options of `loadgen bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -207,6 +217,10 @@ pub struct BenchArgs {
     /// one file per stream named FILE-STEM.STREAM.hgrm.
     #[arg(long)]
     pub hgrm: Option<PathBuf>,
+
+    /// Draw the latency spectrum and per-stream time series (SVG and PNG) here.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 
     /// Runtime threads driving the connections [default: cores].
     #[arg(long)]

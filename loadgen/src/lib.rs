@@ -3,6 +3,7 @@
 //! server, and usable against any HTTP server.
 
 pub mod bench;
+pub mod charts;
 pub mod cli;
 pub mod client;
 pub mod cpu;

@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::Run(args)) => matrix::run(args),
+        Some(Command::Plot(args)) => matrix::plot(&args.dir),
         // Multi-worker processes are started as `loadgen serve ...` too.
         Some(Command::Serve(server)) => return servers::cli::run(server, vec!["serve".into()]),
         None => matrix::run(cli.run),

@@ -137,6 +137,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
     write_atomically(&dir.join("report.json"), &json).map_err(anyhow::Error::from)?;
     let summary = report.summary_markdown();
     write_atomically(&dir.join("summary.md"), summary.as_bytes()).map_err(anyhow::Error::from)?;
+    // Charts are drawn from the written report, as `loadgen plot` would; a
+    // failure here costs the pictures, not the measurements.
+    if let Err(e) = crate::charts::render_matrix(&report, &dir) {
+        eprintln!("warning: charts not drawn: {e:#}");
+    }
     point_latest_at(&job.out, &stamp);
 
     println!("\n{summary}");
@@ -376,4 +381,26 @@ impl Observer for PhaseObserver<'_> {
     fn progress(&mut self, live: &Live) {
         self.progress.update_at(self.position + live.elapsed, live);
     }
+}
+
+/// Runs `loadgen plot DIR`: charts and report.html from a saved `report.json`.
+pub fn plot(dir: &Path) -> Result<ExitCode, CommandError> {
+    let path = dir.join("report.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let report: MatrixReport = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{} is not a loadgen run report: {e}", path.display()))?;
+    if report.schema_version != report::SCHEMA_VERSION {
+        return Err(anyhow::anyhow!(
+            "{} has schema version {}, this loadgen reads {}",
+            path.display(),
+            report.schema_version,
+            report::SCHEMA_VERSION
+        )
+        .into());
+    }
+    for file in crate::charts::render_matrix(&report, dir)? {
+        println!("wrote {}", file.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }

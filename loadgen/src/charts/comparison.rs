@@ -1,0 +1,143 @@
+//! The comparison at a glance: probe p99 under load (log scale) and heavy
+//! efficiency, one bar each per variant, side by side, best variant on top.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::{color, frame, log_key_points, ms_label, plot_error, Chart, FONT};
+use crate::matrix::MatrixReport;
+
+/// Bars of the variants that have figures.
+pub struct Comparison {
+    /// (variant, probe p99 under load in ms, efficiency in %), best first.
+    rows: Vec<(String, f64, f64)>,
+    footer: String,
+}
+
+impl Comparison {
+    pub fn of_matrix(report: &MatrixReport, footer: &str) -> Comparison {
+        let rows = report
+            .ranked()
+            .into_iter()
+            .filter_map(|v| {
+                let f = v.figures.as_ref()?;
+                Some((
+                    v.name.clone(),
+                    f.probe_loaded.p99_us / 1e3,
+                    f.heavy_efficiency * 100.0,
+                ))
+            })
+            .collect();
+        Comparison {
+            rows,
+            footer: footer.to_owned(),
+        }
+    }
+
+    pub fn title(&self) -> String {
+        "Probe p99 under load and heavy efficiency, per variant".into()
+    }
+
+    /// Vertical position of row `i`: the first row at the top.
+    fn y(&self, i: usize) -> f64 {
+        (self.rows.len() - 1 - i) as f64
+    }
+}
+
+impl Chart for Comparison {
+    fn file_stem(&self) -> String {
+        "comparison".into()
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()> {
+        let area = frame(root, &self.footer)?;
+        let area = area.titled(&self.title(), (FONT, 22)).map_err(plot_error)?;
+        let (width, _) = area.dim_in_pixel();
+        let (left, right) = area.split_horizontally(width * 60 / 100);
+        let n = self.rows.len().max(1);
+        let names: Vec<String> = (0..n)
+            .map(|i| {
+                self.rows
+                    .get(n - 1 - i)
+                    .map(|r| r.0.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
+        // Labels fall every half unit; only the bar centres (i + 0.5) get a name.
+        let name_of = |y: &f64| {
+            let centred = (y - y.floor() - 0.5).abs() < 0.01;
+            let name = names.get(y.floor() as usize).filter(|_| centred);
+            name.cloned().unwrap_or_default()
+        };
+
+        let low = self
+            .rows
+            .iter()
+            .map(|r| r.1)
+            .fold(f64::INFINITY, f64::min)
+            .max(0.01);
+        let low = if low.is_finite() { low / 3.0 } else { 0.01 };
+        let high = self
+            .rows
+            .iter()
+            .map(|r| r.1)
+            .fold(0.0, f64::max)
+            .max(low * 10.0)
+            * 3.0;
+        let mut p99 = ChartBuilder::on(&left)
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(140)
+            .build_cartesian_2d(
+                (low..high)
+                    .log_scale()
+                    .with_key_points(log_key_points(low, high)),
+                0f64..n as f64,
+            )
+            .map_err(plot_error)?;
+        p99.configure_mesh()
+            .x_desc("probe p99 under load (log scale)")
+            .x_label_formatter(&|x| ms_label(*x))
+            .y_labels(2 * n + 1)
+            .y_label_formatter(&name_of)
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 16))
+            .disable_y_mesh()
+            .draw()
+            .map_err(plot_error)?;
+        p99.draw_series(self.rows.iter().enumerate().map(|(i, r)| {
+            Rectangle::new(
+                [(low, self.y(i) + 0.15), (r.1.max(low), self.y(i) + 0.85)],
+                color(i).filled(),
+            )
+        }))
+        .map_err(plot_error)?;
+
+        let top = self.rows.iter().map(|r| r.2).fold(100.0, f64::max) * 1.1;
+        let mut efficiency = ChartBuilder::on(&right)
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(10)
+            .build_cartesian_2d(0f64..top, 0f64..n as f64)
+            .map_err(plot_error)?;
+        efficiency
+            .configure_mesh()
+            .x_desc("heavy efficiency (% of cores ÷ job cost)")
+            .x_label_formatter(&|x| format!("{x:.0}%"))
+            .y_label_formatter(&|_| String::new())
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 16))
+            .disable_y_mesh()
+            .draw()
+            .map_err(plot_error)?;
+        efficiency
+            .draw_series(self.rows.iter().enumerate().map(|(i, r)| {
+                Rectangle::new(
+                    [(0.0, self.y(i) + 0.15), (r.2, self.y(i) + 0.85)],
+                    color(i).mix(0.6).filled(),
+                )
+            }))
+            .map_err(plot_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,232 @@
+//! Probe latency over time: p50, p99 and max per interval, the phases side by side
+//! with the loaded one shaded, and heavy completions per second on a second axis.
+//! The picture of a server freezing and recovering.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::{color, frame, log_key_points, ms_label, plot_error, Chart, FONT};
+use crate::matrix::VariantReport;
+use crate::report::{IntervalReport, StreamReport};
+
+/// One interval of the latency stream.
+struct Point {
+    t: f64,
+    /// Latencies recorded in the interval (responses and timeouts).
+    count: u64,
+    p50: f64,
+    p99: f64,
+    max: f64,
+}
+
+/// The time series of one variant (or one `bench` stream).
+pub struct Timeline {
+    pub title: String,
+    stem: String,
+    /// (name, start, end) on the time axis, in seconds.
+    phases: Vec<(String, f64, f64)>,
+    latency: Vec<Point>,
+    throughput: Vec<(f64, f64)>,
+    throughput_label: String,
+    footer: String,
+}
+
+fn point(offset: f64, i: &IntervalReport) -> Point {
+    Point {
+        t: offset + i.start_s + i.length_s / 2.0,
+        count: i.corrected.count,
+        p50: i.corrected.p50_us / 1e3,
+        p99: i.corrected.p99_us / 1e3,
+        max: i.corrected.max_us / 1e3,
+    }
+}
+
+/// Intervals inside the measured window (the drain's own interval left out).
+fn in_window(s: &StreamReport) -> impl Iterator<Item = &IntervalReport> {
+    s.intervals.iter().filter(move |i| i.start_s < s.measured_s)
+}
+
+impl Timeline {
+    /// The probe of every phase of a variant, back to back.
+    pub fn of_variant(v: &VariantReport, footer: &str) -> Option<Timeline> {
+        if v.phases.is_empty() {
+            return None;
+        }
+        let (mut phases, mut latency, mut throughput) = (Vec::new(), Vec::new(), Vec::new());
+        let mut offset = 0.0;
+        for phase in &v.phases {
+            if let Some(probe) = phase.stream("probe") {
+                latency.extend(in_window(probe).map(|i| point(offset, i)));
+            }
+            if let Some(heavy) = phase.stream("heavy") {
+                throughput.extend(
+                    in_window(heavy).map(|i| (offset + i.start_s + i.length_s / 2.0, i.throughput)),
+                );
+            }
+            phases.push((phase.name.clone(), offset, offset + phase.measured_s));
+            offset += phase.measured_s;
+        }
+        Some(Timeline {
+            title: format!("{}: probe latency per interval (corrected)", v.name),
+            stem: format!("timeline-{}", v.name),
+            phases,
+            latency,
+            throughput,
+            throughput_label: "heavy completions/s (right axis)".into(),
+            footer: footer.to_owned(),
+        })
+    }
+
+    /// One stream of a `bench` run, with its own throughput on the second axis.
+    pub fn of_stream(s: &StreamReport, footer: &str) -> Timeline {
+        Timeline {
+            title: format!("{}: latency per interval (corrected)", s.name),
+            stem: format!("timeline-{}", s.name),
+            phases: vec![("measured".into(), 0.0, s.measured_s)],
+            latency: in_window(s).map(|i| point(0.0, i)).collect(),
+            throughput: in_window(s)
+                .map(|i| (i.start_s + i.length_s / 2.0, i.throughput))
+                .collect(),
+            throughput_label: "responses/s (right axis)".into(),
+            footer: footer.to_owned(),
+        }
+    }
+}
+
+impl Chart for Timeline {
+    fn file_stem(&self) -> String {
+        self.stem.clone()
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()> {
+        let area = frame(root, &self.footer)?;
+        let end = self.phases.last().map_or(1.0, |p| p.2).max(1.0);
+        let answered = self.latency.iter().filter(|p| p.count > 0);
+        let y_min = answered
+            .clone()
+            .map(|p| p.p50)
+            .fold(f64::INFINITY, f64::min)
+            .max(0.001);
+        let y_min = if y_min.is_finite() { y_min / 1.5 } else { 0.01 };
+        let y_max = answered
+            .map(|p| p.max)
+            .fold(0.0, f64::max)
+            .max(y_min * 10.0)
+            * 3.0;
+        let rate_max = self.throughput.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
+        let mut chart = ChartBuilder::on(&area)
+            .caption(&self.title, (FONT, 22))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(75)
+            .right_y_label_area_size(60)
+            .build_cartesian_2d(
+                0f64..end,
+                (y_min..y_max)
+                    .log_scale()
+                    .with_key_points(log_key_points(y_min, y_max)),
+            )
+            .map_err(plot_error)?
+            .set_secondary_coord(0f64..end, 0f64..rate_max);
+        chart
+            .configure_mesh()
+            .x_desc("measured time, phases back to back (s)")
+            .y_desc("probe latency (log scale)")
+            .y_label_formatter(&|y| ms_label(*y))
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 16))
+            .draw()
+            .map_err(plot_error)?;
+        chart
+            .configure_secondary_axes()
+            .y_desc(self.throughput_label.as_str())
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 16))
+            .draw()
+            .map_err(plot_error)?;
+        for (name, start, stop) in &self.phases {
+            if name == "loaded" {
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(*start, y_min), (*stop, y_max)],
+                        RGBColor(255, 228, 225).filled(),
+                    )))
+                    .map_err(plot_error)?;
+            }
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    name.clone(),
+                    (*start + end * 0.01, y_max / 1.6),
+                    (FONT, 15).into_font(),
+                )))
+                .map_err(plot_error)?;
+        }
+        type Pick = fn(&Point) -> f64;
+        let lines: [(&str, Pick); 3] = [("p50", |p| p.p50), ("p99", |p| p.p99), ("max", |p| p.max)];
+        for (i, (label, pick)) in lines.into_iter().enumerate() {
+            let c = [color(0), color(1), color(3)][i];
+            // A line only joins answered intervals next to each other: a frozen
+            // interval breaks it rather than being bridged.
+            let runs = self
+                .latency
+                .split(|p| p.count == 0)
+                .filter(|run| !run.is_empty());
+            let mut labelled = false;
+            for run in runs {
+                let points: Vec<(f64, f64)> =
+                    run.iter().map(|p| (p.t, pick(p).max(y_min))).collect();
+                let series = chart
+                    .draw_series(LineSeries::new(points, c.stroke_width(2)).point_size(2))
+                    .map_err(plot_error)?;
+                if !labelled {
+                    series
+                        .label(format!("probe {label}"))
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
+                        });
+                    labelled = true;
+                }
+            }
+        }
+        let frozen: Vec<(f64, f64)> = self
+            .latency
+            .iter()
+            .filter(|p| p.count == 0)
+            .map(|p| (p.t, y_max / 2.2))
+            .collect();
+        if !frozen.is_empty() {
+            let red = RGBColor(200, 0, 0);
+            chart
+                .draw_series(
+                    frozen
+                        .into_iter()
+                        .map(|p| Cross::new(p, 6, red.stroke_width(2))),
+                )
+                .map_err(plot_error)?
+                .label("no probe answered in the interval")
+                .legend(move |(x, y)| Cross::new((x + 10, y), 6, red.stroke_width(2)));
+        }
+        let grey = RGBColor(110, 110, 110);
+        chart
+            .draw_secondary_series(DashedLineSeries::new(
+                self.throughput.clone(),
+                6,
+                4,
+                grey.stroke_width(2),
+            ))
+            .map_err(plot_error)?
+            .label(self.throughput_label.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(3))
+            });
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font((FONT, 14))
+            .draw()
+            .map_err(plot_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,321 @@
+//! Charts and the HTML report from a small synthetic run: valid SVG and PNG files,
+//! every variant named in the legends, `loadgen plot` reproducing them from the saved
+//! report, and the page rendered by headless Chromium where it is installed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use loadgen::engine::{IntervalOutcome, StreamOutcome};
+use loadgen::environment::Environment;
+use loadgen::matrix::{
+    Figures, JobPlan, MatrixReport, PhaseReport, Placement, Settings, VariantReport,
+};
+use loadgen::recorder::{Recorded, Sample};
+use loadgen::report::StreamReport;
+use loadgen::scenario::{Load, StreamSpec};
+use loadgen::stats::Percentiles;
+
+const VARIANTS: [&str; 3] = ["spawn-blocking", "rayon", "current-thread"];
+
+/// A stream whose responses take `base_ms` plus a tail, over `seconds` intervals.
+fn stream(name: &str, base_ms: u64, seconds: u64) -> StreamReport {
+    let spec = StreamSpec {
+        name: name.into(),
+        method: http::Method::GET,
+        path: "/".into(),
+        headers: vec![],
+        body: None::<Bytes>,
+        load: Load::Open {
+            rate: 100.0,
+            connections: 4,
+        },
+    };
+    let t0 = Instant::now();
+    let mut total = Recorded::default();
+    let mut intervals = Vec::new();
+    for second in 0..seconds {
+        let mut interval = Recorded::default();
+        for k in 0..100u64 {
+            let latency = Duration::from_micros(base_ms * 1000 + (k * k * base_ms) / 10);
+            interval.record(
+                &Sample {
+                    due: t0,
+                    sent: t0,
+                    done: t0 + latency,
+                    result: Ok(http::StatusCode::OK),
+                },
+                true,
+            );
+        }
+        total.merge(&interval);
+        intervals.push(IntervalOutcome {
+            start: Duration::from_secs(second),
+            length: Duration::from_secs(1),
+            counts: interval.counts,
+            corrected: Percentiles::of(&interval.corrected),
+            uncorrected: Percentiles::of(&interval.uncorrected),
+        });
+    }
+    let outcome = StreamOutcome {
+        spec,
+        in_window: total.counts,
+        total,
+        intervals,
+        unsent: 0,
+    };
+    StreamReport::from_outcome(&outcome, Duration::from_secs(seconds))
+}
+
+fn synthetic_report() -> MatrixReport {
+    let settings = Settings::new(true);
+    let job = JobPlan {
+        units: 20_000,
+        cost_ms: 20.0,
+        cores: 2,
+        ideal_per_s: 100.0,
+        offered_per_s: 150.0,
+    };
+    let variants = VARIANTS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let slow = 1 + 10 * i as u64;
+            let phase = |phase: &str, streams: Vec<StreamReport>| PhaseReport {
+                name: phase.into(),
+                measured_s: 2.0,
+                wall_s: 2.5,
+                client_cpu_s: 0.1,
+                client_cpu_share: 0.05,
+                server_cpu_s: 1.0,
+                streams,
+            };
+            let phases = vec![
+                phase("idle", vec![stream("probe", 1, 2)]),
+                phase(
+                    "loaded",
+                    vec![stream("probe", slow, 2), stream("heavy", 20 * slow, 2)],
+                ),
+                phase("recovery", vec![stream("probe", 1, 2)]),
+            ];
+            let figures = Figures::derive(&phases, &job);
+            VariantReport {
+                name: name.to_string(),
+                summary: "test".into(),
+                status: "ok".into(),
+                error: None,
+                server: None,
+                job: Some(job),
+                phases,
+                figures,
+            }
+        })
+        .collect();
+    MatrixReport {
+        schema_version: 1,
+        scenario: "responsiveness".into(),
+        tool_version: "test".into(),
+        started_at: "2026-01-01T00:00:00Z".into(),
+        interrupted: false,
+        environment: Environment::detect(),
+        placement: Placement::default(),
+        settings,
+        variants,
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("loadgen-charts-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn check_svg(path: &Path, names: &[&str]) -> String {
+    let svg = std::fs::read_to_string(path).unwrap();
+    assert!(
+        svg.trim_start().starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+        "{}",
+        path.display()
+    );
+    for name in names {
+        assert!(
+            svg.contains(name),
+            "{} does not name {name}",
+            path.display()
+        );
+    }
+    svg
+}
+
+fn check_png(path: &Path) {
+    let bytes = std::fs::read(path).unwrap();
+    assert!(
+        bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "{} is not a PNG",
+        path.display()
+    );
+    // Width and height from the IHDR chunk.
+    let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    assert_eq!((width, height), loadgen::charts::SIZE);
+    assert!(
+        bytes.len() > 10_000,
+        "{} is suspiciously small",
+        path.display()
+    );
+}
+
+#[test]
+fn charts_are_valid_and_name_every_variant() {
+    let dir = temp_dir("render");
+    let report = synthetic_report();
+    let written = loadgen::charts::render_matrix(&report, &dir).unwrap();
+    let charts = dir.join("charts");
+    for stem in ["spectrum-probe", "spectrum-heavy", "comparison"] {
+        check_svg(&charts.join(format!("{stem}.svg")), &VARIANTS);
+        check_png(&charts.join(format!("{stem}.png")));
+    }
+    for name in VARIANTS {
+        let svg = check_svg(
+            &charts.join(format!("timeline-{name}.svg")),
+            &[name, "loaded", "probe p99"],
+        );
+        assert!(svg.contains("heavy completions"));
+        check_png(&charts.join(format!("timeline-{name}.png")));
+    }
+    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(page.contains("<table id=\"comparison\">") && page.matches("<svg").count() >= 6);
+    for external in ["<script", "<link", "src=\"http", "href=\"http", "url(http"] {
+        assert!(
+            !page.contains(external),
+            "the page must load nothing ({external})"
+        );
+    }
+    assert_eq!(written.len(), 2 * (3 + VARIANTS.len()) + 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn plot_redraws_the_charts_of_a_saved_run() {
+    let dir = temp_dir("plot");
+    let report = synthetic_report();
+    std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_vec(&report).unwrap(),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["plot", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference = temp_dir("plot-reference");
+    loadgen::charts::render_matrix(&report, &reference).unwrap();
+    for file in [
+        "charts/spectrum-probe.svg",
+        "charts/comparison.svg",
+        "charts/timeline-rayon.svg",
+        "report.html",
+    ] {
+        assert_eq!(
+            std::fs::read(dir.join(file)).unwrap(),
+            std::fs::read(reference.join(file)).unwrap(),
+            "{file} differs from a direct rendering"
+        );
+    }
+    let bad = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["plot", "/no/such/dir"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("cannot read"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&reference).unwrap();
+}
+
+/// Headless Chromium, where installed (`.ci/run` installs Debian's `chromium`).
+fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| {
+            let out = Command::new("which").arg(name).output().ok()?;
+            out.status
+                .success()
+                .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        })
+}
+
+fn headless(browser: &Path, profile: &Path) -> Command {
+    let mut command = Command::new(browser);
+    command.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+    ]);
+    command.arg(format!("--user-data-dir={}", profile.display()));
+    command
+}
+
+#[test]
+fn the_html_report_renders_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        eprintln!("SKIPPED: the_html_report_renders_in_headless_chromium: no chromium installed (.ci/run installs it)");
+        return;
+    };
+    let dir = temp_dir("html");
+    loadgen::charts::render_matrix(&synthetic_report(), &dir).unwrap();
+    let url = format!("file://{}", dir.join("report.html").display());
+    let dom = headless(&browser, &dir.join("profile-dom"))
+        .args(["--dump-dom", &url])
+        .output()
+        .unwrap();
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains("id=\"comparison\""),
+        "no comparison table in the rendered page"
+    );
+    assert!(
+        dom.matches("<svg").count() >= 6,
+        "charts missing from the rendered page"
+    );
+    for name in VARIANTS {
+        assert!(dom.contains(name), "{name} missing from the rendered page");
+    }
+    let shot = dir.join("page.png");
+    let status = headless(&browser, &dir.join("profile-shot"))
+        .args([
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1200,2400".into(),
+            url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let bytes = std::fs::read(&shot).unwrap();
+    assert!(
+        bytes.starts_with(b"\x89PNG") && bytes.len() > 20_000,
+        "screenshot looks empty"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
