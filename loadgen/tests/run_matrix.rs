@@ -191,6 +191,17 @@ fn a_run_measures_each_variant_and_sees_blocking() {
         free.heavy_rejected > 0,
         "an overloaded bounded queue refuses some jobs"
     );
+    for chart in [
+        "charts/spectrum-probe.svg",
+        "charts/comparison.png",
+        "charts/timeline-current-thread.svg",
+        "report.html",
+    ] {
+        assert!(
+            out.join("latest").join(chart).exists(),
+            "{chart} missing: every run draws its charts"
+        );
+    }
     let summary = std::fs::read_to_string(out.join("latest/summary.md")).unwrap();
     assert!(summary.contains("current-thread") && summary.contains("Environment:"));
     std::fs::remove_dir_all(&out).unwrap();
