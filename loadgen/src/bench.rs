@@ -172,8 +172,17 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
             eprintln!("wrote {}", file.display());
         }
     }
+    let mut failed_check = false;
+    if !args.threshold.is_empty() {
+        let outcomes =
+            crate::check::evaluate_all(&crate::check::Report::Bench(report), &args.threshold)?;
+        print!("\nthresholds:\n{}", crate::check::lines(&outcomes));
+        failed_check = outcomes.iter().any(|o| !o.passed);
+    }
     Ok(if interrupted {
         ExitCode::from(EXIT_INTERRUPTED)
+    } else if failed_check {
+        ExitCode::from(crate::check::EXIT_THRESHOLD_FAILED)
     } else {
         ExitCode::SUCCESS
     })

@@ -38,6 +38,12 @@ pub enum Command {
     /// recovery) and write the comparison to results/runs/<timestamp>/.
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
+    /// Check thresholds against a saved run report: exit 0 if all hold, 99 if any
+    /// fails, 1 if they cannot be checked.
+    #[command(after_help = CHECK_HELP)]
+    Check(CheckArgs),
+    /// Compare two runs (or two folders of repeated runs), variant by variant.
+    Compare(CompareArgs),
     /// Redraw the charts and report.html of a saved run folder (from `run`),
     /// without running anything.
     Plot(PlotArgs),
@@ -136,9 +142,62 @@ pub struct RunArgs {
     #[arg(long)]
     pub workers: Option<usize>,
 
+    /// Check these thresholds (a TOML file) after the run: exit 99 if any fails.
+    #[arg(long)]
+    pub check: Option<PathBuf>,
+
     /// Directory the run's folder is created in.
     #[arg(long, default_value = "results/runs")]
     pub out: PathBuf,
+}
+
+const CHECK_HELP: &str = "\
+Expressions: VARIANT.STREAM[.PHASE].STAT OP VALUE, or OP [FACTOR *] another selector.
+VARIANT may be * (every variant). STAT: p50 p90 p99 p99.9 p99.99 max mean (latency,
+corrected; units us, ms, s; a bare number is ms), count, errors, rate, efficiency
+(heavy), inflation (probe). OP: < <= > >= == !=.
+
+Examples:
+  loadgen check results/runs/latest --threshold 'rayon.probe.loaded.p99 < 50ms'
+  loadgen check results/runs/latest --threshold '*.probe.idle.errors == 0'
+  loadgen check results/runs/latest \\
+      --threshold 'blocking-in-async.probe.loaded.p99 > 10 * rayon.probe.loaded.p99'
+  loadgen check results/runs/latest --thresholds ci/thresholds.toml --junit junit.xml";
+
+/// Options of `loadgen check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// A run folder or its report.json.
+    pub report: PathBuf,
+    /// A threshold expression (repeatable).
+    #[arg(long)]
+    pub threshold: Vec<String>,
+    /// A TOML file with `thresholds = ["...", ...]`.
+    #[arg(long)]
+    pub thresholds: Option<PathBuf>,
+    /// Also write the results as JUnit XML.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Also write the results as a Markdown table (for a CI job summary).
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+}
+
+/// Options of `loadgen compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// The base: a run folder, a report.json, or a folder of repeated run folders.
+    pub base: PathBuf,
+    /// The current runs, in the same forms.
+    pub current: PathBuf,
+    /// How many times worse a latency may get before it is a regression (the
+    /// default sits above the worst single-run A/A ratio measured here, 5.1x).
+    #[arg(long, default_value_t = 6.0)]
+    pub noise: f64,
+    /// How many times lower throughput or efficiency may get before it is one
+    /// (worst single-run A/A ratio measured here: 1.37x).
+    #[arg(long, default_value_t = 1.5)]
+    pub noise_throughput: f64,
 }
 
 /// Options of `loadgen plot`.
@@ -217,6 +276,11 @@ pub struct BenchArgs {
     /// one file per stream named FILE-STEM.STREAM.hgrm.
     #[arg(long)]
     pub hgrm: Option<PathBuf>,
+
+    /// Check a threshold after the run, e.g. 'main.p99 < 20ms' (STREAM.STAT;
+    /// repeatable): exit 99 if any fails.
+    #[arg(long)]
+    pub threshold: Vec<String>,
 
     /// Draw the latency spectrum and per-stream time series (SVG and PNG) here.
     #[arg(long)]

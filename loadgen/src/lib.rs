@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod charts;
+pub mod check;
 pub mod cli;
 pub mod client;
 pub mod cpu;

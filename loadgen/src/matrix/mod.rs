@@ -7,7 +7,7 @@ mod report;
 mod responsiveness;
 mod server_process;
 
-pub use report::{Figures, MatrixReport, PhaseReport, Placement, VariantReport};
+pub use report::{Figures, MatrixReport, PhaseReport, Placement, VariantReport, SCHEMA_VERSION};
 pub use responsiveness::{JobPlan, PhaseSpec, Settings};
 pub use server_process::{Launch, ServerProcess};
 
@@ -111,6 +111,11 @@ fn prepare(args: &RunArgs) -> Result<Job, CommandError> {
 /// Runs `loadgen run`.
 pub fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
     let job = prepare(&args)?;
+    // Read the thresholds before spending minutes on the run.
+    let thresholds = match &args.check {
+        Some(file) => Some(crate::check::load_thresholds(file)?),
+        None => None,
+    };
     if let Some(cpus) = &job.placement.client_cpus {
         // Before the runtime exists, so every thread it starts inherits the mask.
         cpu::pin_current_thread(cpus)
@@ -146,10 +151,24 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
 
     println!("\n{summary}");
     println!("results: {}", dir.display());
+    let mut failed_check = false;
+    if let Some(expressions) = &thresholds {
+        let checked = crate::check::Report::Run(report.clone());
+        let outcomes = crate::check::evaluate_all(&checked, expressions)?;
+        println!("\nthresholds:\n{}", crate::check::lines(&outcomes));
+        write_atomically(
+            &dir.join("check.md"),
+            crate::check::markdown(&outcomes).as_bytes(),
+        )
+        .map_err(anyhow::Error::from)?;
+        failed_check = outcomes.iter().any(|o| !o.passed);
+    }
     Ok(if report.interrupted {
         ExitCode::from(EXIT_INTERRUPTED)
     } else if report.variants.iter().any(|v| v.status != "ok") {
         ExitCode::FAILURE
+    } else if failed_check {
+        ExitCode::from(crate::check::EXIT_THRESHOLD_FAILED)
     } else {
         ExitCode::SUCCESS
     })

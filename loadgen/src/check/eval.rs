@@ -1,0 +1,232 @@
+//! Evaluating thresholds against a `loadgen run` report.
+
+use super::expr::{Operand, Selector, Stat, Threshold};
+use crate::matrix::{MatrixReport, VariantReport};
+use crate::report::text::format_us;
+use crate::report::{BenchReport, StreamReport};
+
+/// A report thresholds can be checked against.
+pub enum Report {
+    /// From `loadgen run`: selectors `VARIANT.STREAM[.PHASE].STAT`.
+    Run(MatrixReport),
+    /// From `loadgen bench --json`: selectors `STREAM.STAT`.
+    Bench(BenchReport),
+}
+
+/// The result of one threshold for one variant (a `*` threshold gives one per
+/// variant).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The expression, with `*` replaced by the variant it was checked for.
+    pub name: String,
+    pub passed: bool,
+    /// What was compared, readable: `9.68s > 39.70ms (10 × 3.97ms)`.
+    pub detail: String,
+}
+
+fn variant<'a>(report: &'a MatrixReport, name: &str) -> Result<&'a VariantReport, String> {
+    report
+        .variants
+        .iter()
+        .find(|v| v.name == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = report.variants.iter().map(|v| v.name.as_str()).collect();
+            format!(
+                "unknown variant {name:?}; the report has {}",
+                names.join(", ")
+            )
+        })
+}
+
+/// The value `sel` names for variant `v`; `Ok(None)` when the variant has no
+/// measurement (it failed), which fails the threshold rather than erroring.
+fn value(v: &VariantReport, sel: &Selector) -> Result<Option<f64>, String> {
+    match sel.stat {
+        Stat::Efficiency | Stat::Inflation => {
+            let (stream, what) = if sel.stat == Stat::Efficiency {
+                ("heavy", "efficiency")
+            } else {
+                ("probe", "inflation")
+            };
+            if sel.stream != stream {
+                return Err(format!(
+                    "{}: {what} is a figure of the {stream} stream",
+                    sel.text
+                ));
+            }
+            return Ok(v.figures.as_ref().map(|f| {
+                if sel.stat == Stat::Efficiency {
+                    f.heavy_efficiency
+                } else {
+                    f.probe_inflation
+                }
+            }));
+        }
+        _ => {}
+    }
+    if v.phases.is_empty() {
+        return Ok(None);
+    }
+    let phases: Vec<_> = match &sel.phase {
+        Some(name) => {
+            let phase = v.phases.iter().find(|p| &p.name == name).ok_or_else(|| {
+                let names: Vec<&str> = v.phases.iter().map(|p| p.name.as_str()).collect();
+                format!(
+                    "{}: unknown phase {name:?}; use {}",
+                    sel.text,
+                    names.join(", ")
+                )
+            })?;
+            vec![phase]
+        }
+        None if matches!(sel.stat, Stat::Count | Stat::Errors) => v.phases.iter().collect(),
+        None => {
+            return Err(format!(
+                "{}: this statistic needs a phase: VARIANT.STREAM.PHASE.STAT",
+                sel.text
+            ))
+        }
+    };
+    let streams: Vec<_> = phases
+        .iter()
+        .filter_map(|p| p.stream(&sel.stream))
+        .collect();
+    stream_value(&streams, sel).map(Some)
+}
+
+/// The value `sel` names in `streams` (one per phase it covers).
+fn stream_value(streams: &[&StreamReport], sel: &Selector) -> Result<f64, String> {
+    if streams.is_empty() {
+        return Err(format!("{}: no stream {:?} there", sel.text, sel.stream));
+    }
+    let s = streams[0];
+    let l = &s.latency.corrected;
+    Ok(match sel.stat {
+        Stat::Latency(percentile) => percentile.of(l),
+        Stat::Mean => l.mean_us,
+        Stat::Rate => s.throughput,
+        Stat::Count => streams.iter().map(|s| s.counts.sent as f64).sum(),
+        Stat::Errors => streams
+            .iter()
+            .map(|s| (s.counts.errors() + s.unsent) as f64)
+            .sum(),
+        Stat::Efficiency | Stat::Inflation => {
+            return Err(format!(
+                "{}: efficiency and inflation exist only in run reports",
+                sel.text
+            ))
+        }
+    })
+}
+
+fn show(stat: Stat, v: f64) -> String {
+    if stat.is_latency() {
+        format_us(v)
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// Evaluates `t` against `report`: one outcome per variant it applies to. An error
+/// (unknown variant, stream or phase) means the threshold could not be checked.
+pub fn evaluate(report: &Report, t: &Threshold) -> Result<Vec<Outcome>, String> {
+    match report {
+        Report::Run(run) => {
+            if t.left.bench || matches!(&t.right, Operand::Scaled(_, s) if s.bench) {
+                return Err("a run report needs VARIANT.STREAM[.PHASE].STAT selectors".into());
+            }
+            evaluate_run(run, t)
+        }
+        Report::Bench(bench) => evaluate_bench(bench, t),
+    }
+}
+
+fn evaluate_bench(report: &BenchReport, t: &Threshold) -> Result<Vec<Outcome>, String> {
+    let value = |sel: &Selector| {
+        if !sel.bench {
+            return Err(format!(
+                "{}: a bench report needs STREAM.STAT selectors",
+                sel.text
+            ));
+        }
+        let streams: Vec<&StreamReport> = report
+            .streams
+            .iter()
+            .filter(|s| s.name == sel.stream)
+            .collect();
+        if streams.is_empty() {
+            let names: Vec<&str> = report.streams.iter().map(|s| s.name.as_str()).collect();
+            return Err(format!(
+                "unknown stream {:?}; the report has {}",
+                sel.stream,
+                names.join(", ")
+            ));
+        }
+        stream_value(&streams, sel)
+    };
+    let left = value(&t.left)?;
+    let (right, right_text) = match &t.right {
+        Operand::Value(v) => (*v, show(t.left.stat, *v)),
+        Operand::Scaled(factor, sel) => {
+            let v = value(sel)? * factor;
+            (v, show(sel.stat, v))
+        }
+    };
+    Ok(vec![Outcome {
+        name: t.text.clone(),
+        passed: t.op.holds(left, right),
+        detail: format!("{} {} {right_text}", show(t.left.stat, left), t.op),
+    }])
+}
+
+fn evaluate_run(report: &MatrixReport, t: &Threshold) -> Result<Vec<Outcome>, String> {
+    let names: Vec<String> = match &t.left.variant {
+        Some(name) => vec![name.clone()],
+        None => report.variants.iter().map(|v| v.name.clone()).collect(),
+    };
+    let mut outcomes = Vec::new();
+    for name in names {
+        let left_variant = variant(report, &name)?;
+        let left = value(left_variant, &t.left)?;
+        let (right, right_text) = match &t.right {
+            Operand::Value(v) => (Some(*v), show(t.left.stat, *v)),
+            Operand::Scaled(factor, sel) => {
+                let other = variant(report, sel.variant.as_deref().unwrap_or(&name))?;
+                let value = value(other, sel)?.map(|v| v * factor);
+                let text = match value {
+                    Some(v) if *factor == 1.0 => show(sel.stat, v),
+                    Some(v) => format!(
+                        "{} ({factor} × {})",
+                        show(sel.stat, v),
+                        show(sel.stat, v / factor)
+                    ),
+                    None => format!("n/a ({} has no measurement)", other.name),
+                };
+                (value, text)
+            }
+        };
+        let expr = match &t.left.variant {
+            Some(_) => t.text.clone(),
+            None => t.text.replacen('*', &name, 1),
+        };
+        let (passed, detail) = match (left, right) {
+            (Some(l), Some(r)) => (
+                t.op.holds(l, r),
+                format!("{} {} {right_text}", show(t.left.stat, l), t.op),
+            ),
+            (None, _) => (
+                false,
+                format!("n/a: {name} has no measurement ({})", left_variant.status),
+            ),
+            (_, None) => (false, right_text),
+        };
+        outcomes.push(Outcome {
+            name: expr,
+            passed,
+            detail,
+        });
+    }
+    Ok(outcomes)
+}

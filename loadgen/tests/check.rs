@@ -1,0 +1,358 @@
+//! Thresholds against a synthetic report with known figures: every statistic, `*`,
+//! relative expressions, errors, exit codes 0/99/1, JUnit that parses as XML; and
+//! `compare` on synthetic pairs with and without a regression.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use loadgen::check::compare::{compare, Noise, Verdict};
+use loadgen::check::{evaluate_all, junit, Report};
+use support::synthetic::synthetic_report;
+use support::{Behaviour, TestServer};
+
+fn run_report() -> Report {
+    Report::Run(synthetic_report())
+}
+
+fn check(expressions: &[&str]) -> Vec<bool> {
+    let expressions: Vec<String> = expressions.iter().map(|e| e.to_string()).collect();
+    evaluate_all(&run_report(), &expressions)
+        .unwrap()
+        .iter()
+        .map(|o| o.passed)
+        .collect()
+}
+
+#[test]
+fn every_statistic_evaluates() {
+    // Loaded probe latency: 1 ms base for spawn-blocking, 11 for rayon, 21 for
+    // current-thread, each with a tail to about twice the base.
+    assert_eq!(check(&["spawn-blocking.probe.loaded.p50 < 2ms"]), [true]);
+    assert_eq!(check(&["spawn-blocking.probe.loaded.p50 > 1ms"]), [true]);
+    assert_eq!(check(&["spawn-blocking.probe.loaded.p90 < 2ms"]), [true]);
+    assert_eq!(check(&["spawn-blocking.probe.loaded.p99 < 1ms"]), [false]);
+    assert_eq!(
+        check(&["spawn-blocking.probe.loaded.p99 < 2.5"]),
+        [true],
+        "bare numbers are ms"
+    );
+    assert_eq!(check(&["rayon.probe.loaded.p99.9 >= 20ms"]), [true]);
+    assert_eq!(
+        check(&["rayon.probe.loaded.p99.99 <= rayon.probe.loaded.max"]),
+        [true]
+    );
+    assert_eq!(check(&["rayon.probe.loaded.max < 0.03s"]), [true]);
+    assert_eq!(check(&["rayon.probe.loaded.mean > 11000us"]), [true]);
+    assert_eq!(check(&["rayon.probe.loaded.count == 200"]), [true]);
+    assert_eq!(
+        check(&["rayon.probe.count == 600"]),
+        [true],
+        "no phase: every phase"
+    );
+    assert_eq!(check(&["rayon.probe.loaded.rate == 100"]), [true]);
+    assert_eq!(check(&["rayon.probe.errors == 0"]), [true]);
+    assert_eq!(check(&["rayon.heavy.efficiency > 0.9"]), [true]);
+    assert_eq!(check(&["rayon.heavy.efficiency < 0.5"]), [false]);
+    assert_eq!(check(&["current-thread.probe.inflation > 10"]), [true]);
+    // Its synthetic loaded probe is exactly as fast as its idle one.
+    assert_eq!(check(&["spawn-blocking.probe.inflation == 1"]), [true]);
+    assert_eq!(check(&["spawn-blocking.probe.inflation != 1"]), [false]);
+}
+
+#[test]
+fn star_and_relative_expressions() {
+    assert_eq!(check(&["*.probe.idle.errors == 0"]), [true, true, true]);
+    assert_eq!(check(&["*.probe.loaded.p99 < 5ms"]), [true, false, false]);
+    assert_eq!(
+        check(&["current-thread.probe.loaded.p99 > 10 * spawn-blocking.probe.loaded.p99"]),
+        [true]
+    );
+    assert_eq!(
+        check(&["rayon.probe.loaded.p99 > 20 * spawn-blocking.probe.loaded.p99"]),
+        [false]
+    );
+    assert_eq!(
+        check(&["current-thread.probe.loaded.p99 > rayon.probe.loaded.p99"]),
+        [true]
+    );
+    // `*` on both sides pairs each variant with itself.
+    assert_eq!(
+        check(&["*.probe.loaded.p99 >= 1 * *.probe.idle.p99"]),
+        [true, true, true]
+    );
+}
+
+#[test]
+fn uncheckable_thresholds_are_errors() {
+    let report = run_report();
+    for (text, message) in [
+        ("nosuch.probe.loaded.p99 < 1s", "unknown variant"),
+        ("rayon.probe.busy.p99 < 1s", "unknown phase"),
+        ("rayon.nosuch.loaded.p99 < 1s", "no stream"),
+        ("rayon.probe.efficiency > 0.5", "heavy stream"),
+        ("rayon.probe.p99 < 1s", "needs a phase"),
+        ("rayon.probe.loaded.p99 <", "expected a number"),
+        ("probe.p99 < 1s", "needs VARIANT"),
+    ] {
+        let error = evaluate_all(&report, &[text.to_owned()])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(message), "{text}: {error}");
+    }
+}
+
+fn temp_report() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "loadgen-check-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_vec(&synthetic_report()).unwrap(),
+    )
+    .unwrap();
+    dir
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn loadgen(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn exit_codes_follow_k6() {
+    let dir = temp_report();
+    let d = dir.to_str().unwrap();
+    let pass = loadgen(&["check", d, "--threshold", "rayon.heavy.efficiency > 0.5"]);
+    assert_eq!(
+        pass.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&pass.stderr)
+    );
+    assert!(String::from_utf8_lossy(&pass.stdout).contains("PASS"));
+    let fail = loadgen(&["check", d, "--threshold", "rayon.probe.loaded.p99 < 1ms"]);
+    assert_eq!(fail.status.code(), Some(99));
+    assert!(String::from_utf8_lossy(&fail.stdout).contains("FAIL"));
+    let malformed = loadgen(&["check", d, "--threshold", "rayon.probe.loaded.p99 ~ 1ms"]);
+    assert_eq!(malformed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&malformed.stderr).contains("column 24"));
+    let unreadable = loadgen(&["check", "/no/such/report", "--threshold", "a.b.c.p99 < 1"]);
+    assert_eq!(unreadable.status.code(), Some(1));
+    let file = dir.join("t.toml");
+    std::fs::write(
+        &file,
+        "thresholds = ['*.probe.idle.errors == 0', 'rayon.probe.loaded.p99 < 1s']\n",
+    )
+    .unwrap();
+    let (xml, md) = (dir.join("j.xml"), dir.join("s.md"));
+    let from_file = loadgen(&[
+        "check",
+        d,
+        "--thresholds",
+        file.to_str().unwrap(),
+        "--junit",
+        xml.to_str().unwrap(),
+        "--markdown",
+        md.to_str().unwrap(),
+    ]);
+    assert_eq!(from_file.status.code(), Some(0));
+    let xml = std::fs::read_to_string(xml).unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("JUnit output is not XML");
+    let cases = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .count();
+    assert_eq!(cases, 4);
+    assert!(std::fs::read_to_string(md)
+        .unwrap()
+        .starts_with("| result | threshold | measured |"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn junit_escapes_and_marks_failures() {
+    let outcomes =
+        evaluate_all(&run_report(), &["rayon.probe.loaded.p99 < 1ms".to_owned()]).unwrap();
+    let doc_text = junit(&outcomes);
+    let doc = roxmltree::Document::parse(&doc_text).unwrap();
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .unwrap();
+    assert_eq!(suite.attribute("failures"), Some("1"));
+    assert!(doc.descendants().any(|n| n.has_tag_name("failure")));
+}
+
+#[test]
+fn compare_flags_only_real_regressions() {
+    let base = synthetic_report();
+    let noise = Noise {
+        latency: 3.0,
+        throughput: 1.3,
+    };
+    let same = compare(
+        std::slice::from_ref(&base),
+        std::slice::from_ref(&base),
+        noise,
+    );
+    assert!(!same.is_empty());
+    for r in &same {
+        // 200 samples a phase: enough for p99, too few for p99.9.
+        let expected = if r.figure.ends_with("p99.9") {
+            Verdict::TooFewSamples
+        } else {
+            Verdict::Same
+        };
+        assert_eq!(r.verdict, expected, "{}", r.figure);
+    }
+
+    let mut slower = base.clone();
+    let figures = slower.variants[1].figures.as_mut().unwrap();
+    figures.probe_loaded.p99_us *= 10.0;
+    let rows = compare(
+        std::slice::from_ref(&base),
+        std::slice::from_ref(&slower),
+        noise,
+    );
+    let worse: Vec<_> = rows
+        .iter()
+        .filter(|r| r.verdict == Verdict::Worse)
+        .collect();
+    assert_eq!(worse.len(), 1);
+    assert_eq!(
+        (worse[0].variant.as_str(), worse[0].figure),
+        ("rayon", "probe loaded p99")
+    );
+
+    // Twice as slow is within the default noise of 3.
+    let mut a_bit = base.clone();
+    a_bit.variants[1]
+        .figures
+        .as_mut()
+        .unwrap()
+        .probe_loaded
+        .p99_us *= 2.0;
+    let rows = compare(
+        std::slice::from_ref(&base),
+        std::slice::from_ref(&a_bit),
+        noise,
+    );
+    assert!(rows.iter().all(|r| r.verdict != Verdict::Worse));
+
+    // Repeated runs whose ranges overlap are not a regression, even past the factor:
+    // base medians x (runs x, x, 20x), current 10x (runs 10x, 10x).
+    let mut noisy_base = base.clone();
+    noisy_base.variants[1]
+        .figures
+        .as_mut()
+        .unwrap()
+        .probe_loaded
+        .p99_us *= 20.0;
+    let rows = compare(
+        &[base.clone(), base.clone(), noisy_base],
+        &[slower.clone(), slower.clone()],
+        noise,
+    );
+    let row = rows
+        .iter()
+        .find(|r| r.variant == "rayon" && r.figure == "probe loaded p99")
+        .unwrap();
+    assert_eq!(row.verdict, Verdict::WorseWithinNoise);
+    // Without the outlier the same change is a regression.
+    let rows = compare(
+        &[base.clone(), base.clone()],
+        &[slower.clone(), slower],
+        noise,
+    );
+    let row = rows
+        .iter()
+        .find(|r| r.variant == "rayon" && r.figure == "probe loaded p99")
+        .unwrap();
+    assert_eq!(row.verdict, Verdict::Worse);
+
+    // A throughput drop beyond its factor is a regression too.
+    let mut weaker = base.clone();
+    weaker.variants[0]
+        .figures
+        .as_mut()
+        .unwrap()
+        .heavy_completions_per_s /= 2.0;
+    let rows = compare(
+        std::slice::from_ref(&base),
+        std::slice::from_ref(&weaker),
+        noise,
+    );
+    assert!(rows
+        .iter()
+        .any(|r| r.verdict == Verdict::Worse && r.figure == "heavy done/s"));
+}
+
+#[test]
+fn bench_runs_check_stream_thresholds() {
+    let server = TestServer::start(Behaviour::Fast);
+    let dir = std::env::temp_dir().join(format!("loadgen-bench-check-{}", rand_suffix()));
+    let json = dir.join("r.json");
+    let url = server.url("/");
+    let args = |threshold: &str| {
+        vec![
+            "bench".to_owned(),
+            "--url".into(),
+            url.clone(),
+            "--rate".into(),
+            "50".into(),
+            "-d".into(),
+            "1s".into(),
+            "-w".into(),
+            "0s".into(),
+            "--json".into(),
+            json.to_str().unwrap().into(),
+            "--threshold".into(),
+            threshold.into(),
+        ]
+    };
+    let ok = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args("main.p99 < 5s"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let fail = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args("main.p50 < 1us"))
+        .output()
+        .unwrap();
+    assert_eq!(fail.status.code(), Some(99));
+    // The saved bench report can be checked again later, with STREAM.STAT selectors.
+    let again = loadgen(&[
+        "check",
+        json.to_str().unwrap(),
+        "--threshold",
+        "main.errors == 0",
+        "--threshold",
+        "main.count == 50",
+    ]);
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
