@@ -203,3 +203,20 @@ fn the_html_report_renders_in_headless_chromium() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_run_with_nothing_measured_still_draws() {
+    // An interrupted run: variants without figures, phases without streams.
+    let mut report = synthetic_report();
+    report.interrupted = true;
+    for v in &mut report.variants {
+        v.figures = None;
+        v.phases.truncate(1);
+        v.phases[0].streams.clear();
+    }
+    let dir = temp_dir("empty");
+    let written = loadgen::charts::render_matrix(&report, &dir).unwrap();
+    assert!(written.iter().any(|p| p.ends_with("report.html")));
+    check_png(&dir.join("charts/spectrum-probe.png"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -123,6 +123,9 @@ pub fn color(i: usize) -> RGBColor {
 /// Log-scale key points inside `low..high`: 1, 2 and 5 per decade on short axes,
 /// decades only on long ones (so labels never overlap).
 pub fn log_key_points(low: f64, high: f64) -> Vec<f64> {
+    if !(low.is_finite() && high.is_finite() && low > 0.0 && high > low) {
+        return Vec::new();
+    }
     let steps: &[f64] = if (high / low).log10() > 4.0 {
         &[1.0]
     } else {
@@ -140,6 +143,19 @@ pub fn log_key_points(low: f64, high: f64) -> Vec<f64> {
         decade *= 10.0;
     }
     points
+}
+
+/// A log-axis range covering `values` (in ms) with some room, or a default one
+/// when there are none.
+pub fn log_range(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
+    let finite = values.filter(|v| v.is_finite() && *v > 0.0);
+    let low = finite.clone().fold(f64::INFINITY, f64::min);
+    let high = finite.fold(0.0, f64::max);
+    if !low.is_finite() {
+        return (0.01, 10.0);
+    }
+    let low = (low / 1.5).max(0.001);
+    (low, high.max(low * 10.0) * 1.5)
 }
 
 /// Formats milliseconds for an axis label.
