@@ -6,8 +6,7 @@ use std::fmt::Write;
 
 use servers::variant::Variant;
 
-use crate::matrix::MatrixReport;
-use crate::report::text::format_us;
+use crate::matrix::{MatrixReport, TABLE_HEADER};
 
 /// Escapes text for HTML.
 fn escape(text: &str) -> String {
@@ -67,37 +66,24 @@ pub fn matrix_page(report: &MatrixReport, charts: &[(String, String)]) -> String
     );
 
     let _ = writeln!(out, "<h2>Comparison</h2><p>Probe latency corrected for coordinated omission; sorted by inflation (loaded p99 ÷ idle p99). Requests that timed out or were never answered count at the time they were given up (lower bounds).</p>");
-    let _ = writeln!(out, "<table id=\"comparison\"><tr><th>variant</th><th>probe p50</th><th>probe p99</th><th>probe p99.9</th><th>probe max</th><th>idle p99</th><th>inflation</th><th>heavy done/s</th><th>efficiency</th><th>heavy p99</th><th>503</th><th>failed</th><th>recovery p99</th></tr>");
-    for v in report.ranked() {
-        match &v.figures {
-            Some(f) => {
-                let _ = writeln!(
-                    out,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}×</td><td>{:.1}</td><td>{:.0}%</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    escape(&v.name),
-                    format_us(f.probe_loaded.p50_us),
-                    format_us(f.probe_loaded.p99_us),
-                    format_us(f.probe_loaded.p99_9_us),
-                    format_us(f.probe_loaded.max_us),
-                    format_us(f.probe_idle.p99_us),
-                    f.probe_inflation,
-                    f.heavy_completions_per_s,
-                    f.heavy_efficiency * 100.0,
-                    format_us(f.heavy_latency.p99_us),
-                    f.heavy_rejected,
-                    f.heavy_failed,
-                    format_us(f.probe_recovery.p99_us),
-                );
-            }
-            None => {
-                let _ = writeln!(
-                    out,
-                    "<tr><td>{}</td><td colspan=\"12\">{}</td></tr>",
-                    escape(&v.name),
-                    escape(v.error.as_deref().unwrap_or(&v.status))
-                );
-            }
+    let _ = write!(out, "<table id=\"comparison\"><tr>");
+    for column in TABLE_HEADER {
+        let _ = write!(out, "<th>{}</th>", escape(column));
+    }
+    let _ = writeln!(out, "</tr>");
+    for row in report.table_rows() {
+        let _ = write!(out, "<tr>");
+        let span = TABLE_HEADER.len() + 1 - row.len();
+        for (i, cell) in row.iter().enumerate() {
+            // A failed variant's error spans the figure columns.
+            let colspan = if i == 1 && span > 1 {
+                format!(" colspan=\"{span}\"")
+            } else {
+                String::new()
+            };
+            let _ = write!(out, "<td{colspan}>{}</td>", escape(cell));
         }
+        let _ = writeln!(out, "</tr>");
     }
     let _ = writeln!(out, "</table>");
     let warnings = report.warnings();

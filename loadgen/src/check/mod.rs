@@ -37,9 +37,8 @@ pub fn load_thresholds(path: &Path) -> anyhow::Result<Vec<String>> {
     Ok(file.thresholds)
 }
 
-/// Reads the report at `path` for `check`: a run folder or its report.json, or a
-/// `bench --json` file.
-pub fn load_any_report(path: &Path) -> anyhow::Result<Report> {
+/// The report file at `path` (a run folder means its report.json) and its text.
+fn read_report_text(path: &Path) -> anyhow::Result<(std::path::PathBuf, String)> {
     let file = if path.is_dir() {
         path.join("report.json")
     } else {
@@ -47,24 +46,27 @@ pub fn load_any_report(path: &Path) -> anyhow::Result<Report> {
     };
     let text = std::fs::read_to_string(&file)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", file.display()))?;
-    if value.get("variants").is_some() {
-        return Ok(Report::Run(load_report(&file)?));
+    Ok((file, text))
+}
+
+/// Reads the report at `path` for `check`: a run folder or its report.json, or a
+/// `bench --json` file.
+pub fn load_any_report(path: &Path) -> anyhow::Result<Report> {
+    let (file, text) = read_report_text(path)?;
+    if serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v.get("variants").is_none()) {
+        return Ok(Report::Bench(crate::report::json::read(&file)?));
     }
-    Ok(Report::Bench(crate::report::json::read(&file)?))
+    Ok(Report::Run(parse_run_report(&file, &text)?))
 }
 
 /// Reads a run report from a run folder or a report.json path.
 pub fn load_report(path: &Path) -> anyhow::Result<MatrixReport> {
-    let file = if path.is_dir() {
-        path.join("report.json")
-    } else {
-        path.to_owned()
-    };
-    let text = std::fs::read_to_string(&file)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
-    let report: MatrixReport = serde_json::from_str(&text)
+    let (file, text) = read_report_text(path)?;
+    parse_run_report(&file, &text)
+}
+
+fn parse_run_report(file: &Path, text: &str) -> anyhow::Result<MatrixReport> {
+    let report: MatrixReport = serde_json::from_str(text)
         .map_err(|e| anyhow::anyhow!("{} is not a loadgen run report: {e}", file.display()))?;
     anyhow::ensure!(
         report.schema_version == crate::matrix::SCHEMA_VERSION,

@@ -7,7 +7,9 @@ mod report;
 mod responsiveness;
 mod server_process;
 
-pub use report::{Figures, MatrixReport, PhaseReport, Placement, VariantReport, SCHEMA_VERSION};
+pub use report::{
+    Figures, MatrixReport, PhaseReport, Placement, VariantReport, SCHEMA_VERSION, TABLE_HEADER,
+};
 pub use responsiveness::{JobPlan, PhaseSpec, Settings};
 pub use server_process::{Launch, ServerProcess};
 
@@ -404,20 +406,7 @@ impl Observer for PhaseObserver<'_> {
 
 /// Runs `loadgen plot DIR`: charts and report.html from a saved `report.json`.
 pub fn plot(dir: &Path) -> Result<ExitCode, CommandError> {
-    let path = dir.join("report.json");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    let report: MatrixReport = serde_json::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{} is not a loadgen run report: {e}", path.display()))?;
-    if report.schema_version != report::SCHEMA_VERSION {
-        return Err(anyhow::anyhow!(
-            "{} has schema version {}, this loadgen reads {}",
-            path.display(),
-            report.schema_version,
-            report::SCHEMA_VERSION
-        )
-        .into());
-    }
+    let report = crate::check::load_report(dir)?;
     for file in crate::charts::render_matrix(&report, dir)? {
         println!("wrote {}", file.display());
     }

@@ -15,6 +15,24 @@ use crate::stats::Percentiles;
 /// Bumped whenever a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// Columns of the comparison table.
+pub const TABLE_HEADER: [&str; 14] = [
+    "variant",
+    "probe p50",
+    "probe p99",
+    "probe p99.9",
+    "probe max",
+    "idle p99",
+    "inflation",
+    "heavy done/s",
+    "efficiency",
+    "heavy p50",
+    "heavy p99",
+    "503",
+    "failed",
+    "recovery p99",
+];
+
 /// Client CPU use (share of its cores) above which the client's numbers are suspect.
 const CLIENT_SATURATED: f64 = 0.9;
 
@@ -144,42 +162,44 @@ impl MatrixReport {
         ranked
     }
 
-    /// The comparison table in Markdown.
-    pub fn table(&self) -> String {
-        let mut out = String::new();
-        out.push_str("| variant | probe p50 | probe p99 | probe p99.9 | probe max | idle p99 | inflation | heavy done/s | efficiency | heavy p50 | heavy p99 | 503 | failed | recovery p99 |\n");
-        out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-        for v in self.ranked() {
-            match &v.figures {
-                Some(f) => {
-                    let _ = writeln!(
-                        out,
-                        "| {} | {} | {} | {} | {} | {} | {:.1}× | {:.1} | {:.0}% | {} | {} | {} | {} | {} |",
-                        v.name,
+    /// The comparison table as rows of cells, best variant first: each row starts
+    /// with the variant's name; a variant without figures has its error instead.
+    pub fn table_rows(&self) -> Vec<Vec<String>> {
+        self.ranked()
+            .into_iter()
+            .map(|v| {
+                let mut row = vec![v.name.clone()];
+                match &v.figures {
+                    Some(f) => row.extend([
                         format_us(f.probe_loaded.p50_us),
                         format_us(f.probe_loaded.p99_us),
                         format_us(f.probe_loaded.p99_9_us),
                         format_us(f.probe_loaded.max_us),
                         format_us(f.probe_idle.p99_us),
-                        f.probe_inflation,
-                        f.heavy_completions_per_s,
-                        f.heavy_efficiency * 100.0,
+                        format!("{:.1}×", f.probe_inflation),
+                        format!("{:.1}", f.heavy_completions_per_s),
+                        format!("{:.0}%", f.heavy_efficiency * 100.0),
                         format_us(f.heavy_latency.p50_us),
                         format_us(f.heavy_latency.p99_us),
-                        f.heavy_rejected,
-                        f.heavy_failed,
+                        f.heavy_rejected.to_string(),
+                        f.heavy_failed.to_string(),
                         format_us(f.probe_recovery.p99_us),
-                    );
+                    ]),
+                    None => row.push(v.error.clone().unwrap_or_else(|| v.status.clone())),
                 }
-                None => {
-                    let _ = writeln!(
-                        out,
-                        "| {} | {} | | | | | | | | | | | | |",
-                        v.name,
-                        v.error.as_deref().unwrap_or(&v.status)
-                    );
-                }
-            }
+                row
+            })
+            .collect()
+    }
+
+    /// The comparison table in Markdown.
+    pub fn table(&self) -> String {
+        let mut out = format!("| {} |\n", TABLE_HEADER.join(" | "));
+        let _ = writeln!(out, "|{}", "---|".repeat(TABLE_HEADER.len()));
+        for row in self.table_rows() {
+            let mut cells = row;
+            cells.resize(TABLE_HEADER.len(), String::new());
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
         }
         out
     }
