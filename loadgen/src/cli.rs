@@ -44,6 +44,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Compare two runs (or two folders of repeated runs), variant by variant.
     Compare(CompareArgs),
+    /// Measure built-in servers whose behaviour is known exactly and show expected
+    /// against measured (about 30 s): exit 0 if every check passes, 99 otherwise.
+    Selftest,
     /// Redraw the charts and report.html of a saved run folder (from `run`),
     /// without running anything.
     Plot(PlotArgs),

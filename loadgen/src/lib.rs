@@ -18,5 +18,6 @@ pub mod progress;
 pub mod recorder;
 pub mod report;
 pub mod scenario;
+pub mod selftest;
 pub mod stats;
 pub mod target;

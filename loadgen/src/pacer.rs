@@ -77,6 +77,12 @@ impl Pacer {
             std::thread::Builder::new()
                 .name("loadgen-pacer".into())
                 .spawn(move || {
+                    // Linux lets a sleeping thread wake up to 50 µs late by default
+                    // (timer slack); the pacer's whole job is waking on time.
+                    // SAFETY: prctl with integer arguments, on this thread only.
+                    unsafe {
+                        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+                    }
                     let mut k = 0u64;
                     while k < total && !stop.load(Ordering::Relaxed) {
                         let due = schedule.due(k);

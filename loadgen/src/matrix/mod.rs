@@ -8,7 +8,8 @@ mod responsiveness;
 mod server_process;
 
 pub use report::{
-    Figures, MatrixReport, PhaseReport, Placement, VariantReport, SCHEMA_VERSION, TABLE_HEADER,
+    Figures, MatrixReport, PhaseReport, Placement, Resolution, VariantReport, SCHEMA_VERSION,
+    TABLE_HEADER,
 };
 pub use responsiveness::{JobPlan, PhaseSpec, Settings};
 pub use server_process::{Launch, ServerProcess};
@@ -227,6 +228,7 @@ async fn run_matrix(
         environment: Environment::detect(),
         placement: job.placement.clone(),
         settings: job.settings.clone(),
+        resolution: report::Resolution::of(&variants),
         variants,
     })
 }

@@ -49,7 +49,48 @@ pub struct MatrixReport {
     pub environment: Environment,
     pub placement: Placement,
     pub settings: Settings,
+    /// How fine the tool's own resolution was in this run.
+    #[serde(default)]
+    pub resolution: Option<Resolution>,
     pub variants: Vec<VariantReport>,
+}
+
+/// The tool's resolution in a run, so a reader can tell whether a figure is near
+/// it: the idle probe round trip (the floor) and how late probes were sent while
+/// nothing else ran.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Resolution {
+    /// Lowest idle probe p50 over the variants.
+    pub floor_p50_us: f64,
+    /// Highest idle probe send-lateness p99 over the variants.
+    pub idle_lateness_p99_us: f64,
+    /// Highest idle probe send-lateness max over the variants.
+    pub idle_lateness_max_us: f64,
+}
+
+impl Resolution {
+    /// From the idle phases of `variants`; `None` if none ran.
+    pub fn of(variants: &[VariantReport]) -> Option<Resolution> {
+        let idle: Vec<&StreamReport> = variants
+            .iter()
+            .filter_map(|v| v.phases.iter().find(|p| p.name == "idle"))
+            .filter_map(|p| p.stream("probe"))
+            .collect();
+        let lateness = |pick: fn(&Percentiles) -> f64| {
+            idle.iter()
+                .filter_map(|s| s.lateness.as_ref())
+                .map(pick)
+                .fold(0.0, f64::max)
+        };
+        (!idle.is_empty()).then(|| Resolution {
+            floor_p50_us: idle
+                .iter()
+                .map(|s| s.latency.corrected.p50_us)
+                .fold(f64::INFINITY, f64::min),
+            idle_lateness_p99_us: lateness(|p| p.p99_us),
+            idle_lateness_max_us: lateness(|p| p.max_us),
+        })
+    }
 }
 
 /// Which CPUs the servers and the client were pinned to (none: shared).
@@ -268,6 +309,15 @@ impl MatrixReport {
             s.heavy_connections,
             s.timeout_s
         );
+        if let Some(r) = &self.resolution {
+            let _ = writeln!(
+                out,
+                "Tool resolution in this run: idle probe round trip (the floor) p50 {}; idle probe send lateness p99 {}, max {}. Figures near these measure the tool, not the server.\n",
+                format_us(r.floor_p50_us),
+                format_us(r.idle_lateness_p99_us),
+                format_us(r.idle_lateness_max_us)
+            );
+        }
         out.push_str("Probe latency under load (corrected for coordinated omission), sorted by inflation (loaded p99 ÷ idle p99). Heavy done/s: 2xx completions inside the loaded window; efficiency: that ÷ (cores ÷ job cost). Heavy latency includes 503 refusals, which are answered at once. Failed: heavy requests that timed out, errored, or were never sent or answered.\n\n");
         out.push_str(&self.table());
         let warnings = self.warnings();

@@ -122,6 +122,7 @@ pub fn synthetic_report() -> MatrixReport {
         environment: Environment::detect(),
         placement: Placement::default(),
         settings,
+        resolution: None,
         variants,
     }
 }
