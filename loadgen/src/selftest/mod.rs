@@ -181,12 +181,13 @@ pub async fn run_checks(note: &dyn Fn(&str)) -> anyhow::Result<Vec<Row>> {
     .await?;
     let p50 = Percentiles::of(&outcome.streams[0].total.corrected).p50_us;
     let expected = DELAY.as_micros() as f64 + fp.p50_us;
-    // The server's timer rounds its sleep up to the next millisecond.
-    let (low, high) = (DELAY.as_micros() as f64, expected + 2_000.0);
+    // The server's timer rounds its sleep up to the next millisecond (a steady
+    // +1 ms here); the rest of the allowance is for a noisy machine.
+    let (low, high) = (DELAY.as_micros() as f64, expected + 3_000.0);
     rows.push(row(
         format!("fixed delay {}ms: p50", DELAY.as_millis()),
         format!(
-            "{} + floor {} = {} (up to +2ms timer rounding)",
+            "{} + floor {} = {} (+3ms: server timer rounding, noise)",
             format_us(DELAY.as_micros() as f64),
             format_us(fp.p50_us),
             format_us(expected)
