@@ -105,6 +105,23 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// A plan of one stream, named `name`, of GETs to `url`.
+    pub fn get(url: &str, name: &str, load: Load, timing: Timing) -> Result<Plan, ConfigError> {
+        let target = Target::parse(url)?;
+        Ok(Plan {
+            streams: vec![StreamSpec {
+                name: name.into(),
+                method: Method::GET,
+                path: target.path_and_query.clone(),
+                headers: Vec::new(),
+                body: None,
+                load,
+            }],
+            target,
+            timing,
+        })
+    }
+
     /// Checks the plan as a whole; every message says what to change.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let t = &self.timing;

@@ -27,9 +27,8 @@ use crate::engine::{self, NoObserver, RunOutcome};
 use crate::interrupt::Interrupt;
 use crate::matrix::{Launch, ServerProcess};
 use crate::report::text::format_us;
-use crate::scenario::{Load, Plan, StreamSpec, Timing};
+use crate::scenario::{Load, Plan, Timing};
 use crate::stats::Percentiles;
-use crate::target::Target;
 
 /// The delay of the fixed-delay server.
 const DELAY: Duration = Duration::from_millis(20);
@@ -88,25 +87,13 @@ async fn measure(
     duration: Duration,
     warmup: Duration,
 ) -> anyhow::Result<RunOutcome> {
-    let target = Target::parse(url)?;
-    let plan = Plan {
-        streams: vec![StreamSpec {
-            name: "selftest".into(),
-            method: http::Method::GET,
-            path: target.path_and_query.clone(),
-            headers: Vec::new(),
-            body: None,
-            load,
-        }],
-        target,
-        timing: Timing {
-            duration,
-            warmup,
-            timeout: Duration::from_secs(5),
-            interval: Duration::from_secs(1),
-            drain: Duration::from_secs(6),
-        },
+    let timing = Timing {
+        duration,
+        warmup,
+        drain: Duration::from_secs(6),
+        ..Timing::default()
     };
+    let plan = Plan::get(url, "selftest", load, timing)?;
     engine::run(&plan, &mut NoObserver, &Interrupt::never()).await
 }
 

@@ -16,8 +16,7 @@ use axum::routing::any;
 use axum::Router;
 use loadgen::engine::{self, NoObserver, RunOutcome};
 use loadgen::interrupt::Interrupt;
-use loadgen::scenario::{Load, Plan, StreamSpec, Timing};
-use loadgen::target::Target;
+use loadgen::scenario::{Load, Plan, Timing};
 use tokio::io::AsyncReadExt;
 
 /// How a test server answers.
@@ -170,25 +169,13 @@ async fn raw_server(
 
 /// A one-stream plan against `url`.
 pub fn plan(url: &str, load: Load, duration: Duration, warmup: Duration) -> Plan {
-    let target = Target::parse(url).unwrap();
-    Plan {
-        streams: vec![StreamSpec {
-            name: "main".into(),
-            method: http::Method::GET,
-            path: target.path_and_query.clone(),
-            headers: vec![],
-            body: None,
-            load,
-        }],
-        target,
-        timing: Timing {
-            duration,
-            warmup,
-            timeout: Duration::from_secs(5),
-            interval: Duration::from_secs(1),
-            drain: Duration::from_secs(6),
-        },
-    }
+    let timing = Timing {
+        duration,
+        warmup,
+        drain: Duration::from_secs(6),
+        ..Timing::default()
+    };
+    Plan::get(url, "main", load, timing).unwrap()
 }
 
 /// Runs `plan` on a fresh runtime.
