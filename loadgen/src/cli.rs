@@ -46,7 +46,7 @@ pub enum Command {
     Compare(CompareArgs),
     /// Measure built-in servers whose behaviour is known exactly and show expected
     /// against measured (about 30 s): exit 0 if every check passes, 99 otherwise.
-    Selftest,
+    Selftest(SelftestArgs),
     /// Redraw the charts and report.html of a saved run folder (from `run`),
     /// without running anything.
     Plot(PlotArgs),
@@ -201,6 +201,15 @@ pub struct CompareArgs {
     /// (worst single-run A/A ratio measured here: 1.37x).
     #[arg(long, default_value_t = 1.5)]
     pub noise_throughput: f64,
+}
+
+/// Options of `loadgen selftest`.
+#[derive(Debug, Clone, Args)]
+pub struct SelftestArgs {
+    /// Send-lateness p99 allowed at moderate rates (100/s and 1000/s); raise it on
+    /// a machine whose noise you want tolerated.
+    #[arg(long, value_parser = duration, default_value = "1ms")]
+    pub lateness_limit: Duration,
 }
 
 /// Options of `loadgen plot`.

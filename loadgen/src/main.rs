@@ -14,7 +14,7 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => matrix::run(args),
         Some(Command::Plot(args)) => matrix::plot(&args.dir),
         Some(Command::Check(args)) => loadgen::check::run(args),
-        Some(Command::Selftest) => loadgen::selftest::run(),
+        Some(Command::Selftest(args)) => loadgen::selftest::run(&args),
         Some(Command::Compare(args)) => loadgen::check::compare::run(args),
         // Multi-worker processes are started as `loadgen serve ...` too.
         Some(Command::Serve(server)) => return servers::cli::run(server, vec!["serve".into()]),
