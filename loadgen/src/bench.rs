@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use crate::cli::BenchArgs;
 use crate::engine::{self, IntervalRecord, Live, Observer};
 use crate::environment::Environment;
+use crate::exit::{CommandError, EXIT_INTERRUPTED};
 use crate::interrupt::Interrupt;
 use crate::progress::Progress;
 use crate::report::hgrm::Hgrm;
@@ -18,29 +19,6 @@ use crate::scenario::{
     DEFAULT_OPEN_LOOP_CONNECTIONS,
 };
 use crate::target::Target;
-
-/// Exit status when the run was cut short by Ctrl-C/SIGTERM (128 + SIGINT).
-pub const EXIT_INTERRUPTED: u8 = 130;
-
-/// A failure of a command: bad usage (exit 2, nothing was sent) or a failure while
-/// running (exit 1).
-#[derive(Debug)]
-pub enum CommandError {
-    Usage(String),
-    Failed(anyhow::Error),
-}
-
-impl From<ConfigError> for CommandError {
-    fn from(e: ConfigError) -> Self {
-        CommandError::Usage(e.0)
-    }
-}
-
-impl From<anyhow::Error> for CommandError {
-    fn from(e: anyhow::Error) -> Self {
-        CommandError::Failed(e)
-    }
-}
 
 /// The plan described by `args`, validated.
 pub fn plan_from_args(args: &BenchArgs) -> Result<Plan, ConfigError> {
@@ -182,7 +160,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
     Ok(if interrupted {
         ExitCode::from(EXIT_INTERRUPTED)
     } else if failed_check {
-        ExitCode::from(crate::check::EXIT_THRESHOLD_FAILED)
+        ExitCode::from(crate::exit::EXIT_THRESHOLD_FAILED)
     } else {
         ExitCode::SUCCESS
     })

@@ -10,6 +10,7 @@ pub mod client;
 pub mod cpu;
 pub mod engine;
 pub mod environment;
+pub mod exit;
 pub mod files;
 pub mod interrupt;
 pub mod matrix;

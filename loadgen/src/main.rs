@@ -3,8 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use loadgen::bench::{self, CommandError};
+use loadgen::bench;
 use loadgen::cli::{Cli, Command};
+use loadgen::exit::CommandError;
 use loadgen::matrix;
 
 fn main() -> ExitCode {

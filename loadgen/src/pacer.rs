@@ -13,7 +13,7 @@
 //! request adds one permit to a semaphore; connection tasks take a permit, then claim
 //! the next request number.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,11 +56,10 @@ impl Schedule {
 pub struct Pacer {
     /// One permit per request that is due and not yet taken by a connection.
     pub permits: Arc<Semaphore>,
-    /// Requests released so far.
-    released: Arc<AtomicU64>,
     /// Requests it will release in all.
     total: u64,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// The pacing thread; it returns how many requests it released.
+    thread: std::thread::JoinHandle<u64>,
 }
 
 impl Pacer {
@@ -70,10 +69,8 @@ impl Pacer {
     /// request has been taken.
     pub fn start(schedule: Schedule, total: u64, stop: Arc<AtomicBool>) -> std::io::Result<Pacer> {
         let permits = Arc::new(Semaphore::new(0));
-        let released = Arc::new(AtomicU64::new(0));
         let thread = {
             let permits = Arc::clone(&permits);
-            let released = Arc::clone(&released);
             std::thread::Builder::new()
                 .name("loadgen-pacer".into())
                 .spawn(move || {
@@ -98,22 +95,16 @@ impl Pacer {
                             n += 1;
                         }
                         k += n;
-                        released.store(k, Ordering::Release);
                         permits.add_permits(n as usize);
                     }
+                    k
                 })?
         };
         Ok(Pacer {
             permits,
-            released,
             total,
-            thread: Some(thread),
+            thread,
         })
-    }
-
-    /// Requests released so far.
-    pub fn released(&self) -> u64 {
-        self.released.load(Ordering::Acquire)
     }
 
     /// Requests it will release in all.
@@ -121,12 +112,10 @@ impl Pacer {
         self.total
     }
 
-    /// Waits for the pacing thread to finish (it has been told to stop, or is done).
-    pub fn join(mut self) -> u64 {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.released()
+    /// Waits for the pacing thread to finish (it has been told to stop, or is done)
+    /// and returns how many requests it released.
+    pub fn join(self) -> u64 {
+        self.thread.join().unwrap_or(0)
     }
 }
 

@@ -8,9 +8,9 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::{load_report, EXIT_THRESHOLD_FAILED};
-use crate::bench::CommandError;
+use super::load_report;
 use crate::cli::CompareArgs;
+use crate::exit::{CommandError, EXIT_THRESHOLD_FAILED};
 use crate::matrix::{Figures, MatrixReport};
 use crate::report::text::format_us;
 

@@ -12,14 +12,11 @@ use std::process::ExitCode;
 
 use serde::Deserialize;
 
-use crate::bench::CommandError;
 use crate::cli::CheckArgs;
+use crate::exit::{CommandError, EXIT_THRESHOLD_FAILED};
 use crate::files::write_atomically;
 use crate::matrix::MatrixReport;
 pub use eval::{Outcome, Report};
-
-/// Exit status when a threshold fails (k6 uses the same).
-pub const EXIT_THRESHOLD_FAILED: u8 = 99;
 
 /// A thresholds file: `thresholds = ["expr", ...]`.
 #[derive(Debug, Deserialize)]

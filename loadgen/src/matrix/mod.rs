@@ -20,11 +20,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use servers::variant::Variant;
 
-use crate::bench::{CommandError, EXIT_INTERRUPTED};
 use crate::cli::RunArgs;
 use crate::cpu;
 use crate::engine::{self, IntervalRecord, Live, Observer};
 use crate::environment::Environment;
+use crate::exit::{CommandError, EXIT_INTERRUPTED};
 use crate::files::write_atomically;
 use crate::interrupt::Interrupt;
 use crate::progress::Progress;
@@ -171,7 +171,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
     } else if report.variants.iter().any(|v| v.status != "ok") {
         ExitCode::FAILURE
     } else if failed_check {
-        ExitCode::from(crate::check::EXIT_THRESHOLD_FAILED)
+        ExitCode::from(crate::exit::EXIT_THRESHOLD_FAILED)
     } else {
         ExitCode::SUCCESS
     })

@@ -20,10 +20,9 @@ use std::time::{Duration, Instant};
 
 use reference::ReferenceServer;
 
-use crate::bench::CommandError;
-use crate::check::EXIT_THRESHOLD_FAILED;
 use crate::cpu::own_cpu_time;
 use crate::engine::{self, NoObserver, RunOutcome};
+use crate::exit::{CommandError, EXIT_THRESHOLD_FAILED};
 use crate::interrupt::Interrupt;
 use crate::matrix::{Launch, ServerProcess};
 use crate::report::text::format_us;
