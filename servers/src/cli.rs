@@ -18,6 +18,7 @@ Examples:
   servers --variant spawn-blocking
   servers --variant multi-worker --workers 4 --port 8080
   curl 'http://127.0.0.1:8080/work/cpu?units=20000'
+  curl http://127.0.0.1:8080/metrics        # Prometheus text; /metrics.json for JSON
 
 The first line on stdout is `listening on http://ADDR:PORT`; logs go to stderr
 (set RUST_LOG=debug for more).";
@@ -71,6 +72,15 @@ pub struct Cli {
     #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
     pub shutdown_grace: Duration,
 
+    /// Turn off the event-loop lag probe and the /metrics and /metrics.json
+    /// endpoints (to measure what the telemetry itself costs).
+    #[arg(long)]
+    pub no_telemetry: bool,
+
+    /// Set by a multi-worker parent: where its processes share their figures.
+    #[arg(long, hide = true)]
+    pub telemetry_dir: Option<std::path::PathBuf>,
+
     /// Set by a multi-worker parent on the processes it starts.
     #[arg(long, hide = true)]
     pub worker_index: Option<usize>,
@@ -101,6 +111,9 @@ impl Cli {
         if self.worker_index.is_some() && self.variant != Some(Variant::MultiWorker) {
             return Err("--worker-index is only for multi-worker processes".into());
         }
+        if self.telemetry_dir.is_some() && self.worker_index.is_none() {
+            return Err("--telemetry-dir is only for multi-worker processes".into());
+        }
         if let Some(ns) = self.ns_per_unit {
             if !(ns.is_finite() && ns > 0.0) {
                 return Err("--ns-per-unit must be a positive number".into());
@@ -127,6 +140,8 @@ impl Cli {
             worker_index: self.worker_index,
             ns_per_unit: self.ns_per_unit,
             worker_args_prefix: Vec::new(),
+            telemetry: !self.no_telemetry,
+            telemetry_dir: self.telemetry_dir,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! What one server process needs to know to start, after the command line is parsed.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::variant::Variant;
@@ -26,6 +27,10 @@ pub struct ServerConfig {
     /// this same program as a worker (empty for the `servers` binary; a subcommand
     /// name for a program that embeds the servers).
     pub worker_args_prefix: Vec<String>,
+    /// Whether the lag probe and the `/metrics` endpoints run (`--no-telemetry`).
+    pub telemetry: bool,
+    /// The folder where the processes of a multi-worker group share their figures.
+    pub telemetry_dir: Option<PathBuf>,
 }
 
 /// Cores this process may run on.

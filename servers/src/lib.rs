@@ -13,6 +13,7 @@ pub mod multi_worker;
 pub mod serve;
 mod shutdown;
 pub mod strategy;
+pub mod telemetry;
 pub mod variant;
 pub mod workload;
 

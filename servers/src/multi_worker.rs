@@ -11,6 +11,7 @@
 //! its workers and no orphan keeps the port.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
@@ -33,6 +34,11 @@ pub fn supervise(config: &ServerConfig, calibration: Calibration) -> anyhow::Res
     // Held until the end so the port stays ours even if every worker restarts.
     let (_reservation, addr) =
         listener::reserve(config.addr).with_context(|| format!("cannot bind {}", config.addr))?;
+    let telemetry_dir = if config.telemetry {
+        Some(TelemetryDir::create().context("cannot create the workers' telemetry folder")?)
+    } else {
+        None
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -44,7 +50,8 @@ pub fn supervise(config: &ServerConfig, calibration: Calibration) -> anyhow::Res
         let mut pids = Vec::with_capacity(config.workers);
         let mut waits = JoinSet::new();
         for index in 0..config.workers {
-            let mut child = spawn_worker(config, addr, index, calibration)?;
+            let shared = telemetry_dir.as_ref().map(|d| d.path.as_path());
+            let mut child = spawn_worker(config, addr, index, calibration, shared)?;
             wait_until_listening(&mut child, index).await?;
             pids.push(child.id().context("worker exited during start-up")?);
             waits.spawn(async move { (index, child.wait().await) });
@@ -71,12 +78,35 @@ pub fn supervise(config: &ServerConfig, calibration: Calibration) -> anyhow::Res
     })
 }
 
+/// The folder where the workers share their telemetry, removed when the supervisor
+/// ends (a supervisor killed outright leaves a few small files in the temp folder).
+struct TelemetryDir {
+    path: PathBuf,
+}
+
+impl TelemetryDir {
+    fn create() -> std::io::Result<TelemetryDir> {
+        let path = std::env::temp_dir().join(format!("servers-telemetry-{}", std::process::id()));
+        // A leftover of an earlier process with the same pid holds nothing of ours.
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir(&path)?;
+        Ok(TelemetryDir { path })
+    }
+}
+
+impl Drop for TelemetryDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
 /// Starts worker `index` of the group listening on `addr`.
 fn spawn_worker(
     config: &ServerConfig,
     addr: SocketAddr,
     index: usize,
     calibration: Calibration,
+    telemetry_dir: Option<&Path>,
 ) -> anyhow::Result<Child> {
     let exe = std::env::current_exe().context("cannot find this program to start workers")?;
     let mut command = Command::new(exe);
@@ -97,6 +127,10 @@ fn spawn_worker(
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .kill_on_drop(true);
+    match telemetry_dir {
+        Some(dir) => command.arg("--telemetry-dir").arg(dir),
+        None => command.arg("--no-telemetry"),
+    };
     if let Some(max_units) = config.max_units {
         command.args(["--max-units", &max_units.to_string()]);
     }

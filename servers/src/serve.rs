@@ -14,6 +14,7 @@ use crate::shutdown::Shutdown;
 use crate::strategy::{
     BlockInPlace, Cooperative, Inline, RayonPool, SequentialQueue, SpawnBlocking, Strategy,
 };
+use crate::telemetry::{Group, Telemetry};
 use crate::variant::{RuntimeFlavor, Variant};
 use crate::workload::Calibration;
 
@@ -60,6 +61,18 @@ pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<
         .with_context(|| format!("cannot listen on {}", config.addr))?;
     let local = std_listener.local_addr()?;
     let runtime = build_runtime(config)?;
+    let telemetry = if config.telemetry {
+        let group = match (&config.telemetry_dir, config.worker_index) {
+            (Some(dir), Some(index)) => Some(Group {
+                dir: dir.clone(),
+                index,
+            }),
+            _ => None,
+        };
+        Some(Telemetry::start(runtime.handle(), group).context("cannot start telemetry")?)
+    } else {
+        None
+    };
     let state = Arc::new(AppState {
         variant: config.variant,
         strategy: build_strategy(config, calibration)?,
@@ -77,6 +90,7 @@ pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<
         cores: cores(),
         worker_index: config.worker_index,
         build: build_profile(),
+        telemetry,
     });
 
     let grace = config.shutdown_grace;

@@ -85,6 +85,7 @@ impl Job {
 
     /// Runs the whole job on the calling thread, blocking it until done.
     pub fn run(self) -> JobReport {
+        let _running = crate::telemetry::JOBS.start();
         let started = Instant::now();
         let checksum = match self.work {
             Work::Cpu { units } => Some(run_units(initial_state(units), units)),

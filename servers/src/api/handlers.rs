@@ -29,8 +29,7 @@ pub async fn work_cpu(
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let units = params::bounded(&query, "units", state.limits.max_units, "--max-units")?;
     let report = state
-        .strategy
-        .submit(Job {
+        .run_job(Job {
             work: Work::Cpu { units },
             arrived,
         })
@@ -52,8 +51,7 @@ pub async fn work_io(
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let ms = params::bounded(&query, "ms", state.limits.max_io_ms, "--max-io-ms")?;
     let report = state
-        .strategy
-        .submit(Job {
+        .run_job(Job {
             work: Work::Io {
                 duration: Duration::from_millis(ms),
             },
@@ -90,7 +88,7 @@ pub async fn not_found(uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         format!(
-            "no such path {}; try /health, /work/cpu?units=N, /work/io?ms=N or /info",
+            "no such path {}; try /health, /work/cpu?units=N, /work/io?ms=N, /info or /metrics",
             uri.path()
         ),
     )

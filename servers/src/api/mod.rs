@@ -1,8 +1,9 @@
 //! The HTTP interface, identical on every variant: `/health`, `/work/cpu`,
-//! `/work/io`, `/info`, and JSON errors for everything else.
+//! `/work/io`, `/info`, `/metrics`, `/metrics.json`, and JSON errors for everything else.
 
 mod error;
 mod handlers;
+mod metrics;
 mod params;
 
 pub use error::ApiError;
@@ -14,9 +15,10 @@ use axum::Router;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::config::BuildProfile;
-use crate::strategy::Strategy;
+use crate::strategy::{Rejection, Strategy};
+use crate::telemetry::{Telemetry, JOBS};
 use crate::variant::Variant;
-use crate::workload::Calibration;
+use crate::workload::{Calibration, Job, JobReport};
 
 /// Largest request body accepted; no endpoint needs one, so this only guards memory.
 const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -33,6 +35,22 @@ pub struct AppState {
     /// Index of this process within a multi-worker group.
     pub worker_index: Option<usize>,
     pub build: BuildProfile,
+    /// `None` with `--no-telemetry`.
+    pub telemetry: Option<Arc<Telemetry>>,
+}
+
+impl AppState {
+    /// Runs `job` through the variant's strategy, keeping the job counters.
+    pub async fn run_job(&self, job: Job) -> Result<JobReport, Rejection> {
+        let _in_flight = JOBS.accept();
+        let result = self.strategy.submit(job).await;
+        match &result {
+            Ok(_) => JOBS.completed(),
+            Err(Rejection::QueueFull { .. }) => JOBS.rejected(),
+            Err(Rejection::WorkerLost) => {}
+        }
+        result
+    }
 }
 
 /// Caps on what one request may ask for.
@@ -49,6 +67,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/work/cpu", get(handlers::work_cpu))
         .route("/work/io", get(handlers::work_io))
         .route("/info", get(handlers::info))
+        .route("/metrics", get(metrics::prometheus))
+        .route("/metrics.json", get(metrics::json))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

@@ -36,6 +36,8 @@ impl Strategy for Cooperative {
             units_per_slice,
         } = *self;
         Box::pin(async move {
+            // Every accepted job is running here: the slices interleave.
+            let _running = crate::telemetry::JOBS.start();
             let started = Instant::now();
             let checksum = match job.work {
                 Work::Cpu { units } => {

@@ -1,0 +1,191 @@
+//! The Prometheus text exposition format (version 0.0.4) of a set of process
+//! snapshots: one `# HELP`/`# TYPE` header per metric family, then its samples,
+//! labelled by variant (and by process for `multi-worker`, by worker thread for
+//! per-worker figures). The lag distribution is a Prometheus histogram, so the
+//! processes of a group aggregate with `sum by (le)`.
+
+use std::fmt::Write;
+
+use super::histogram::decode;
+use super::ProcessSnapshot;
+
+/// The `Content-Type` of this format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Upper bounds of the lag histogram's buckets, in seconds (`+Inf` is added).
+const LAG_BUCKETS_S: [f64; 14] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
+/// One metric family being written.
+struct Family<'a> {
+    out: &'a mut String,
+    name: &'static str,
+}
+
+impl Family<'_> {
+    /// Writes one sample; `suffix` is appended to the family name (`_bucket`, …).
+    fn sample(&mut self, suffix: &str, labels: &[(&str, String)], value: f64) {
+        let _ = write!(self.out, "{}{suffix}", self.name);
+        if !labels.is_empty() {
+            let pairs: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+                .collect();
+            let _ = write!(self.out, "{{{}}}", pairs.join(","));
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+}
+
+/// Label values may not hold raw backslashes, quotes or newlines.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn family<'a>(out: &'a mut String, name: &'static str, kind: &str, help: &str) -> Family<'a> {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    Family { out, name }
+}
+
+/// The exposition of `processes` of a server of `variant`.
+pub fn render(variant: &str, processes: &[ProcessSnapshot]) -> String {
+    let mut out = String::new();
+    let base = |p: &ProcessSnapshot| {
+        let mut labels = vec![("variant", variant.to_owned())];
+        if let Some(index) = p.process {
+            labels.push(("process", index.to_string()));
+        }
+        labels
+    };
+
+    let mut f = family(
+        &mut out,
+        "server_event_loop_lag_seconds",
+        "histogram",
+        "How late the lag probe woke after asking to sleep 5 ms: time ready work waited for the event loop.",
+    );
+    for p in processes {
+        let Ok(h) = decode(&p.lag.histogram) else {
+            continue;
+        };
+        for le in LAG_BUCKETS_S {
+            let mut labels = base(p);
+            labels.push(("le", le.to_string()));
+            let count = h.count_between(0, (le * 1e9) as u64);
+            f.sample("_bucket", &labels, count as f64);
+        }
+        let mut labels = base(p);
+        labels.push(("le", "+Inf".into()));
+        f.sample("_bucket", &labels, h.len() as f64);
+        f.sample("_sum", &base(p), p.lag.sum_s);
+        f.sample("_count", &base(p), h.len() as f64);
+    }
+
+    type Pick = fn(&ProcessSnapshot) -> f64;
+    let gauges: [(&'static str, &str, Pick); 10] = [
+        (
+            "server_event_loop_lag_max_seconds",
+            "Largest event-loop lag seen since the process started.",
+            |p| p.lag.max_s,
+        ),
+        (
+            "server_event_loop_stall_seconds",
+            "How overdue the lag probe's pending wake-up is now: a stall in progress.",
+            |p| p.lag.stall_s,
+        ),
+        (
+            "tokio_runtime_workers",
+            "Worker threads of the tokio runtime.",
+            |p| p.runtime.workers as f64,
+        ),
+        (
+            "tokio_runtime_alive_tasks",
+            "Tasks alive on the tokio runtime.",
+            |p| p.runtime.alive_tasks as f64,
+        ),
+        (
+            "tokio_runtime_global_queue_depth",
+            "Tasks waiting in the runtime's shared queue.",
+            |p| p.runtime.global_queue_depth as f64,
+        ),
+        (
+            "server_jobs_in_flight",
+            "Heavy jobs accepted and not finished.",
+            |p| p.jobs.in_flight as f64,
+        ),
+        (
+            "server_jobs_running",
+            "Heavy jobs doing work on some thread now.",
+            |p| p.jobs.running as f64,
+        ),
+        (
+            "server_jobs_queued",
+            "Heavy jobs accepted and waiting for a thread.",
+            |p| p.jobs.queued as f64,
+        ),
+        (
+            "server_telemetry_snapshot_age_seconds",
+            "Age of the figures reported for the process (0 for the process answering).",
+            |p| p.age_s,
+        ),
+        (
+            "server_uptime_seconds",
+            "Seconds since the process started its telemetry.",
+            |p| p.uptime_s,
+        ),
+    ];
+    for (name, help, pick) in gauges {
+        let mut f = family(&mut out, name, "gauge", help);
+        for p in processes {
+            f.sample("", &base(p), pick(p));
+        }
+    }
+
+    let counters: [(&'static str, &str, Pick); 2] = [
+        ("server_jobs_completed_total", "Heavy jobs finished.", |p| {
+            p.jobs.completed as f64
+        }),
+        (
+            "server_jobs_rejected_total",
+            "Heavy jobs refused because the queue was full.",
+            |p| p.jobs.rejected as f64,
+        ),
+    ];
+    for (name, help, pick) in counters {
+        let mut f = family(&mut out, name, "counter", help);
+        for p in processes {
+            f.sample("", &base(p), pick(p));
+        }
+    }
+
+    type PerWorker = fn(&ProcessSnapshot, usize) -> f64;
+    let per_worker: [(&'static str, &str, PerWorker); 2] = [
+        (
+            "tokio_worker_busy_seconds_total",
+            "Time the runtime worker spent busy (credited when it parks).",
+            |p, w| p.runtime.busy_s[w],
+        ),
+        (
+            "tokio_worker_parks_total",
+            "Times the runtime worker parked (went idle).",
+            |p, w| p.runtime.parks[w] as f64,
+        ),
+    ];
+    for (name, help, pick) in per_worker {
+        let mut f = family(&mut out, name, "counter", help);
+        for p in processes {
+            let workers = p.runtime.busy_s.len().min(p.runtime.parks.len());
+            for w in 0..workers {
+                let mut labels = base(p);
+                labels.push(("worker", w.to_string()));
+                f.sample("", &labels, pick(p, w));
+            }
+        }
+    }
+    out
+}

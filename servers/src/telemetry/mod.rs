@@ -1,0 +1,114 @@
+//! Server-side telemetry: what the server saw while the load generator measured it.
+//!
+//! - [`lag`]: an event-loop lag probe on the runtime (how late a 5 ms timer fires);
+//! - [`runtime`]: tokio's stable runtime metrics;
+//! - [`jobs`]: heavy jobs in flight, running, queued, finished, refused;
+//! - [`group`]: the same for every process of a `multi-worker` server;
+//! - [`exposition`]: all of it in Prometheus text format (`GET /metrics`); the JSON
+//!   form (`GET /metrics.json`) is [`MetricsReport`] serialised.
+//!
+//! `--no-telemetry` turns the probe and both endpoints off, so the telemetry's own
+//! cost can be measured; the job counters are a few relaxed atomic additions per
+//! job and stay on.
+
+pub mod exposition;
+pub mod group;
+pub mod histogram;
+pub mod jobs;
+pub mod lag;
+pub mod runtime;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Handle;
+
+pub use group::Group;
+pub use jobs::{JobFigures, JOBS};
+pub use lag::{LagFigures, LagProbe};
+pub use runtime::RuntimeFigures;
+
+/// Bumped whenever a field of [`MetricsReport`] changes meaning or disappears.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// `GET /metrics.json`: the figures of every process of the server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricsReport {
+    pub schema_version: u32,
+    pub variant: String,
+    /// One entry per process: one for most variants, every worker for multi-worker.
+    pub processes: Vec<ProcessSnapshot>,
+}
+
+/// One process's figures at one moment. Counters and histograms are cumulative
+/// since the process started: subtract two snapshots for the time between them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessSnapshot {
+    /// Index within a multi-worker group; `None` for a single-process server.
+    pub process: Option<usize>,
+    pub pid: u32,
+    /// When the snapshot was taken, in seconds on the process's own monotonic clock
+    /// (since its telemetry started): the time base for differences.
+    pub uptime_s: f64,
+    /// How old the snapshot was when reported: 0 for the process answering, up to
+    /// about 0.1 s for its siblings.
+    pub age_s: f64,
+    pub lag: LagFigures,
+    pub runtime: RuntimeFigures,
+    pub jobs: JobFigures,
+}
+
+/// The telemetry of one server process.
+pub struct Telemetry {
+    lag: Arc<LagProbe>,
+    runtime: Handle,
+    group: Option<Group>,
+    started: Instant,
+}
+
+impl Telemetry {
+    /// Starts the lag probe on the runtime of `runtime` and, in a multi-worker
+    /// group, the thread publishing this process's figures to its siblings.
+    pub fn start(runtime: &Handle, group: Option<Group>) -> std::io::Result<Arc<Telemetry>> {
+        let lag = LagProbe::new();
+        lag.start(runtime);
+        let telemetry = Arc::new(Telemetry {
+            lag,
+            runtime: runtime.clone(),
+            group,
+            started: Instant::now(),
+        });
+        if let Some(group) = &telemetry.group {
+            group.start_publishing(Arc::clone(&telemetry))?;
+        }
+        Ok(telemetry)
+    }
+
+    /// This process's figures now.
+    pub fn own_snapshot(&self) -> ProcessSnapshot {
+        ProcessSnapshot {
+            process: self.group.as_ref().map(|g| g.index),
+            pid: std::process::id(),
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            age_s: 0.0,
+            lag: self.lag.figures(),
+            runtime: runtime::figures(&self.runtime),
+            jobs: JOBS.figures(),
+        }
+    }
+
+    /// The figures of every process of the server, in process order.
+    pub fn report(&self, variant: &str) -> MetricsReport {
+        let mut processes = vec![self.own_snapshot()];
+        if let Some(group) = &self.group {
+            processes.extend(group.siblings());
+        }
+        processes.sort_by_key(|p| p.process);
+        MetricsReport {
+            schema_version: SCHEMA_VERSION,
+            variant: variant.to_owned(),
+            processes,
+        }
+    }
+}
