@@ -145,6 +145,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub workers: Option<usize>,
 
+    /// Run the servers without telemetry and do not scrape them (to measure what
+    /// the telemetry costs); client and server CPU are still sampled.
+    #[arg(long)]
+    pub no_telemetry: bool,
+
     /// Check these thresholds (a TOML file) after the run: exit 99 if any fails.
     #[arg(long)]
     pub check: Option<PathBuf>,

@@ -22,3 +22,4 @@ pub mod scenario;
 pub mod selftest;
 pub mod stats;
 pub mod target;
+pub mod telemetry;

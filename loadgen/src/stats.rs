@@ -4,39 +4,12 @@
 //! assume) into a histogram tracking 1 µs to one hour at three significant digits.
 //! Histograms are only ever merged (exactly), never averaged.
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
-use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-/// Smallest latency told apart from zero: 1 µs.
-pub const LOWEST_NS: u64 = 1_000;
-/// Largest latency recorded exactly: one hour. Longer ones are clamped to it.
-pub const HIGHEST_NS: u64 = 3_600 * 1_000_000_000;
-/// Significant decimal digits kept for every value.
-pub const SIGFIG: u8 = 3;
-
-/// An empty latency histogram with the bounds above.
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(LOWEST_NS, HIGHEST_NS, SIGFIG).expect("constant bounds are valid")
-}
-
-/// The histogram in HdrHistogram's compressed V2 form, base64-encoded (the form the
-/// interval log uses), so reports carry full distributions, not just percentiles.
-pub fn encode(h: &Histogram<u64>) -> String {
-    let mut bytes = Vec::new();
-    V2DeflateSerializer::new()
-        .serialize(h, &mut bytes)
-        .expect("serializing into memory cannot fail");
-    BASE64.encode(&bytes)
-}
-
-/// The inverse of [`encode`].
-pub fn decode(text: &str) -> anyhow::Result<Histogram<u64>> {
-    let bytes = BASE64.decode(text.trim())?;
-    Ok(Deserializer::new().deserialize(&mut bytes.as_slice())?)
-}
+// One histogram form for both crates, so the servers' lag histograms and the
+// client's latency histograms read and merge the same way.
+pub use servers::telemetry::histogram::{decode, encode, new_histogram, HIGHEST_NS};
 
 /// The figures people read off a latency distribution, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]

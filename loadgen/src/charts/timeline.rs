@@ -1,6 +1,7 @@
 //! Probe latency over time: p50, p99 and max per interval, the phases side by side
-//! with the loaded one shaded, and heavy completions per second on a second axis.
-//! The picture of a server freezing and recovering.
+//! with the loaded one shaded, the server's own event-loop lag on the same time axis
+//! (so a stall shows on both sides), and heavy completions per second on a second
+//! axis. The picture of a server freezing and recovering.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -26,6 +27,9 @@ pub struct Timeline {
     /// (name, start, end) on the time axis, in seconds.
     phases: Vec<(String, f64, f64)>,
     latency: Vec<Point>,
+    /// The server's largest event-loop lag per scrape interval, in ms, placed at
+    /// the scrape that reported it.
+    server_lag: Vec<(f64, f64)>,
     throughput: Vec<(f64, f64)>,
     throughput_label: String,
     footer: String,
@@ -53,8 +57,19 @@ impl Timeline {
             return None;
         }
         let (mut phases, mut latency, mut throughput) = (Vec::new(), Vec::new(), Vec::new());
+        let mut server_lag = Vec::new();
         let mut offset = 0.0;
         for phase in &v.phases {
+            if let Some(telemetry) = &phase.server_telemetry {
+                // Each figure covers the interval ending at its scrape; the scrape
+                // just after the end still covers the end of the phase.
+                server_lag.extend(telemetry.intervals.iter().filter_map(|i| {
+                    let end = i.start_s + i.length_s;
+                    let figures = i.server.as_ref()?;
+                    (end > 0.0 && i.start_s < phase.measured_s)
+                        .then(|| (offset + end.min(phase.measured_s), figures.lag_max_us / 1e3))
+                }));
+            }
             if let Some(probe) = phase.stream("probe") {
                 latency.extend(in_window(probe).map(|i| point(offset, i)));
             }
@@ -71,6 +86,7 @@ impl Timeline {
             stem: format!("timeline-{}", v.name),
             phases,
             latency,
+            server_lag,
             throughput,
             throughput_label: "heavy completions/s (right axis)".into(),
             footer: footer.to_owned(),
@@ -84,6 +100,7 @@ impl Timeline {
             stem: format!("timeline-{}", s.name),
             phases: vec![("measured".into(), 0.0, s.measured_s)],
             latency: in_window(s).map(|i| point(0.0, i)).collect(),
+            server_lag: Vec::new(),
             throughput: in_window(s)
                 .map(|i| (i.start_s + i.length_s / 2.0, i.throughput))
                 .collect(),
@@ -110,6 +127,7 @@ impl Chart for Timeline {
         let y_min = if y_min.is_finite() { y_min / 1.5 } else { 0.01 };
         let y_max = answered
             .map(|p| p.max)
+            .chain(self.server_lag.iter().map(|p| p.1))
             .fold(0.0, f64::max)
             .max(y_min * 10.0)
             * 3.0;
@@ -187,6 +205,31 @@ impl Chart for Timeline {
                     labelled = true;
                 }
             }
+        }
+        if !self.server_lag.is_empty() {
+            let purple = RGBColor(120, 40, 160);
+            let points: Vec<(f64, f64)> = self
+                .server_lag
+                .iter()
+                .map(|&(t, ms)| (t, ms.max(y_min)))
+                .collect();
+            chart
+                .draw_series(DashedLineSeries::new(
+                    points.clone(),
+                    3,
+                    3,
+                    purple.stroke_width(2),
+                ))
+                .map_err(plot_error)?;
+            chart
+                .draw_series(
+                    points
+                        .into_iter()
+                        .map(|p| TriangleMarker::new(p, 5, purple.filled())),
+                )
+                .map_err(plot_error)?
+                .label("server event-loop lag max (per scrape)")
+                .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 5, purple.filled()));
         }
         let frozen: Vec<(f64, f64)> = self
             .latency

@@ -32,6 +32,7 @@ use crate::report::hgrm::percentile_table;
 use crate::report::hlog::HlogWriter;
 use crate::report::StreamReport;
 use crate::stats::decode;
+use crate::telemetry::{ScrapeTarget, Scraper, ServerTelemetry};
 
 /// Start-up, calibration and drains per variant, for the time estimate.
 const OVERHEAD_PER_VARIANT: Duration = Duration::from_secs(2);
@@ -104,6 +105,7 @@ fn prepare(args: &RunArgs) -> Result<Job, CommandError> {
         launch: Launch {
             cpus: placement.server_cpus.clone(),
             workers: args.workers,
+            telemetry: !args.no_telemetry,
         },
         settings,
         placement,
@@ -305,6 +307,7 @@ impl VariantContext<'_> {
             offset: Duration::ZERO,
             phase: String::new(),
             position: self.position,
+            measured_from: None,
         };
         let client_cores = self
             .job
@@ -319,10 +322,19 @@ impl VariantContext<'_> {
             self.progress
                 .set_label(format!("{} {}", self.label, phase.name));
             observer.phase = phase.name.clone();
+            observer.measured_from = None;
             let plan = responsiveness::plan(phase, server.addr, settings, &job);
             let (client_before, server_before, wall) =
                 (cpu::own_cpu_time(), server.cpu_time(), Instant::now());
-            let outcome = engine::run(&plan, &mut observer, self.interrupt).await?;
+            let scraper = Scraper::start(ScrapeTarget {
+                addr: server.addr,
+                scrape: self.job.launch.telemetry,
+                server_pid: Some(server.pid),
+                every: plan.timing.interval,
+            });
+            let outcome = engine::run(&plan, &mut observer, self.interrupt).await;
+            let samples = scraper.finish().await;
+            let outcome = outcome?;
             let wall = wall.elapsed();
             let client_cpu = cpu::own_cpu_time().saturating_sub(client_before);
             let streams: Vec<StreamReport> = outcome
@@ -351,6 +363,9 @@ impl VariantContext<'_> {
                     .saturating_sub(server_before)
                     .as_secs_f64(),
                 streams,
+                server_telemetry: observer
+                    .measured_from
+                    .map(|from| ServerTelemetry::from_samples(&samples, from)),
             });
             observer.position += Duration::from_secs_f64(phase.duration_s + phase.warmup_s);
             if let Some(status) = server.exited() {
@@ -381,10 +396,13 @@ struct PhaseObserver<'a> {
     phase: String,
     /// Planned time of everything before this phase.
     position: Duration,
+    /// When this phase's measurement started.
+    measured_from: Option<SystemTime>,
 }
 
 impl Observer for PhaseObserver<'_> {
     fn measuring(&mut self, since: SystemTime) {
+        self.measured_from = Some(since);
         let base = *self.base.get_or_insert_with(|| {
             self.hlog.begin(since);
             since

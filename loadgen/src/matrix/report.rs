@@ -11,17 +11,19 @@ use crate::environment::Environment;
 use crate::report::text::format_us;
 use crate::report::StreamReport;
 use crate::stats::Percentiles;
+use crate::telemetry::ServerTelemetry;
 
 /// Bumped whenever a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Columns of the comparison table.
-pub const TABLE_HEADER: [&str; 14] = [
+pub const TABLE_HEADER: [&str; 15] = [
     "variant",
     "probe p50",
     "probe p99",
     "probe p99.9",
     "probe max",
+    "server lag max",
     "idle p99",
     "inflation",
     "heavy done/s",
@@ -127,6 +129,10 @@ pub struct PhaseReport {
     pub client_cpu_share: f64,
     pub server_cpu_s: f64,
     pub streams: Vec<StreamReport>,
+    /// The server's own figures and both sides' CPU, per interval; `None` in
+    /// reports written before telemetry existed.
+    #[serde(default)]
+    pub server_telemetry: Option<ServerTelemetry>,
 }
 
 impl PhaseReport {
@@ -154,6 +160,13 @@ pub struct Figures {
     pub heavy_rejected: u64,
     /// Heavy requests that failed otherwise (timeouts, errors, other statuses).
     pub heavy_failed: u64,
+    /// The server's largest event-loop lag in the loaded phase, in µs (`None`
+    /// without telemetry).
+    #[serde(default)]
+    pub server_lag_max_us: Option<f64>,
+    /// Share of the runtime workers' time spent busy in the loaded phase.
+    #[serde(default)]
+    pub server_busy_ratio: Option<f64>,
 }
 
 impl Figures {
@@ -184,6 +197,14 @@ impl Figures {
             heavy_latency: heavy.latency.corrected,
             heavy_rejected: heavy.counts.status_503,
             heavy_failed: heavy.counts.errors() - heavy.counts.status_503 + heavy.unsent,
+            server_lag_max_us: loaded_phase
+                .server_telemetry
+                .as_ref()
+                .and_then(|t| t.lag_max_us),
+            server_busy_ratio: loaded_phase
+                .server_telemetry
+                .as_ref()
+                .and_then(|t| t.busy_ratio),
         })
     }
 }
@@ -216,6 +237,7 @@ impl MatrixReport {
                         format_us(f.probe_loaded.p99_us),
                         format_us(f.probe_loaded.p99_9_us),
                         format_us(f.probe_loaded.max_us),
+                        f.server_lag_max_us.map_or_else(|| "–".into(), format_us),
                         format_us(f.probe_idle.p99_us),
                         format!("{:.1}×", f.probe_inflation),
                         format!("{:.1}", f.heavy_completions_per_s),
@@ -256,6 +278,25 @@ impl MatrixReport {
                 warnings.push(format!("{}: {error}", v.name));
             }
             for p in &v.phases {
+                let telemetry = p.server_telemetry.as_ref();
+                let busiest = telemetry.map_or(0.0, |t| t.client_cpu_max);
+                let cores = self.environment.cores.max(1) as f64;
+                if busiest / cores > CLIENT_SATURATED && p.client_cpu_share <= CLIENT_SATURATED {
+                    warnings.push(format!(
+                        "{} {}: in its busiest interval the client used {:.0}% of its CPUs; figures from that time measure the client too",
+                        v.name,
+                        p.name,
+                        busiest / cores * 100.0
+                    ));
+                }
+                if let Some(t) = telemetry.filter(|t| {
+                    t.scrapes > 0 && t.scrapes == t.scrape_failures.values().sum::<u64>()
+                }) {
+                    warnings.push(format!(
+                        "{} {}: no scrape of the server's /metrics.json succeeded ({:?}); no server figures",
+                        v.name, p.name, t.scrape_failures
+                    ));
+                }
                 if p.client_cpu_share > CLIENT_SATURATED {
                     warnings.push(format!(
                         "{} {}: the client used {:.0}% of its CPUs; its numbers measure the client too",
@@ -318,7 +359,7 @@ impl MatrixReport {
                 format_us(r.idle_lateness_max_us)
             );
         }
-        out.push_str("Probe latency under load (corrected for coordinated omission), sorted by inflation (loaded p99 ÷ idle p99). Heavy done/s: 2xx completions inside the loaded window; efficiency: that ÷ (cores ÷ job cost). Heavy latency includes 503 refusals, which are answered at once. Failed: heavy requests that timed out, errored, or were never sent or answered.\n\n");
+        out.push_str("Probe latency under load (corrected for coordinated omission), sorted by inflation (loaded p99 ÷ idle p99). Server lag max: the longest the server's own event-loop lag probe (a 5 ms timer) waited past its due time in the loaded phase; about 1–2 ms is tokio's timer granularity. Heavy done/s: 2xx completions inside the loaded window; efficiency: that ÷ (cores ÷ job cost). Heavy latency includes 503 refusals, which are answered at once. Failed: heavy requests that timed out, errored, or were never sent or answered.\n\n");
         out.push_str(&self.table());
         let warnings = self.warnings();
         if !warnings.is_empty() {

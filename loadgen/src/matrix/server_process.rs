@@ -34,6 +34,8 @@ pub struct Launch {
     pub cpus: Option<Vec<usize>>,
     /// `--workers` for the server.
     pub workers: Option<usize>,
+    /// Whether the server runs its telemetry (`--no-telemetry` otherwise).
+    pub telemetry: bool,
 }
 
 /// A running server child process.
@@ -64,6 +66,9 @@ impl ServerProcess {
             .kill_on_drop(true);
         if let Some(workers) = launch.workers {
             command.args(["--workers", &workers.to_string()]);
+        }
+        if !launch.telemetry {
+            command.arg("--no-telemetry");
         }
         let parent = std::process::id();
         let cpus = launch.cpus.clone();

@@ -1,0 +1,10 @@
+//! The server side of a run: the servers' own telemetry (`/metrics.json`: event-loop
+//! lag, runtime and queue figures) and the CPU use of client and server, sampled
+//! once per interval beside the load ([`scraper`]) and turned into a per-interval
+//! series for the report ([`series`]).
+
+pub mod scraper;
+pub mod series;
+
+pub use scraper::{ScrapeTarget, Scraper};
+pub use series::{ServerFigures, ServerInterval, ServerTelemetry};

@@ -1,0 +1,139 @@
+//! Samples a server while a phase runs: once per interval it reads the client's and
+//! the server's CPU time from the kernel, then fetches the server's
+//! `/metrics.json` on a connection of its own. A scrape that fails is counted by
+//! kind and the run goes on; a server too blocked to answer its scrape in time is
+//! itself part of the picture.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use servers::telemetry::MetricsReport;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use crate::client;
+use crate::cpu;
+
+/// The path scraped.
+pub const METRICS_PATH: &str = "/metrics.json";
+
+/// What to sample and how often.
+#[derive(Debug, Clone)]
+pub struct ScrapeTarget {
+    pub addr: SocketAddr,
+    /// Whether to fetch `/metrics.json` (off when the server runs without telemetry).
+    pub scrape: bool,
+    /// The server process whose CPU (with its children's) is read from /proc.
+    pub server_pid: Option<u32>,
+    pub every: Duration,
+}
+
+/// Why a scrape brought back no figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScrapeFailure {
+    /// No answer before the next sample was due.
+    Timeout,
+    /// The connection failed or broke.
+    Connection,
+    /// An answer other than 200.
+    Status(u16),
+    /// A 200 whose body is not a metrics report.
+    Unreadable,
+}
+
+impl ScrapeFailure {
+    /// The name failures are counted under.
+    pub fn kind(self) -> String {
+        match self {
+            ScrapeFailure::Timeout => "timeout".into(),
+            ScrapeFailure::Connection => "connection".into(),
+            ScrapeFailure::Status(code) => format!("status {code}"),
+            ScrapeFailure::Unreadable => "unreadable".into(),
+        }
+    }
+}
+
+/// One sample. CPU times are cumulative; the series turns them into rates.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// When the sample was taken (the CPU read, the scrape sent).
+    pub at: SystemTime,
+    pub client_cpu: Duration,
+    pub server_cpu: Option<Duration>,
+    /// `None` when not scraping.
+    pub scrape: Option<Result<MetricsReport, ScrapeFailure>>,
+    /// How long the scrape took to answer (or to fail).
+    pub scrape_took: Duration,
+}
+
+/// A sampling task running beside a phase.
+pub struct Scraper {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Vec<Sample>>,
+}
+
+impl Scraper {
+    /// Starts sampling now, and then every `target.every`.
+    pub fn start(target: ScrapeTarget) -> Scraper {
+        let (stop, mut stopped) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut ticks = tokio::time::interval(target.every);
+            // A late tick (a slow scrape) shifts the schedule instead of bunching up.
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => samples.push(sample(&target).await),
+                    _ = &mut stopped => break,
+                }
+            }
+            // One last sample, so the series reaches the end of the phase.
+            samples.push(sample(&target).await);
+            samples
+        });
+        Scraper { stop, task }
+    }
+
+    /// Stops sampling and returns every sample, oldest first.
+    pub async fn finish(self) -> Vec<Sample> {
+        let _ = self.stop.send(());
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// Takes one sample of `target`.
+async fn sample(target: &ScrapeTarget) -> Sample {
+    let at = SystemTime::now();
+    let client_cpu = cpu::own_cpu_time();
+    let server_cpu = target.server_pid.map(cpu::process_tree_cpu_time);
+    let started = Instant::now();
+    let scrape = if target.scrape {
+        // Answered within most of an interval, so the next sample is on time.
+        Some(scrape(target.addr, target.every.mul_f64(0.9)).await)
+    } else {
+        None
+    };
+    Sample {
+        at,
+        client_cpu,
+        server_cpu,
+        scrape,
+        scrape_took: started.elapsed(),
+    }
+}
+
+/// `GET /metrics.json` on a fresh connection.
+pub async fn scrape(addr: SocketAddr, within: Duration) -> Result<MetricsReport, ScrapeFailure> {
+    // The outer timeout decides; the inner one only has to be longer.
+    let fetched = tokio::time::timeout(within, client::get(addr, METRICS_PATH, within * 2)).await;
+    let (status, body) = match fetched {
+        Err(_) => return Err(ScrapeFailure::Timeout),
+        Ok(Err(_)) => return Err(ScrapeFailure::Connection),
+        Ok(Ok(answer)) => answer,
+    };
+    if status != http::StatusCode::OK {
+        return Err(ScrapeFailure::Status(status.as_u16()));
+    }
+    serde_json::from_slice(&body).map_err(|_| ScrapeFailure::Unreadable)
+}

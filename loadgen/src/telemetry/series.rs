@@ -1,0 +1,247 @@
+//! Turns a phase's samples into the per-interval server series of the report.
+//! Everything the servers report is cumulative, so an interval's figures are the
+//! difference of two snapshots of the same process (matched by pid): lag
+//! histograms subtract exactly, busy time over the server's own elapsed time gives
+//! the busy ratio. After failed scrapes, the next good one covers the whole gap.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use servers::telemetry::{MetricsReport, ProcessSnapshot};
+
+use super::scraper::Sample;
+use crate::stats::{decode, new_histogram, Percentiles};
+
+/// What the server side looked like during one phase.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ServerTelemetry {
+    /// Scrapes attempted (0 when the server ran without telemetry).
+    pub scrapes: u64,
+    /// Failed scrapes by kind (`timeout`, `connection`, `status 404`, `unreadable`).
+    pub scrape_failures: BTreeMap<String, u64>,
+    /// Event-loop lag over the phase (from the last snapshot at or before the start
+    /// of measurement to the last one), in µs; `None` without two snapshots.
+    pub lag: Option<Percentiles>,
+    /// Highest lag seen in any interval, stalls still in progress at a scrape
+    /// included, in µs.
+    pub lag_max_us: Option<f64>,
+    /// Share of the runtime workers' time spent busy over the phase.
+    pub busy_ratio: Option<f64>,
+    /// Highest client CPU use in one interval, in cores.
+    pub client_cpu_max: f64,
+    pub intervals: Vec<ServerInterval>,
+}
+
+/// One interval (between two samples).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerInterval {
+    /// From the start of measurement, in seconds (negative during the warm-up).
+    pub start_s: f64,
+    pub length_s: f64,
+    /// Client CPU use over the interval, in cores.
+    pub client_cpu: f64,
+    /// Server CPU use (all its processes), in cores.
+    pub server_cpu: Option<f64>,
+    /// How long the scrape at the end of the interval took, in ms.
+    pub scrape_ms: Option<f64>,
+    /// Why that scrape failed, if it did.
+    pub scrape_error: Option<String>,
+    /// The server's figures since the previous good scrape.
+    pub server: Option<ServerFigures>,
+}
+
+/// Server figures between two snapshots, summed over its processes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerFigures {
+    /// Server time covered, in seconds (longer than the interval after failed
+    /// scrapes).
+    pub span_s: f64,
+    /// Lag probe wake-ups in the span.
+    pub lag_samples: u64,
+    pub lag_p99_us: f64,
+    /// The largest lag recorded in the span, or the stall in progress at the scrape
+    /// if that is larger.
+    pub lag_max_us: f64,
+    /// Busy time of all runtime workers over their time.
+    pub busy_ratio: f64,
+    pub alive_tasks: u64,
+    pub global_queue_depth: u64,
+    pub jobs_in_flight: u64,
+    pub jobs_running: u64,
+    pub jobs_queued: u64,
+    pub jobs_rejected: u64,
+    /// Processes in both snapshots (a multi-worker server reports each).
+    pub processes: usize,
+}
+
+/// When a sample's figures were taken: its send time plus the time to answer.
+fn taken(s: &Sample) -> SystemTime {
+    s.at + s.scrape_took
+}
+
+/// Seconds from `origin` to `t`, negative if `t` is earlier.
+fn offset(origin: SystemTime, t: SystemTime) -> f64 {
+    match t.duration_since(origin) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    }
+}
+
+/// What changed between two reports of the same server, over the processes in both
+/// (matched by pid).
+struct Difference<'a> {
+    lag: Histogram<u64>,
+    /// Busy seconds of all runtime workers.
+    busy_s: f64,
+    /// Seconds the runtime workers existed (elapsed × workers).
+    capacity_s: f64,
+    /// Longest elapsed server time of a process.
+    span_s: f64,
+    /// (before, after) per process.
+    pairs: Vec<(&'a ProcessSnapshot, &'a ProcessSnapshot)>,
+}
+
+impl Difference<'_> {
+    /// Busy time is credited when a worker parks, so a stretch can land in a later
+    /// interval: clamp what cannot be.
+    fn busy_ratio(&self) -> f64 {
+        (self.busy_s / self.capacity_s).min(1.0)
+    }
+}
+
+fn difference<'a>(before: &'a MetricsReport, after: &'a MetricsReport) -> Option<Difference<'a>> {
+    let mut d = Difference {
+        lag: new_histogram(),
+        busy_s: 0.0,
+        capacity_s: 0.0,
+        span_s: 0.0,
+        pairs: Vec::new(),
+    };
+    let busy = |p: &ProcessSnapshot| p.runtime.busy_s.iter().sum::<f64>();
+    for a in &after.processes {
+        let Some(b) = before.processes.iter().find(|b| b.pid == a.pid) else {
+            continue;
+        };
+        let elapsed = a.uptime_s - b.uptime_s;
+        if elapsed <= 0.0 {
+            continue;
+        }
+        let mut lag = decode(&a.lag.histogram).ok()?;
+        lag.subtract(&decode(&b.lag.histogram).ok()?).ok()?;
+        d.lag.add(&lag).ok()?;
+        d.busy_s += (busy(a) - busy(b)).max(0.0);
+        d.capacity_s += elapsed * a.runtime.workers.max(1) as f64;
+        d.span_s = d.span_s.max(elapsed);
+        d.pairs.push((b, a));
+    }
+    (!d.pairs.is_empty()).then_some(d)
+}
+
+/// The figures between two reports of the same server.
+fn between(before: &MetricsReport, after: &MetricsReport) -> Option<ServerFigures> {
+    let d = difference(before, after)?;
+    let lag = Percentiles::of(&d.lag);
+    let stall = d
+        .pairs
+        .iter()
+        .map(|(_, a)| a.lag.stall_s)
+        .fold(0.0, f64::max);
+    let sum = |pick: fn(&ProcessSnapshot, &ProcessSnapshot) -> u64| -> u64 {
+        d.pairs.iter().map(|(b, a)| pick(b, a)).sum()
+    };
+    Some(ServerFigures {
+        span_s: d.span_s,
+        lag_samples: lag.count,
+        lag_p99_us: lag.p99_us,
+        lag_max_us: lag.max_us.max(stall * 1e6),
+        busy_ratio: d.busy_ratio(),
+        alive_tasks: sum(|_, a| a.runtime.alive_tasks as u64),
+        global_queue_depth: sum(|_, a| a.runtime.global_queue_depth as u64),
+        jobs_in_flight: sum(|_, a| a.jobs.in_flight),
+        jobs_running: sum(|_, a| a.jobs.running),
+        jobs_queued: sum(|_, a| a.jobs.queued),
+        jobs_rejected: sum(|b, a| a.jobs.rejected.saturating_sub(b.jobs.rejected)),
+        processes: d.pairs.len(),
+    })
+}
+
+impl ServerTelemetry {
+    /// The series of `samples` (oldest first) for a phase whose measurement started
+    /// at `measured_from` and lasted `measured_s`.
+    pub fn from_samples(samples: &[Sample], measured_from: SystemTime) -> ServerTelemetry {
+        let mut telemetry = ServerTelemetry::default();
+        for s in samples {
+            if let Some(scrape) = &s.scrape {
+                telemetry.scrapes += 1;
+                if let Err(failure) = scrape {
+                    *telemetry.scrape_failures.entry(failure.kind()).or_default() += 1;
+                }
+            }
+        }
+        // The last good report so far, for the next interval's differences.
+        let mut last_good: Option<&MetricsReport> = None;
+        if let Some(Some(Ok(report))) = samples.first().map(|s| &s.scrape) {
+            last_good = Some(report);
+        }
+        for pair in samples.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            let length = b.at.duration_since(a.at).unwrap_or_default().as_secs_f64();
+            if length <= 0.0 {
+                continue;
+            }
+            let rate = |before: Option<std::time::Duration>, after: Option<std::time::Duration>| {
+                Some(after?.saturating_sub(before?).as_secs_f64() / length)
+            };
+            let client_cpu = rate(Some(a.client_cpu), Some(b.client_cpu)).unwrap_or(0.0);
+            let (server, scrape_error) = match &b.scrape {
+                Some(Ok(report)) => {
+                    let figures = last_good.and_then(|before| between(before, report));
+                    last_good = Some(report);
+                    (figures, None)
+                }
+                Some(Err(failure)) => (None, Some(failure.kind())),
+                None => (None, None),
+            };
+            telemetry.client_cpu_max = telemetry.client_cpu_max.max(client_cpu);
+            telemetry.intervals.push(ServerInterval {
+                start_s: offset(measured_from, a.at),
+                length_s: length,
+                client_cpu,
+                server_cpu: rate(a.server_cpu, b.server_cpu),
+                scrape_ms: b.scrape.as_ref().map(|_| b.scrape_took.as_secs_f64() * 1e3),
+                scrape_error,
+                server,
+            });
+        }
+        telemetry.lag_max_us = telemetry
+            .intervals
+            .iter()
+            .filter(|i| i.start_s + i.length_s > 0.0)
+            .filter_map(|i| i.server.as_ref().map(|s| s.lag_max_us))
+            .reduce(f64::max);
+
+        // The whole phase: from the last good report taken at or before the start
+        // of measurement (else the first good one) to the last good one.
+        let good: Vec<(&Sample, &MetricsReport)> = samples
+            .iter()
+            .filter_map(|s| match &s.scrape {
+                Some(Ok(report)) => Some((s, report)),
+                _ => None,
+            })
+            .collect();
+        let start = good
+            .iter()
+            .rev()
+            .find(|(s, _)| taken(s) <= measured_from)
+            .or(good.first());
+        if let (Some((_, first)), Some((_, last))) = (start, good.last()) {
+            if let Some(whole) = difference(first, last) {
+                telemetry.lag = Some(Percentiles::of(&whole.lag));
+                telemetry.busy_ratio = Some(whole.busy_ratio());
+            }
+        }
+        telemetry
+    }
+}
