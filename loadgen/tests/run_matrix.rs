@@ -191,6 +191,41 @@ fn a_run_measures_each_variant_and_sees_blocking() {
         free.heavy_rejected > 0,
         "an overloaded bounded queue refuses some jobs"
     );
+
+    // The server side agrees: the event loop that runs the jobs lags by whole
+    // jobs, the one that hands them to a queue thread does not.
+    let (blocked_lag, free_lag) = (
+        blocked.server_lag_max_us.expect("server lag"),
+        free.server_lag_max_us.expect("server lag"),
+    );
+    assert!(
+        blocked_lag > 10.0 * free_lag,
+        "current-thread lag max {blocked_lag} µs vs sequential-queue {free_lag} µs"
+    );
+    for v in &report.variants {
+        for p in &v.phases {
+            let t = p.server_telemetry.as_ref().expect("server telemetry");
+            assert!(t.scrapes >= 2, "{} {}: {t:?}", v.name, p.name);
+            assert!(t.intervals.len() >= 2, "{} {}: {t:?}", v.name, p.name);
+            assert!(t.intervals.iter().all(|i| i.server_cpu.is_some()));
+            assert!(t.intervals.iter().any(|i| i.server.is_some()));
+        }
+    }
+    let queue_loaded = report.variants[1].phases[1]
+        .server_telemetry
+        .as_ref()
+        .unwrap();
+    assert!(
+        queue_loaded
+            .intervals
+            .iter()
+            .filter_map(|i| i.server.as_ref())
+            .any(|s| s.jobs_queued > 0 && s.jobs_running == 1),
+        "the sequential queue is seen holding jobs, one running: {queue_loaded:?}"
+    );
+    let timeline =
+        std::fs::read_to_string(out.join("latest/charts/timeline-current-thread.svg")).unwrap();
+    assert!(timeline.contains("server event-loop lag"));
     for chart in [
         "charts/spectrum-probe.svg",
         "charts/comparison.png",

@@ -245,3 +245,99 @@ impl ServerTelemetry {
         telemetry
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use servers::telemetry::{JobFigures, LagFigures, RuntimeFigures};
+
+    use super::*;
+    use crate::stats::encode;
+    use crate::telemetry::scraper::ScrapeFailure;
+
+    /// A one-process report at `uptime_s` whose probe has seen `lags_ms`.
+    fn report(uptime_s: f64, lags_ms: &[u64], busy_s: f64, rejected: u64) -> MetricsReport {
+        let mut h = new_histogram();
+        for ms in lags_ms {
+            h.record(ms * 1_000_000).unwrap();
+        }
+        MetricsReport {
+            schema_version: 1,
+            variant: "test".into(),
+            processes: vec![ProcessSnapshot {
+                process: None,
+                pid: 7,
+                uptime_s,
+                age_s: 0.0,
+                lag: LagFigures {
+                    count: h.len(),
+                    sum_s: 0.0,
+                    p50_s: 0.0,
+                    p99_s: 0.0,
+                    max_s: 0.0,
+                    stall_s: 0.0,
+                    histogram: encode(&h),
+                },
+                runtime: RuntimeFigures {
+                    workers: 2,
+                    busy_s: vec![busy_s, 0.0],
+                    parks: vec![0, 0],
+                    ..RuntimeFigures::default()
+                },
+                jobs: JobFigures {
+                    rejected,
+                    ..JobFigures::default()
+                },
+            }],
+        }
+    }
+
+    fn sample(origin: SystemTime, s: f64, scrape: Result<MetricsReport, ScrapeFailure>) -> Sample {
+        Sample {
+            at: origin + Duration::from_secs_f64(s),
+            client_cpu: Duration::from_secs_f64(s / 10.0),
+            server_cpu: Some(Duration::from_secs_f64(s)),
+            scrape: Some(scrape),
+            scrape_took: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn intervals_are_differences_and_a_gap_is_covered_by_the_next_scrape() {
+        let origin = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let samples = [
+            sample(origin, 0.0, Ok(report(10.0, &[1, 1], 0.0, 0))),
+            sample(origin, 1.0, Ok(report(11.0, &[1, 1, 1, 2], 1.0, 3))),
+            sample(origin, 2.0, Err(ScrapeFailure::Timeout)),
+            sample(origin, 3.0, Ok(report(13.0, &[1, 1, 1, 2, 900], 1.0, 3))),
+        ];
+        let t = ServerTelemetry::from_samples(&samples, origin);
+        assert_eq!(t.scrapes, 4);
+        assert_eq!(t.scrape_failures.get("timeout"), Some(&1));
+        assert_eq!(t.intervals.len(), 3);
+
+        let first = t.intervals[0].server.as_ref().unwrap();
+        assert_eq!(first.lag_samples, 2, "only the new wake-ups");
+        assert!((first.lag_max_us - 2_000.0).abs() < 5.0, "{first:?}");
+        // 1 s busy of 2 workers × 1 s.
+        assert!((first.busy_ratio - 0.5).abs() < 1e-9);
+        assert_eq!(first.jobs_rejected, 3);
+        assert!((t.intervals[0].server_cpu.unwrap() - 1.0).abs() < 1e-9);
+        assert!((t.intervals[0].client_cpu - 0.1).abs() < 1e-9);
+
+        assert!(t.intervals[1].server.is_none());
+        assert_eq!(t.intervals[1].scrape_error.as_deref(), Some("timeout"));
+
+        // The scrape after the gap covers both seconds and sees the 900 ms stall.
+        let after = t.intervals[2].server.as_ref().unwrap();
+        assert!((after.span_s - 2.0).abs() < 1e-9);
+        assert!(after.lag_max_us >= 900_000.0);
+        assert_eq!(after.busy_ratio, 0.0);
+
+        let whole = t.lag.unwrap();
+        assert_eq!(whole.count, 3);
+        assert!(t.lag_max_us.unwrap() >= 900_000.0);
+        assert!((t.busy_ratio.unwrap() - 1.0 / 6.0).abs() < 1e-9);
+    }
+}

@@ -91,6 +91,7 @@ pub fn synthetic_report() -> MatrixReport {
                 client_cpu_share: 0.05,
                 server_cpu_s: 1.0,
                 streams,
+                server_telemetry: None,
             };
             let phases = vec![
                 phase("idle", vec![stream("probe", 1, 2)]),
