@@ -59,6 +59,21 @@ fn every_statistic_evaluates() {
     // Its synthetic loaded probe is exactly as fast as its idle one.
     assert_eq!(check(&["spawn-blocking.probe.inflation == 1"]), [true]);
     assert_eq!(check(&["spawn-blocking.probe.inflation != 1"]), [false]);
+
+    // The server's own lag: 21 ms p99 (max 42) under load for current-thread.
+    assert_eq!(check(&["current-thread.server.loaded.p99 > 20ms"]), [true]);
+    assert_eq!(check(&["current-thread.server.loaded.max == 42ms"]), [true]);
+    assert_eq!(
+        check(&["current-thread.server.loaded.max > 10 * spawn-blocking.server.loaded.max"]),
+        [true]
+    );
+    assert_eq!(check(&["rayon.server.idle.p99 < 2ms"]), [true]);
+    assert_eq!(
+        check(&["rayon.server.errors == 1"]),
+        [true],
+        "failed scrapes"
+    );
+    assert_eq!(check(&["rayon.server.loaded.count == 100"]), [true]);
 }
 
 #[test]

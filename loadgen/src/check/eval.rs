@@ -1,9 +1,10 @@
 //! Evaluating thresholds against a `loadgen run` report.
 
-use super::expr::{Operand, Selector, Stat, Threshold};
-use crate::matrix::{MatrixReport, VariantReport};
+use super::expr::{Operand, Percentile, Selector, Stat, Threshold};
+use crate::matrix::{MatrixReport, PhaseReport, VariantReport};
 use crate::report::text::format_us;
 use crate::report::{BenchReport, StreamReport};
+use crate::telemetry::ServerTelemetry;
 
 /// A report thresholds can be checked against.
 pub enum Report {
@@ -87,11 +88,53 @@ fn value(v: &VariantReport, sel: &Selector) -> Result<Option<f64>, String> {
             ))
         }
     };
+    if sel.stream == SERVER {
+        return server_value(&phases, sel);
+    }
     let streams: Vec<_> = phases
         .iter()
         .filter_map(|p| p.stream(&sel.stream))
         .collect();
     stream_value(&streams, sel).map(Some)
+}
+
+/// The pseudo-stream naming the server's own event-loop lag in a run report.
+const SERVER: &str = "server";
+
+/// `VARIANT.server[.PHASE].STAT`: the server's event-loop lag (percentiles, mean,
+/// max with stalls in progress), `count` (lag samples) or `errors` (failed
+/// scrapes). `None` when the phase has no server figures (telemetry off).
+fn server_value(phases: &[&PhaseReport], sel: &Selector) -> Result<Option<f64>, String> {
+    let telemetry: Vec<_> = phases
+        .iter()
+        .filter_map(|p| p.server_telemetry.as_ref())
+        .collect();
+    if telemetry.is_empty() {
+        return Ok(None);
+    }
+    let lag = |t: &ServerTelemetry| t.lag.unwrap_or_default();
+    Ok(Some(match sel.stat {
+        Stat::Latency(Percentile::Max) => match telemetry[0].lag_max_us {
+            Some(max) => max,
+            None => return Ok(None),
+        },
+        Stat::Latency(percentile) => match telemetry[0].lag {
+            Some(l) => percentile.of(&l),
+            None => return Ok(None),
+        },
+        Stat::Mean => lag(telemetry[0]).mean_us,
+        Stat::Count => telemetry.iter().map(|t| lag(t).count as f64).sum(),
+        Stat::Errors => telemetry
+            .iter()
+            .map(|t| t.scrape_failures.values().sum::<u64>() as f64)
+            .sum(),
+        Stat::Rate | Stat::Efficiency | Stat::Inflation => {
+            return Err(format!(
+                "{}: the server stream has lag statistics (p50 … max, mean), count and errors",
+                sel.text
+            ))
+        }
+    }))
 }
 
 /// The value `sel` names in `streams` (one per phase it covers).

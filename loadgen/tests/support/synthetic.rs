@@ -15,6 +15,7 @@ use loadgen::recorder::{Recorded, Sample};
 use loadgen::report::StreamReport;
 use loadgen::scenario::{Load, StreamSpec};
 use loadgen::stats::Percentiles;
+use loadgen::telemetry::ServerTelemetry;
 
 /// The variants of the synthetic report; probe latency grows with the index
 /// (loaded base latency 1, 11 and 21 ms; idle and recovery 1 ms).
@@ -69,6 +70,29 @@ pub fn stream(name: &str, base_ms: u64, seconds: u64) -> StreamReport {
     StreamReport::from_outcome(&outcome, Duration::from_secs(seconds))
 }
 
+/// Server telemetry whose lag is 1 ms when idle and `slow` ms under load (max twice
+/// that), with one failed scrape under load.
+pub fn server_lag(phase: &str, slow: u64) -> ServerTelemetry {
+    let ms = if phase == "loaded" { slow } else { 1 };
+    let mut h = loadgen::stats::new_histogram();
+    for _ in 0..100 {
+        h.record(ms * 1_000_000).unwrap();
+    }
+    ServerTelemetry {
+        scrapes: 3,
+        scrape_failures: if phase == "loaded" {
+            [("timeout".to_owned(), 1)].into()
+        } else {
+            Default::default()
+        },
+        lag: Some(Percentiles::of(&h)),
+        lag_max_us: Some(2_000.0 * ms as f64),
+        busy_ratio: Some(0.5),
+        client_cpu_max: 0.1,
+        intervals: Vec::new(),
+    }
+}
+
 pub fn synthetic_report() -> MatrixReport {
     let settings = Settings::new(true);
     let job = JobPlan {
@@ -91,7 +115,7 @@ pub fn synthetic_report() -> MatrixReport {
                 client_cpu_share: 0.05,
                 server_cpu_s: 1.0,
                 streams,
-                server_telemetry: None,
+                server_telemetry: Some(server_lag(phase, slow)),
             };
             let phases = vec![
                 phase("idle", vec![stream("probe", 1, 2)]),
