@@ -87,77 +87,83 @@ pub fn render(variant: &str, processes: &[ProcessSnapshot]) -> String {
     }
 
     type Pick = fn(&ProcessSnapshot) -> f64;
-    let gauges: [(&'static str, &str, Pick); 10] = [
+    // (name, type, help, value): one sample per process.
+    let simple: [(&'static str, &str, &str, Pick); 12] = [
         (
             "server_event_loop_lag_max_seconds",
+            "gauge",
             "Largest event-loop lag seen since the process started.",
             |p| p.lag.max_s,
         ),
         (
             "server_event_loop_stall_seconds",
+            "gauge",
             "How overdue the lag probe's pending wake-up is now: a stall in progress.",
             |p| p.lag.stall_s,
         ),
         (
             "tokio_runtime_workers",
+            "gauge",
             "Worker threads of the tokio runtime.",
             |p| p.runtime.workers as f64,
         ),
         (
             "tokio_runtime_alive_tasks",
+            "gauge",
             "Tasks alive on the tokio runtime.",
             |p| p.runtime.alive_tasks as f64,
         ),
         (
             "tokio_runtime_global_queue_depth",
+            "gauge",
             "Tasks waiting in the runtime's shared queue.",
             |p| p.runtime.global_queue_depth as f64,
         ),
         (
             "server_jobs_in_flight",
+            "gauge",
             "Heavy jobs accepted and not finished.",
             |p| p.jobs.in_flight as f64,
         ),
         (
             "server_jobs_running",
+            "gauge",
             "Heavy jobs doing work on some thread now.",
             |p| p.jobs.running as f64,
         ),
         (
             "server_jobs_queued",
+            "gauge",
             "Heavy jobs accepted and waiting for a thread.",
             |p| p.jobs.queued as f64,
         ),
         (
             "server_telemetry_snapshot_age_seconds",
+            "gauge",
             "Age of the figures reported for the process (0 for the process answering).",
             |p| p.age_s,
         ),
         (
             "server_uptime_seconds",
+            "gauge",
             "Seconds since the process started its telemetry.",
             |p| p.uptime_s,
         ),
-    ];
-    for (name, help, pick) in gauges {
-        let mut f = family(&mut out, name, "gauge", help);
-        for p in processes {
-            f.sample("", &base(p), pick(p));
-        }
-    }
-
-    let counters: [(&'static str, &str, Pick); 2] = [
-        ("server_jobs_completed_total", "Heavy jobs finished.", |p| {
-            p.jobs.completed as f64
-        }),
+        (
+            "server_jobs_completed_total",
+            "counter",
+            "Heavy jobs finished.",
+            |p| p.jobs.completed as f64,
+        ),
         (
             "server_jobs_rejected_total",
+            "counter",
             "Heavy jobs refused because the queue was full.",
             |p| p.jobs.rejected as f64,
         ),
     ];
-    for (name, help, pick) in counters {
-        let mut f = family(&mut out, name, "counter", help);
+    for (name, kind, help, pick) in simple {
+        let mut f = family(&mut out, name, kind, help);
         for p in processes {
             f.sample("", &base(p), pick(p));
         }
