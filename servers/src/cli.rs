@@ -19,6 +19,8 @@ Examples:
   servers --variant multi-worker --workers 4 --port 8080
   curl 'http://127.0.0.1:8080/work/cpu?units=20000'
   curl http://127.0.0.1:8080/metrics        # Prometheus text; /metrics.json for JSON
+  curl -d '{\"kind\": \"cpu\", \"units\": 20000}' -H 'content-type: application/json' \
+       http://127.0.0.1:8080/jobs              # 202 {\"id\": ...}, then GET /jobs/ID
 
 The first line on stdout is `listening on http://ADDR:PORT`; logs go to stderr
 (set RUST_LOG=debug for more).";
@@ -67,6 +69,14 @@ pub struct Cli {
     /// Jobs that may wait in the sequential-queue variant besides the running one.
     #[arg(long, default_value = "64")]
     pub queue_capacity: NonZeroUsize,
+
+    /// Most background jobs (POST /jobs) queued or running at once; more get 503.
+    #[arg(long, default_value = "1024")]
+    pub jobs_capacity: NonZeroUsize,
+
+    /// How long a finished background job's status stays readable.
+    #[arg(long, default_value = "60s", value_parser = parse_positive_duration)]
+    pub job_ttl: Duration,
 
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
@@ -140,6 +150,8 @@ impl Cli {
             worker_index: self.worker_index,
             ns_per_unit: self.ns_per_unit,
             worker_args_prefix: Vec::new(),
+            jobs_capacity: self.jobs_capacity.get(),
+            job_ttl: self.job_ttl,
             telemetry: !self.no_telemetry,
             telemetry_dir: self.telemetry_dir,
         }

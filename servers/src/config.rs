@@ -27,6 +27,10 @@ pub struct ServerConfig {
     /// this same program as a worker (empty for the `servers` binary; a subcommand
     /// name for a program that embeds the servers).
     pub worker_args_prefix: Vec<String>,
+    /// Most background jobs queued or running at once.
+    pub jobs_capacity: usize,
+    /// How long a finished background job's status is kept.
+    pub job_ttl: Duration,
     /// Whether the lag probe and the `/metrics` endpoints run (`--no-telemetry`).
     pub telemetry: bool,
     /// The folder where the processes of a multi-worker group share their figures.

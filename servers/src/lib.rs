@@ -6,6 +6,7 @@
 //! README for what each variant mirrors in the Python world.
 
 pub mod api;
+pub mod background;
 pub mod cli;
 pub mod config;
 mod listener;

@@ -119,6 +119,11 @@ fn spawn_worker(
         .args(["--worker-index", &index.to_string()])
         .args(["--ns-per-unit", &calibration.ns_per_unit.to_string()])
         .args(["--max-io-ms", &config.max_io_ms.to_string()])
+        .args(["--jobs-capacity", &config.jobs_capacity.to_string()])
+        .args([
+            "--job-ttl",
+            &humantime::format_duration(config.job_ttl).to_string(),
+        ])
         .args([
             "--shutdown-grace",
             &humantime::format_duration(config.shutdown_grace).to_string(),

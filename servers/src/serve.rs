@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::api::{self, AppState, Limits};
+use crate::background::table::JobTable;
 use crate::config::{build_profile, cores, ServerConfig};
 use crate::listener;
 use crate::shutdown::Shutdown;
@@ -90,6 +91,7 @@ pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<
         cores: cores(),
         worker_index: config.worker_index,
         build: build_profile(),
+        jobs: JobTable::new(config.jobs_capacity, config.job_ttl),
         telemetry,
     });
 

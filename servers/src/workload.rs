@@ -9,7 +9,8 @@
 //! job run in one go.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Mixing rounds in one unit of work (about a microsecond on a current x86 core in
 /// an optimised build; the exact cost is measured at start-up by [`calibrate`]).
@@ -56,10 +57,29 @@ pub enum Work {
 
 /// One piece of work plus the moment its request reached the handler, so the time it
 /// spent waiting for a thread can be reported.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Job {
     pub work: Work,
     pub arrived: Instant,
+    /// Told when the work begins, for a background job whose status is tracked.
+    pub started: Option<Arc<Started>>,
+}
+
+/// When a job's work began, set once by whichever thread starts it: how a
+/// background job's status moves from `queued` to `running` whatever the strategy.
+#[derive(Debug, Default)]
+pub struct Started(OnceLock<SystemTime>);
+
+impl Started {
+    /// Marks the work as begun now (later calls change nothing).
+    pub fn now(&self) {
+        let _ = self.0.set(SystemTime::now());
+    }
+
+    /// When the work began, if it has.
+    pub fn at(&self) -> Option<SystemTime> {
+        self.0.get().copied()
+    }
 }
 
 /// What a finished job reports back to the client.
@@ -80,12 +100,16 @@ impl Job {
         Job {
             work,
             arrived: Instant::now(),
+            started: None,
         }
     }
 
     /// Runs the whole job on the calling thread, blocking it until done.
     pub fn run(self) -> JobReport {
         let _running = crate::telemetry::JOBS.start();
+        if let Some(started) = &self.started {
+            started.now();
+        }
         let started = Instant::now();
         let checksum = match self.work {
             Work::Cpu { units } => Some(run_units(initial_state(units), units)),

@@ -22,6 +22,20 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
 
+    /// 503 with `Retry-After`.
+    pub fn unavailable(message: impl Into<String>, retry_after: Duration) -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: message.into(),
+            retry_after: Some(retry_after),
+        }
+    }
+
+    /// What the client is told.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// Any status with a message.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {

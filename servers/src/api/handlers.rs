@@ -32,6 +32,7 @@ pub async fn work_cpu(
         .run_job(Job {
             work: Work::Cpu { units },
             arrived,
+            started: None,
         })
         .await?;
     Ok(Json(json!({
@@ -56,6 +57,7 @@ pub async fn work_io(
                 duration: Duration::from_millis(ms),
             },
             arrived,
+            started: None,
         })
         .await?;
     Ok(Json(json!({
@@ -98,6 +100,6 @@ pub async fn not_found(uri: Uri) -> ApiError {
 pub async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "only GET is served on this path",
+        "this path does not serve that method: POST /jobs, GET everything else",
     )
 }

@@ -1,8 +1,10 @@
 //! The HTTP interface, identical on every variant: `/health`, `/work/cpu`,
-//! `/work/io`, `/info`, `/metrics`, `/metrics.json`, and JSON errors for everything else.
+//! `/work/io`, `/jobs`, `/backlog`, `/info`, `/metrics`, `/metrics.json`, and JSON
+//! errors for everything else.
 
 mod error;
 mod handlers;
+mod jobs;
 mod metrics;
 mod params;
 
@@ -10,10 +12,11 @@ pub use error::ApiError;
 
 use std::sync::Arc;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tower_http::limit::RequestBodyLimitLayer;
 
+use crate::background::table::JobTable;
 use crate::config::BuildProfile;
 use crate::strategy::{Rejection, Strategy};
 use crate::telemetry::{Telemetry, JOBS};
@@ -35,6 +38,8 @@ pub struct AppState {
     /// Index of this process within a multi-worker group.
     pub worker_index: Option<usize>,
     pub build: BuildProfile,
+    /// Background jobs (`POST /jobs`).
+    pub jobs: JobTable,
     /// `None` with `--no-telemetry`.
     pub telemetry: Option<Arc<Telemetry>>,
 }
@@ -67,6 +72,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/work/cpu", get(handlers::work_cpu))
         .route("/work/io", get(handlers::work_io))
         .route("/info", get(handlers::info))
+        .route("/jobs", post(jobs::submit))
+        .route("/jobs/{id}", get(jobs::status))
+        .route("/backlog", get(jobs::backlog))
         .route("/metrics", get(metrics::prometheus))
         .route("/metrics.json", get(metrics::json))
         .fallback(handlers::not_found)

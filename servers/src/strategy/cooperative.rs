@@ -38,6 +38,9 @@ impl Strategy for Cooperative {
         Box::pin(async move {
             // Every accepted job is running here: the slices interleave.
             let _running = crate::telemetry::JOBS.start();
+            if let Some(started) = &job.started {
+                started.now();
+            }
             let started = Instant::now();
             let checksum = match job.work {
                 Work::Cpu { units } => {

@@ -126,6 +126,17 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
     )
 }
 
+/// `POST path` with a JSON body on a fresh connection.
+pub fn post_json(addr: SocketAddr, path: &str, body: &str) -> Response {
+    request(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
 /// Sends a raw request on a fresh connection and reads the whole response.
 pub fn request(addr: SocketAddr, raw: &str) -> Response {
     let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");

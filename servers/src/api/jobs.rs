@@ -1,0 +1,93 @@
+//! `POST /jobs`, `GET /jobs/{id}`, `GET /backlog`: background jobs. The job runs
+//! in a task of its own through the variant's strategy, after the 202 has gone out.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::{ApiError, AppState};
+use crate::background::{Backlog, JobSpec, JobView, Refusal};
+use crate::workload::Job;
+
+/// What a client is told to wait before retrying when the table is full.
+const RETRY_AFTER_FULL: Duration = Duration::from_secs(1);
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Full { capacity } => ApiError::unavailable(
+                format!("{capacity} background jobs are already queued or running; retry later"),
+                RETRY_AFTER_FULL,
+            ),
+            Refusal::Unavailable(why) => ApiError::unavailable(
+                format!("the job queue is unavailable: {why}"),
+                RETRY_AFTER_FULL,
+            ),
+        }
+    }
+}
+
+/// `POST /jobs` with `{"kind": "cpu", "units": N}` or `{"kind": "io", "ms": N}`.
+pub async fn submit(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<JobSpec>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(spec) = body.map_err(|e| {
+        ApiError::bad_request(format!(
+            "{}; send {{\"kind\": \"cpu\", \"units\": N}} or {{\"kind\": \"io\", \"ms\": N}}",
+            e.body_text()
+        ))
+    })?;
+    spec.validate(&state.limits)
+        .map_err(ApiError::bad_request)?;
+    let (id, started) = state.jobs.admit(spec)?;
+    let job = Job {
+        work: spec.work(),
+        arrived: Instant::now(),
+        started: Some(started),
+    };
+    let runner = Arc::clone(&state);
+    let job_id = id.clone();
+    tokio::spawn(async move {
+        let outcome = match runner.run_job(job).await {
+            Ok(report) => Ok(json!({
+                "queue_us": report.queued.as_micros() as u64,
+                "compute_us": report.computed.as_micros() as u64,
+                "checksum": report.checksum.map(|c| format!("{c:016x}")),
+            })),
+            Err(rejection) => Err(ApiError::from(rejection).message().to_owned()),
+        };
+        runner.jobs.finish(&job_id, outcome);
+    });
+    let location = format!("/jobs/{id}");
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(json!({ "id": id, "status": "queued" })),
+    )
+        .into_response())
+}
+
+/// `GET /jobs/{id}`.
+pub async fn status(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    state.jobs.view(&id).map(Json).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no job {id:?} (never submitted here, or finished and expired)"),
+        )
+    })
+}
+
+/// `GET /backlog`.
+pub async fn backlog(State(state): State<Arc<AppState>>) -> Json<Backlog> {
+    Json(state.jobs.backlog())
+}

@@ -1,0 +1,181 @@
+//! The in-process job table: ids to jobs, bounded. At most `capacity` jobs may be
+//! queued or running (more are refused, 503); a finished job is kept for `ttl` so
+//! its status can be read, then forgotten, so memory stays bounded under sustained
+//! load. Everything is lost on restart, which is the point of comparing it with a
+//! real broker.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::{timestamp, Backlog, JobSpec, JobView, Refusal, Status};
+use crate::workload::Started;
+
+/// One job's record.
+struct Entry {
+    spec: JobSpec,
+    queued_at: SystemTime,
+    started: Arc<Started>,
+    /// When it finished and how.
+    finished: Option<(SystemTime, Result<serde_json::Value, String>)>,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<String, Entry>,
+    /// Finished jobs in the order they finished, for expiry.
+    expiry: VecDeque<(Instant, String)>,
+    /// Jobs queued or running.
+    active: usize,
+}
+
+/// The bounded table of background jobs of one server process.
+pub struct JobTable {
+    inner: Mutex<Inner>,
+    capacity: usize,
+    ttl: Duration,
+}
+
+impl JobTable {
+    pub fn new(capacity: usize, ttl: Duration) -> JobTable {
+        JobTable {
+            inner: Mutex::new(Inner::default()),
+            capacity,
+            ttl,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        // Forget finished jobs older than the ttl.
+        let now = Instant::now();
+        while let Some((finished, _)) = inner.expiry.front() {
+            if now.duration_since(*finished) < self.ttl {
+                break;
+            }
+            let (_, id) = inner.expiry.pop_front().expect("front exists");
+            inner.entries.remove(&id);
+        }
+        inner
+    }
+
+    /// Records a new job; returns its id and the flag its work sets when it begins.
+    pub fn admit(&self, spec: JobSpec) -> Result<(String, Arc<Started>), Refusal> {
+        let mut inner = self.lock();
+        if inner.active >= self.capacity {
+            return Err(Refusal::Full {
+                capacity: self.capacity,
+            });
+        }
+        // 122 random bits: unguessable, so one client cannot read another's jobs.
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let started = Arc::new(Started::default());
+        inner.entries.insert(
+            id.clone(),
+            Entry {
+                spec,
+                queued_at: SystemTime::now(),
+                started: Arc::clone(&started),
+                finished: None,
+            },
+        );
+        inner.active += 1;
+        Ok((id, started))
+    }
+
+    /// Records how job `id` ended.
+    pub fn finish(&self, id: &str, outcome: Result<serde_json::Value, String>) {
+        let mut inner = self.lock();
+        let Some(entry) = inner.entries.get_mut(id) else {
+            return;
+        };
+        if entry.finished.is_some() {
+            return;
+        }
+        entry.finished = Some((SystemTime::now(), outcome));
+        inner.active -= 1;
+        inner.expiry.push_back((Instant::now(), id.to_owned()));
+    }
+
+    /// The status of job `id`; `None` if unknown or expired.
+    pub fn view(&self, id: &str) -> Option<JobView> {
+        let inner = self.lock();
+        let entry = inner.entries.get(id)?;
+        let started_at = entry.started.at();
+        let (status, finished_at, result, error) = match &entry.finished {
+            Some((at, Ok(result))) => (Status::Done, Some(*at), Some(result.clone()), None),
+            Some((at, Err(error))) => (Status::Failed, Some(*at), None, Some(error.clone())),
+            None if started_at.is_some() => (Status::Running, None, None, None),
+            None => (Status::Queued, None, None, None),
+        };
+        Some(JobView {
+            id: id.to_owned(),
+            status,
+            job: entry.spec,
+            queued_at: timestamp(entry.queued_at),
+            started_at: started_at.map(timestamp),
+            finished_at: finished_at.map(timestamp),
+            result,
+            error,
+            attempts: u32::from(started_at.is_some()),
+        })
+    }
+
+    /// Queued, running and kept-finished counts.
+    pub fn backlog(&self) -> Backlog {
+        let inner = self.lock();
+        let running = inner
+            .entries
+            .values()
+            .filter(|e| e.finished.is_none() && e.started.at().is_some())
+            .count();
+        Backlog {
+            queued: (inner.active - running) as u64,
+            running: running as u64,
+            finished: (inner.entries.len() - inner.active) as u64,
+            capacity: self.capacity as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CPU: JobSpec = JobSpec::Cpu { units: 1 };
+
+    #[test]
+    fn moves_through_its_states_and_expires() {
+        let table = JobTable::new(2, Duration::from_millis(50));
+        let (id, started) = table.admit(CPU).unwrap();
+        assert_eq!(table.view(&id).unwrap().status, Status::Queued);
+        started.now();
+        assert_eq!(table.view(&id).unwrap().status, Status::Running);
+        assert_eq!(table.backlog().running, 1);
+        table.finish(&id, Ok(serde_json::json!({"x": 1})));
+        let done = table.view(&id).unwrap();
+        assert_eq!(done.status, Status::Done);
+        assert!(done.finished_at.is_some() && done.result.is_some());
+        assert_eq!(table.backlog().finished, 1);
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(table.view(&id).is_none(), "expired");
+        assert_eq!(table.backlog().finished, 0);
+    }
+
+    #[test]
+    fn refuses_past_capacity_and_frees_room_when_jobs_end() {
+        let table = JobTable::new(2, Duration::from_secs(60));
+        let (a, _) = table.admit(CPU).unwrap();
+        let (b, _) = table.admit(CPU).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 32);
+        assert!(matches!(
+            table.admit(CPU),
+            Err(Refusal::Full { capacity: 2 })
+        ));
+        table.finish(&a, Err("boom".into()));
+        assert_eq!(table.view(&a).unwrap().status, Status::Failed);
+        assert!(table.admit(CPU).is_ok());
+        assert_eq!(table.backlog().queued, 2);
+    }
+}
