@@ -1,13 +1,13 @@
 //! Command-line interface of the `servers` binary.
 
 use std::net::{IpAddr, SocketAddr};
-use std::num::{NonZeroU64, NonZeroUsize};
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::time::Duration;
 
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::config::ServerConfig;
 use crate::variant::Variant;
@@ -17,6 +17,8 @@ Examples:
   servers --list
   servers --variant spawn-blocking
   servers --variant multi-worker --workers 4 --port 8080
+  servers --variant redis-queue --redis redis://127.0.0.1:6379 &
+  servers worker --redis redis://127.0.0.1:6379 --concurrency 2
   curl 'http://127.0.0.1:8080/work/cpu?units=20000'
   curl http://127.0.0.1:8080/metrics        # Prometheus text; /metrics.json for JSON
   curl -d '{\"kind\": \"cpu\", \"units\": 20000}' -H 'content-type: application/json' \
@@ -28,8 +30,17 @@ The first line on stdout is `listening on http://ADDR:PORT`; logs go to stderr
 /// Reference HTTP servers, one per strategy for running heavy work beside an async
 /// event loop.
 #[derive(Debug, Parser)]
-#[command(name = "servers", version, after_help = EXAMPLES)]
+#[command(
+    name = "servers",
+    version,
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Print every variant with a one-line explanation, then exit.
     #[arg(long, conflicts_with = "variant")]
     pub list: bool,
@@ -70,6 +81,15 @@ pub struct Cli {
     #[arg(long, default_value = "64")]
     pub queue_capacity: NonZeroUsize,
 
+    /// The Redis of the redis-queue variant (redis://HOST:PORT).
+    #[arg(long)]
+    pub redis: Option<String>,
+
+    /// redis-queue: how often a job may be started (after lost workers or
+    /// timeouts) before it is failed.
+    #[arg(long, default_value = "3")]
+    pub max_attempts: NonZeroU32,
+
     /// Most background jobs (POST /jobs) queued or running at once; more get 503.
     #[arg(long, default_value = "1024")]
     pub jobs_capacity: NonZeroUsize,
@@ -100,6 +120,39 @@ pub struct Cli {
     pub ns_per_unit: Option<f64>,
 }
 
+/// Commands other than serving.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run jobs from the redis-queue variant's Redis queue (start as many as you like,
+    /// on any machines that reach the Redis).
+    Worker(WorkerArgs),
+}
+
+/// Options of `servers worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The Redis holding the queue (redis://HOST:PORT).
+    #[arg(long)]
+    pub redis: String,
+
+    /// Jobs run at once [default: cores].
+    #[arg(long)]
+    pub concurrency: Option<NonZeroUsize>,
+
+    /// How long a taken job stays leased without a heartbeat; after that another
+    /// worker takes it over.
+    #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
+    pub visibility_timeout: Duration,
+
+    /// How long one attempt of a job may run before it is given up.
+    #[arg(long, default_value = "60s", value_parser = parse_positive_duration)]
+    pub job_timeout: Duration,
+
+    /// How long running jobs may take to finish after SIGINT/SIGTERM.
+    #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
+    pub shutdown_grace: Duration,
+}
+
 fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s)
         .map_err(|e| format!("{e} (write durations like 50us, 500ms, 5s)"))?;
@@ -120,6 +173,15 @@ impl Cli {
         }
         if self.worker_index.is_some() && self.variant != Some(Variant::MultiWorker) {
             return Err("--worker-index is only for multi-worker processes".into());
+        }
+        match (self.variant, &self.redis) {
+            (Some(Variant::RedisQueue), None) => {
+                return Err("redis-queue needs --redis redis://HOST:PORT (scripts/redis-throwaway.sh starts one)".into())
+            }
+            (Some(v), Some(_)) if v != Variant::RedisQueue => {
+                return Err("--redis is only for the redis-queue variant".into())
+            }
+            _ => {}
         }
         if self.telemetry_dir.is_some() && self.worker_index.is_none() {
             return Err("--telemetry-dir is only for multi-worker processes".into());
@@ -150,6 +212,8 @@ impl Cli {
             worker_index: self.worker_index,
             ns_per_unit: self.ns_per_unit,
             worker_args_prefix: Vec::new(),
+            redis: self.redis,
+            max_attempts: self.max_attempts.get(),
             jobs_capacity: self.jobs_capacity.get(),
             job_ttl: self.job_ttl,
             telemetry: !self.no_telemetry,
@@ -163,6 +227,25 @@ impl Cli {
 /// precede the server flags when this same program is started as a multi-worker
 /// process (empty for `servers`).
 pub fn run(cli: Cli, worker_args_prefix: Vec<String>) -> ExitCode {
+    if let Some(Command::Worker(args)) = cli.command {
+        crate::init_tracing();
+        let config = crate::worker::WorkerConfig {
+            redis: args.redis,
+            concurrency: args
+                .concurrency
+                .map_or_else(crate::config::cores, NonZeroUsize::get),
+            visibility_timeout: args.visibility_timeout,
+            job_timeout: args.job_timeout,
+            shutdown_grace: args.shutdown_grace,
+        };
+        return match crate::worker::run(config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!("{error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if cli.list {
         for variant in Variant::ALL {
             println!("{:<18} {}", variant.name(), variant.summary());

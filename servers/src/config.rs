@@ -27,6 +27,10 @@ pub struct ServerConfig {
     /// this same program as a worker (empty for the `servers` binary; a subcommand
     /// name for a program that embeds the servers).
     pub worker_args_prefix: Vec<String>,
+    /// The Redis of the `redis-queue` variant.
+    pub redis: Option<String>,
+    /// How often a Redis job may be started before it is failed.
+    pub max_attempts: u32,
     /// Most background jobs queued or running at once.
     pub jobs_capacity: usize,
     /// How long a finished background job's status is kept.

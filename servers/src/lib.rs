@@ -16,6 +16,7 @@ mod shutdown;
 pub mod strategy;
 pub mod telemetry;
 pub mod variant;
+pub mod worker;
 pub mod workload;
 
 use std::io::IsTerminal;

@@ -8,12 +8,15 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::api::{self, AppState, Limits};
+use crate::background::redis_queue::{QueueSettings, RedisQueue};
 use crate::background::table::JobTable;
+use crate::background::JobStore;
 use crate::config::{build_profile, cores, ServerConfig};
 use crate::listener;
 use crate::shutdown::Shutdown;
 use crate::strategy::{
-    BlockInPlace, Cooperative, Inline, RayonPool, SequentialQueue, SpawnBlocking, Strategy,
+    BlockInPlace, Cooperative, Inline, RayonPool, RedisQueueStrategy, SequentialQueue,
+    SpawnBlocking, Strategy,
 };
 use crate::telemetry::{Group, Telemetry};
 use crate::variant::{RuntimeFlavor, Variant};
@@ -26,8 +29,12 @@ const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 fn build_strategy(
     config: &ServerConfig,
     calibration: Calibration,
+    redis: Option<&RedisQueue>,
 ) -> anyhow::Result<Box<dyn Strategy>> {
     Ok(match config.variant {
+        Variant::RedisQueue => Box::new(RedisQueueStrategy::new(
+            redis.context("redis-queue needs --redis")?.clone(),
+        )),
         Variant::BlockingInAsync | Variant::CurrentThread | Variant::MultiWorker => {
             Box::new(Inline)
         }
@@ -62,6 +69,21 @@ pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<
         .with_context(|| format!("cannot listen on {}", config.addr))?;
     let local = std_listener.local_addr()?;
     let runtime = build_runtime(config)?;
+    let redis = match &config.redis {
+        Some(url) => Some(
+            runtime
+                .block_on(RedisQueue::connect(
+                    url,
+                    QueueSettings {
+                        capacity: config.jobs_capacity,
+                        ttl: config.job_ttl,
+                        max_attempts: config.max_attempts,
+                    },
+                ))
+                .with_context(|| format!("cannot use Redis at {url}"))?,
+        ),
+        None => None,
+    };
     let telemetry = if config.telemetry {
         let group = match (&config.telemetry_dir, config.worker_index) {
             (Some(dir), Some(index)) => Some(Group {
@@ -76,7 +98,7 @@ pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<
     };
     let state = Arc::new(AppState {
         variant: config.variant,
-        strategy: build_strategy(config, calibration)?,
+        strategy: build_strategy(config, calibration, redis.as_ref())?,
         calibration,
         limits: Limits {
             max_units: config
@@ -91,7 +113,10 @@ pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<
         cores: cores(),
         worker_index: config.worker_index,
         build: build_profile(),
-        jobs: JobTable::new(config.jobs_capacity, config.job_ttl),
+        jobs: match redis {
+            Some(queue) => JobStore::Redis(queue),
+            None => JobStore::Memory(JobTable::new(config.jobs_capacity, config.job_ttl)),
+        },
         telemetry,
     });
 

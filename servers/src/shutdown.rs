@@ -29,6 +29,11 @@ impl Shutdown {
         Ok(Shutdown { requested: rx })
     }
 
+    /// Whether shutdown has been requested.
+    pub fn is_requested(&self) -> bool {
+        *self.requested.borrow()
+    }
+
     /// Resolves once shutdown has been requested.
     pub async fn requested(mut self) {
         // An error means the sender is gone, which only happens at exit.

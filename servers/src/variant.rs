@@ -15,6 +15,7 @@ pub enum Variant {
     MultiWorker,
     Cooperative,
     SequentialQueue,
+    RedisQueue,
 }
 
 /// Which tokio runtime a variant's process runs.
@@ -28,7 +29,7 @@ pub enum RuntimeFlavor {
 
 impl Variant {
     /// Every variant, in the order `servers --list` prints them.
-    pub const ALL: [Variant; 8] = [
+    pub const ALL: [Variant; 9] = [
         Variant::BlockingInAsync,
         Variant::CurrentThread,
         Variant::SpawnBlocking,
@@ -37,6 +38,7 @@ impl Variant {
         Variant::MultiWorker,
         Variant::Cooperative,
         Variant::SequentialQueue,
+        Variant::RedisQueue,
     ];
 
     /// The name used on the command line and in reports.
@@ -50,6 +52,7 @@ impl Variant {
             Variant::MultiWorker => "multi-worker",
             Variant::Cooperative => "cooperative",
             Variant::SequentialQueue => "sequential-queue",
+            Variant::RedisQueue => "redis-queue",
         }
     }
 
@@ -77,6 +80,9 @@ impl Variant {
             Variant::SequentialQueue => {
                 "bounded queue run one job at a time by a dedicated thread; 503 when full"
             }
+            Variant::RedisQueue => {
+                "jobs go to a Redis queue run by separate `servers worker` processes (needs --redis)"
+            }
         }
     }
 
@@ -92,7 +98,13 @@ impl Variant {
             Variant::MultiWorker => "`uvicorn --workers N`",
             Variant::Cooperative => "chunked work with `await asyncio.sleep(0)`",
             Variant::SequentialQueue => "\"buffer the jobs and process them one by one\"",
+            Variant::RedisQueue => "Celery / RQ on Redis with separate workers",
         }
+    }
+
+    /// Whether the variant needs a Redis (`--redis`) and workers to do any work.
+    pub fn needs_redis(self) -> bool {
+        self == Variant::RedisQueue
     }
 
     /// The runtime each of the variant's processes runs.

@@ -28,7 +28,8 @@ fn list_prints_every_variant_with_an_explanation() {
             "rayon",
             "multi-worker",
             "cooperative",
-            "sequential-queue"
+            "sequential-queue",
+            "redis-queue"
         ]
     );
     assert!(text.lines().all(|l| l.split_whitespace().count() > 3));
@@ -44,6 +45,17 @@ fn bad_flags_exit_2_without_starting() {
         &["--variant", "rayon", "--max-units", "-1"],
         &["--variant", "cooperative", "--slice", "0s"],
         &["--variant", "rayon", "--no-such-flag"],
+        &["--variant", "redis-queue"],
+        &["--variant", "rayon", "--redis", "redis://127.0.0.1:1"],
+        &["--variant", "rayon", "--jobs-capacity", "0"],
+        &["worker"],
+        &[
+            "worker",
+            "--redis",
+            "redis://127.0.0.1:1",
+            "--concurrency",
+            "0",
+        ],
         &[],
     ] {
         let out = servers(args);

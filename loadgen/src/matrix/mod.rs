@@ -12,7 +12,7 @@ pub use report::{
     TABLE_HEADER,
 };
 pub use responsiveness::{JobPlan, PhaseSpec, Settings};
-pub use server_process::{Launch, ServerProcess};
+pub use server_process::{redis_available, Launch, ServerProcess};
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -48,7 +48,16 @@ struct Job {
 
 fn prepare(args: &RunArgs) -> Result<Job, CommandError> {
     let variants = if args.variant.is_empty() {
-        Variant::ALL.to_vec()
+        let redis = redis_available();
+        if !redis {
+            eprintln!(
+                "note: redis-queue skipped: redis-server is not installed (Debian package redis-server; .ci/run installs it)"
+            );
+        }
+        Variant::ALL
+            .into_iter()
+            .filter(|v| !v.needs_redis() || redis)
+            .collect()
     } else {
         args.variant
             .iter()

@@ -235,12 +235,12 @@ mod tests {
     }
 
     #[test]
-    fn full_matrix_fits_three_minutes_and_quick_about_one() {
+    fn full_matrix_fits_three_and_a_half_minutes_and_quick_about_one() {
         let variants = servers::variant::Variant::ALL.len() as u32;
         // Plus about a second per variant for start-up and drains.
         let full = (Settings::new(false).planned_per_variant() + Duration::from_secs(2)) * variants;
         let quick = (Settings::new(true).planned_per_variant() + Duration::from_secs(2)) * variants;
-        assert!(full <= Duration::from_secs(180), "{full:?}");
-        assert!(quick <= Duration::from_secs(80), "{quick:?}");
+        assert!(full <= Duration::from_secs(215), "{full:?}");
+        assert!(quick <= Duration::from_secs(90), "{quick:?}");
     }
 }

@@ -43,6 +43,85 @@ pub struct ServerProcess {
     child: Child,
     pub addr: SocketAddr,
     pub pid: u32,
+    /// Processes the server needs (for redis-queue: a Redis and a queue worker),
+    /// counted in its CPU and stopped with it.
+    companions: Vec<Companion>,
+}
+
+/// A helper process started beside a server.
+struct Companion {
+    child: Child,
+    pid: u32,
+}
+
+/// Starts `args` of loadgen itself (or `program`), tied to loadgen's life with
+/// `PR_SET_PDEATHSIG` and pinned to `cpus`, stdout piped, stderr to `log`.
+fn spawn_tied(
+    program: &Path,
+    args: &[String],
+    cpus: Option<Vec<usize>>,
+    log: &Path,
+) -> anyhow::Result<Child> {
+    let log_file =
+        std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log_file))
+        .kill_on_drop(true);
+    let parent = std::process::id();
+    // SAFETY: runs between fork and exec and only makes async-signal-safe system
+    // calls (prctl, getppid, sched_setaffinity).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::other("loadgen exited"));
+            }
+            if let Some(cpus) = &cpus {
+                cpu::pin_current_thread(cpus)?;
+            }
+            Ok(())
+        });
+    }
+    command
+        .spawn()
+        .with_context(|| format!("cannot start {}", program.display()))
+}
+
+/// Reads the child's first stdout line within the start-up timeout.
+async fn first_line(child: &mut Child, log: &Path) -> anyhow::Result<String> {
+    let stdout = child.stdout.take().context("stdout not captured")?;
+    let mut lines = BufReader::new(stdout).lines();
+    match tokio::time::timeout(STARTUP_TIMEOUT, lines.next_line()).await {
+        Ok(Ok(Some(line))) => Ok(line),
+        Ok(_) => bail!("exited before it was ready (see {})", log.display()),
+        Err(_) => bail!(
+            "was not ready within {STARTUP_TIMEOUT:?} (see {})",
+            log.display()
+        ),
+    }
+}
+
+/// SIGTERM, then SIGKILL after the grace period; waits for the exit.
+async fn stop_child(child: &mut Child, pid: u32) {
+    if child.try_wait().ok().flatten().is_some() {
+        return;
+    }
+    // SAFETY: the pid is our child and not yet reaped.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGTERM);
+    }
+    if tokio::time::timeout(STOP_GRACE, child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
 }
 
 impl ServerProcess {
@@ -55,58 +134,36 @@ impl ServerProcess {
         log: &Path,
     ) -> anyhow::Result<ServerProcess> {
         let exe = std::env::current_exe().context("cannot find the loadgen executable")?;
-        let log_file = std::fs::File::create(log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
-        let mut command = Command::new(exe);
-        command
-            .args(["serve", "--variant", variant, "--port", "0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .kill_on_drop(true);
+        let mut args: Vec<String> = ["serve", "--variant", variant, "--port", "0"]
+            .map(String::from)
+            .to_vec();
         if let Some(workers) = launch.workers {
-            command.args(["--workers", &workers.to_string()]);
+            args.extend(["--workers".into(), workers.to_string()]);
         }
         if !launch.telemetry {
-            command.arg("--no-telemetry");
+            args.push("--no-telemetry".into());
         }
-        let parent = std::process::id();
-        let cpus = launch.cpus.clone();
-        // SAFETY: runs between fork and exec and only makes async-signal-safe system
-        // calls (prctl, getppid, sched_setaffinity).
-        unsafe {
-            command.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if libc::getppid() as u32 != parent {
-                    return Err(std::io::Error::other("loadgen exited"));
-                }
-                if let Some(cpus) = &cpus {
-                    cpu::pin_current_thread(cpus)?;
-                }
-                Ok(())
-            });
+        let mut companions = Vec::new();
+        let needs_redis =
+            servers::variant::Variant::from_name(variant).is_some_and(|v| v.needs_redis());
+        if needs_redis {
+            let url = start_redis(launch, log, &mut companions).await?;
+            start_worker(&exe, &url, launch, log, &mut companions).await?;
+            args.extend(["--redis".into(), url]);
         }
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("cannot start {variant}"))?;
+        let mut child = spawn_tied(&exe, &args, launch.cpus.clone(), log)?;
         let pid = child.id().context("server exited at once")?;
-        let stdout = child.stdout.take().context("server stdout not captured")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let line = match tokio::time::timeout(STARTUP_TIMEOUT, lines.next_line()).await {
-            Ok(Ok(Some(line))) => line,
-            Ok(_) => bail!("exited before it was listening (see {})", log.display()),
-            Err(_) => bail!(
-                "printed no address within {STARTUP_TIMEOUT:?} (see {})",
-                log.display()
-            ),
-        };
+        let line = first_line(&mut child, log).await?;
         let addr: SocketAddr = line
             .strip_prefix("listening on http://")
             .and_then(|a| a.parse().ok())
             .with_context(|| format!("printed {line:?} instead of its address"))?;
-        let server = ServerProcess { child, addr, pid };
+        let server = ServerProcess {
+            child,
+            addr,
+            pid,
+            companions,
+        };
         server.wait_healthy().await?;
         Ok(server)
     }
@@ -136,25 +193,122 @@ impl ServerProcess {
         self.child.try_wait().ok().flatten()
     }
 
-    /// CPU time the server (and its worker processes) has used so far.
+    /// CPU time the server (its worker processes and companions included) has used
+    /// so far.
     pub fn cpu_time(&self) -> Duration {
         cpu::process_tree_cpu_time(self.pid)
+            + self
+                .companions
+                .iter()
+                .map(|c| cpu::process_tree_cpu_time(c.pid))
+                .sum::<Duration>()
     }
 
-    /// SIGTERM, then SIGKILL after a grace period; waits for the exit.
+    /// Stops the server, then its companions: SIGTERM, then SIGKILL after a grace
+    /// period; waits for every exit.
     pub async fn stop(mut self) {
-        if self.exited().is_some() {
-            return;
-        }
-        // SAFETY: the pid is our child and not yet reaped.
-        unsafe {
-            libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
-        }
-        if tokio::time::timeout(STOP_GRACE, self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
+        stop_child(&mut self.child, self.pid).await;
+        for mut companion in self.companions.drain(..).rev() {
+            stop_child(&mut companion.child, companion.pid).await;
         }
     }
+}
+
+/// Whether a Redis can be started here for the redis-queue variant.
+pub fn redis_available() -> bool {
+    std::process::Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Starts a throw-away Redis (loopback, a free port, no persistence) as a
+/// companion and returns its URL once it answers PING.
+async fn start_redis(
+    launch: &Launch,
+    log: &Path,
+    companions: &mut Vec<Companion>,
+) -> anyhow::Result<String> {
+    // A port the kernel just handed out and that is free again.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let dir = std::env::temp_dir();
+    let args: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        &dir.to_string_lossy(),
+        "--loglevel",
+        "warning",
+    ]
+    .map(String::from)
+    .to_vec();
+    let log = log.with_extension("redis.log");
+    let child = spawn_tied(Path::new("redis-server"), &args, launch.cpus.clone(), &log)?;
+    let pid = child.id().context("redis-server exited at once")?;
+    companions.push(Companion { child, pid });
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    while !redis_answers(addr).await {
+        if Instant::now() >= deadline {
+            bail!(
+                "redis-server did not answer on {addr} (see {})",
+                log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(format!("redis://{addr}"))
+}
+
+/// Whether a Redis at `addr` answers PING.
+async fn redis_answers(addr: SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return false;
+    };
+    let mut reply = [0u8; 5];
+    stream.write_all(b"PING\r\n").await.is_ok()
+        && stream.read_exact(&mut reply).await.is_ok()
+        && &reply == b"+PONG"
+}
+
+/// Starts one queue worker (`loadgen serve worker`) with a slot per core the
+/// server may use, as a companion, and waits until it is ready.
+async fn start_worker(
+    exe: &Path,
+    url: &str,
+    launch: &Launch,
+    log: &Path,
+    companions: &mut Vec<Companion>,
+) -> anyhow::Result<()> {
+    let slots = launch
+        .cpus
+        .as_ref()
+        .map_or_else(servers::config::cores, Vec::len);
+    let args: Vec<String> = ["serve", "worker", "--redis", url, "--concurrency"]
+        .map(String::from)
+        .into_iter()
+        .chain([slots.to_string()])
+        .collect();
+    let log = log.with_extension("worker.log");
+    let mut child = spawn_tied(exe, &args, launch.cpus.clone(), &log)?;
+    let pid = child.id().context("the worker exited at once")?;
+    let line = first_line(&mut child, &log).await;
+    companions.push(Companion { child, pid });
+    let line = line?;
+    anyhow::ensure!(
+        line.starts_with("worker ready"),
+        "the worker printed {line:?} instead of being ready"
+    );
+    Ok(())
 }

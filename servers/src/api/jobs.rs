@@ -12,7 +12,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::{ApiError, AppState};
-use crate::background::{Backlog, JobSpec, JobView, Refusal};
+use crate::background::{Backlog, JobSpec, JobStore, JobView, Refusal};
 use crate::workload::Job;
 
 /// What a client is told to wait before retrying when the table is full.
@@ -46,25 +46,19 @@ pub async fn submit(
     })?;
     spec.validate(&state.limits)
         .map_err(ApiError::bad_request)?;
-    let (id, started) = state.jobs.admit(spec)?;
-    let job = Job {
-        work: spec.work(),
-        arrived: Instant::now(),
-        started: Some(started),
+    let id = match &state.jobs {
+        JobStore::Memory(table) => {
+            let (id, started) = table.admit(spec)?;
+            let job = Job {
+                work: spec.work(),
+                arrived: Instant::now(),
+                started: Some(started),
+            };
+            tokio::spawn(run_in_process(Arc::clone(&state), id.clone(), job));
+            id
+        }
+        JobStore::Redis(queue) => queue.submit(spec).await?,
     };
-    let runner = Arc::clone(&state);
-    let job_id = id.clone();
-    tokio::spawn(async move {
-        let outcome = match runner.run_job(job).await {
-            Ok(report) => Ok(json!({
-                "queue_us": report.queued.as_micros() as u64,
-                "compute_us": report.computed.as_micros() as u64,
-                "checksum": report.checksum.map(|c| format!("{c:016x}")),
-            })),
-            Err(rejection) => Err(ApiError::from(rejection).message().to_owned()),
-        };
-        runner.jobs.finish(&job_id, outcome);
-    });
     let location = format!("/jobs/{id}");
     Ok((
         StatusCode::ACCEPTED,
@@ -74,12 +68,32 @@ pub async fn submit(
         .into_response())
 }
 
+/// Runs an in-process background job through the variant's strategy and records
+/// how it ended.
+async fn run_in_process(state: Arc<AppState>, id: String, job: Job) {
+    let outcome = match state.run_job(job).await {
+        Ok(report) => Ok(json!({
+            "queue_us": report.queued.as_micros() as u64,
+            "compute_us": report.computed.as_micros() as u64,
+            "checksum": report.checksum.map(|c| format!("{c:016x}")),
+        })),
+        Err(rejection) => Err(ApiError::from(rejection).message().to_owned()),
+    };
+    if let JobStore::Memory(table) = &state.jobs {
+        table.finish(&id, outcome);
+    }
+}
+
 /// `GET /jobs/{id}`.
 pub async fn status(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
-    state.jobs.view(&id).map(Json).ok_or_else(|| {
+    let view = match &state.jobs {
+        JobStore::Memory(table) => table.view(&id),
+        JobStore::Redis(queue) => queue.view(&id).await?,
+    };
+    view.map(Json).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no job {id:?} (never submitted here, or finished and expired)"),
@@ -88,6 +102,9 @@ pub async fn status(
 }
 
 /// `GET /backlog`.
-pub async fn backlog(State(state): State<Arc<AppState>>) -> Json<Backlog> {
-    Json(state.jobs.backlog())
+pub async fn backlog(State(state): State<Arc<AppState>>) -> Result<Json<Backlog>, ApiError> {
+    Ok(Json(match &state.jobs {
+        JobStore::Memory(table) => table.backlog(),
+        JobStore::Redis(queue) => queue.backlog().await?,
+    }))
 }

@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tower_http::limit::RequestBodyLimitLayer;
 
-use crate::background::table::JobTable;
+use crate::background::JobStore;
 use crate::config::BuildProfile;
 use crate::strategy::{Rejection, Strategy};
 use crate::telemetry::{Telemetry, JOBS};
@@ -39,7 +39,7 @@ pub struct AppState {
     pub worker_index: Option<usize>,
     pub build: BuildProfile,
     /// Background jobs (`POST /jobs`).
-    pub jobs: JobTable,
+    pub jobs: JobStore,
     /// `None` with `--no-telemetry`.
     pub telemetry: Option<Arc<Telemetry>>,
 }

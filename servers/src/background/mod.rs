@@ -6,14 +6,26 @@
 //!   strategy, so on `blocking-in-async` a background job still blocks the event
 //!   loop, and on `rayon` it does not. Bounded, finished jobs expire.
 //!
-//! The types here are the HTTP shape shared by every backend.
+//! - [`redis_queue`]: the `redis-queue` variant: jobs in Redis, run by separate
+//!   `servers worker` processes; durable across restarts and lost workers.
+//!
+//! The types here are the HTTP shape shared by both backends.
 
+pub mod redis_queue;
 pub mod table;
 
 use serde::{Deserialize, Serialize};
 
 use crate::api::Limits;
 use crate::workload::Work;
+
+/// Where a server keeps its background jobs.
+pub enum JobStore {
+    /// In this process, run through the variant's strategy.
+    Memory(table::JobTable),
+    /// In Redis, run by `servers worker` processes.
+    Redis(redis_queue::RedisQueue),
+}
 
 /// What `POST /jobs` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ mod block_in_place;
 mod cooperative;
 mod inline;
 mod rayon_pool;
+mod redis_queue;
 mod sequential_queue;
 mod spawn_blocking;
 
@@ -17,6 +18,7 @@ pub use block_in_place::BlockInPlace;
 pub use cooperative::Cooperative;
 pub use inline::Inline;
 pub use rayon_pool::RayonPool;
+pub use redis_queue::RedisQueueStrategy;
 pub use sequential_queue::SequentialQueue;
 pub use spawn_blocking::SpawnBlocking;
 
