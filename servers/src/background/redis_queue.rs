@@ -14,9 +14,9 @@
 //!
 //! An accepted job is therefore never lost: it is in the queue, in `processing`
 //! under a live lease, or finished, and Redis (not the API server) holds it.
-//! The `redis` crate is used directly: the job-queue crates on Redis either lack
-//! per-job status or re-queue lost jobs on their own schedule, and the pattern is
-//! five short scripts.
+//! The `redis` crate is used directly (see the README for why not apalis-redis):
+//! the harness wants per-job times and attempts readable by id from the API process
+//! and a lease per job, and the pattern is five short scripts.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
