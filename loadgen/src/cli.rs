@@ -121,6 +121,16 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1.5)]
     pub overload: f64,
 
+    /// `responsiveness` (heavy GET /work/cpu requests beside the probe) or `jobs`
+    /// (background jobs: POST /jobs open loop, each polled until done).
+    #[arg(long, default_value = "responsiveness")]
+    pub scenario: String,
+
+    /// jobs scenario: jobs offered, as a multiple of what the cores can finish
+    /// (below 1, so every job can finish and a lost one means something).
+    #[arg(long, default_value_t = 0.8)]
+    pub job_load: f64,
+
     /// Probe requests per second (open loop).
     #[arg(long, default_value_t = 100.0)]
     pub probe_rate: f64,

@@ -59,6 +59,15 @@ impl Connection {
     /// it is handed back so it can be sent on a new connection without counting an
     /// error.
     pub async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<StatusCode, SendError> {
+        self.send_keeping(request, None).await
+    }
+
+    /// [`Connection::send`], appending the response body to `body` when given.
+    pub async fn send_keeping(
+        &mut self,
+        request: Request<Full<Bytes>>,
+        mut body: Option<&mut Vec<u8>>,
+    ) -> Result<StatusCode, SendError> {
         let Connection { sender, driver } = self;
         let Some(running) = driver.as_mut() else {
             return Err(SendError::NotSent(Box::new(request)));
@@ -77,9 +86,12 @@ impl Connection {
                 }
             };
             let status = response.status();
-            let mut body = response.into_body();
-            while let Some(frame) = body.frame().await {
-                frame.map_err(|_| SendError::Failed)?;
+            let mut incoming = response.into_body();
+            while let Some(frame) = incoming.frame().await {
+                let frame = frame.map_err(|_| SendError::Failed)?;
+                if let (Some(sink), Some(data)) = (body.as_deref_mut(), frame.data_ref()) {
+                    sink.extend_from_slice(data);
+                }
             }
             Ok(status)
         };
@@ -160,7 +172,17 @@ impl Slot {
         request: Request<Full<Bytes>>,
         timeout: Duration,
     ) -> Result<StatusCode, Failure> {
-        match tokio::time::timeout(timeout, self.exchange_inner(request)).await {
+        self.exchange_keeping(request, timeout, None).await
+    }
+
+    /// [`Slot::exchange`], appending the response body to `body` when given.
+    pub async fn exchange_keeping(
+        &mut self,
+        request: Request<Full<Bytes>>,
+        timeout: Duration,
+        body: Option<&mut Vec<u8>>,
+    ) -> Result<StatusCode, Failure> {
+        match tokio::time::timeout(timeout, self.exchange_inner(request, body)).await {
             Ok(result) => result,
             Err(_) => {
                 // The connection is in an unknown state; start afresh next time.
@@ -173,6 +195,7 @@ impl Slot {
     async fn exchange_inner(
         &mut self,
         mut request: Request<Full<Bytes>>,
+        mut body: Option<&mut Vec<u8>>,
     ) -> Result<StatusCode, Failure> {
         // At most one retry, and only for a request that was never written.
         for _ in 0..2 {
@@ -184,7 +207,7 @@ impl Slot {
                 self.connection = Some(connection);
             }
             let connection = self.connection.as_mut().expect("just opened");
-            match connection.send(request).await {
+            match connection.send_keeping(request, body.as_deref_mut()).await {
                 Ok(status) => return Ok(status),
                 Err(SendError::NotSent(back)) => {
                     self.connection = None;

@@ -13,6 +13,7 @@ pub mod environment;
 pub mod exit;
 pub mod files;
 pub mod interrupt;
+pub mod jobs;
 pub mod matrix;
 pub mod pacer;
 pub mod progress;

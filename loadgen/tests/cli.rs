@@ -46,6 +46,12 @@ fn invalid_combinations_are_refused_before_sending() {
             "cannot be used with",
         ),
         (&["bench"], "--url"),
+        (&["run", "--scenario", "nope"], "responsiveness or jobs"),
+        (
+            &["run", "--scenario", "jobs", "--job-load", "0"],
+            "--job-load",
+        ),
+        (&["run", "--variant", "no-such-variant"], "unknown variant"),
     ];
     for (args, hint) in cases {
         let out = loadgen(args);

@@ -243,6 +243,71 @@ fn a_run_measures_each_variant_and_sees_blocking() {
 }
 
 #[test]
+fn the_jobs_scenario_loses_nothing_and_sees_blocking() {
+    let out = temp_dir("jobs");
+    let output = finish(
+        spawn(
+            &["--scenario", "jobs", "--variant", "current-thread,rayon"],
+            &out,
+        ),
+        Duration::from_secs(120),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("end-to-end p99"), "{stdout}");
+    let report = report(&out);
+    assert_eq!(report.scenario, "jobs");
+    let loaded = |name: &str| {
+        report
+            .variants
+            .iter()
+            .find(|v| v.name == name)
+            .unwrap()
+            .phases
+            .iter()
+            .find(|p| p.name == "loaded")
+            .unwrap()
+            .clone()
+    };
+    for name in ["current-thread", "rayon"] {
+        let phase = loaded(name);
+        assert!(
+            phase.stream("heavy").is_none(),
+            "jobs replace the heavy stream"
+        );
+        let jobs = phase.jobs.as_ref().expect("job figures");
+        assert!(jobs.accepted > 0, "{name}: {jobs:?}");
+        assert_eq!(jobs.lost, 0, "{name}: an accepted job was lost: {jobs:?}");
+        assert_eq!(jobs.done + jobs.failed, jobs.accepted, "{name}: {jobs:?}");
+        let end_to_end = phase.stream("jobs").expect("end-to-end stream");
+        assert_eq!(end_to_end.latency.corrected.count, jobs.accepted);
+        assert!(jobs.run.p50_us > 0.0 && phase.stream("submit").is_some());
+    }
+    // The original complaint: background jobs on the only thread hold up the probe;
+    // on rayon they do not.
+    let p99 = |name: &str| {
+        loaded(name)
+            .stream("probe")
+            .unwrap()
+            .latency
+            .corrected
+            .p99_us
+    };
+    assert!(
+        p99("current-thread") > 10.0 * p99("rayon"),
+        "current-thread {} µs vs rayon {} µs",
+        p99("current-thread"),
+        p99("rayon")
+    );
+    assert!(out.join("latest/charts/spectrum-jobs.svg").exists());
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
 fn a_crashed_variant_is_reported_and_the_others_still_run() {
     let out = temp_dir("crash");
     let mut args = vec!["--variant", "spawn-blocking,rayon"];

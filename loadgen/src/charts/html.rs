@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use servers::variant::Variant;
 
-use crate::matrix::{MatrixReport, TABLE_HEADER};
+use crate::matrix::MatrixReport;
 
 /// Escapes text for HTML.
 fn escape(text: &str) -> String {
@@ -67,13 +67,13 @@ pub fn matrix_page(report: &MatrixReport, charts: &[(String, String)]) -> String
 
     let _ = writeln!(out, "<h2>Comparison</h2><p>Probe latency corrected for coordinated omission; sorted by inflation (loaded p99 ÷ idle p99). Requests that timed out or were never answered count at the time they were given up (lower bounds).</p>");
     let _ = write!(out, "<table id=\"comparison\"><tr>");
-    for column in TABLE_HEADER {
+    for column in report.header() {
         let _ = write!(out, "<th>{}</th>", escape(column));
     }
     let _ = writeln!(out, "</tr>");
-    for row in report.table_rows() {
+    for row in report.rows() {
         let _ = write!(out, "<tr>");
-        let span = TABLE_HEADER.len() + 1 - row.len();
+        let span = report.header().len() + 1 - row.len();
         for (i, cell) in row.iter().enumerate() {
             // A failed variant's error spans the figure columns.
             let colspan = if i == 1 && span > 1 {

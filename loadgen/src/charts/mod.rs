@@ -188,7 +188,9 @@ pub fn render_matrix(report: &MatrixReport, dir: &Path) -> anyhow::Result<Vec<Pa
     add(write_chart(&probe, &charts_dir)?, probe.title.clone());
     let comparison = comparison::Comparison::of_matrix(report, &footer);
     add(write_chart(&comparison, &charts_dir)?, comparison.title());
-    let heavy = spectrum::Spectrum::of_matrix(report, "heavy", &footer)?;
+    // The jobs scenario's load is background jobs: their end-to-end time.
+    let load = if report.is_jobs() { "jobs" } else { "heavy" };
+    let heavy = spectrum::Spectrum::of_matrix(report, load, &footer)?;
     add(write_chart(&heavy, &charts_dir)?, heavy.title.clone());
     for variant in &report.variants {
         if let Some(timeline) = timeline::Timeline::of_variant(variant, &footer) {

@@ -27,12 +27,16 @@ use crate::environment::Environment;
 use crate::exit::{CommandError, EXIT_INTERRUPTED};
 use crate::files::write_atomically;
 use crate::interrupt::Interrupt;
+use crate::jobs::{self, driver::JobsPlan};
 use crate::progress::Progress;
 use crate::report::hgrm::percentile_table;
 use crate::report::hlog::HlogWriter;
 use crate::report::StreamReport;
 use crate::stats::decode;
 use crate::telemetry::{ScrapeTarget, Scraper, ServerTelemetry};
+
+/// Connections submitting background jobs in the jobs scenario.
+const JOB_CONNECTIONS: usize = 16;
 
 /// Start-up, calibration and drains per variant, for the time estimate.
 const OVERHEAD_PER_VARIANT: Duration = Duration::from_secs(2);
@@ -84,6 +88,8 @@ fn prepare(args: &RunArgs) -> Result<Job, CommandError> {
     }
     settings.job_ms = args.job.as_secs_f64() * 1e3;
     settings.overload = args.overload;
+    settings.scenario = args.scenario.clone();
+    settings.job_load = args.job_load;
     settings.probe_rate = args.probe_rate;
     settings.probe_connections = args.probe_connections;
     settings.heavy_connections = args.heavy_connections;
@@ -232,7 +238,7 @@ async fn run_matrix(
     progress.finish();
     Ok(MatrixReport {
         schema_version: report::SCHEMA_VERSION,
-        scenario: "responsiveness".into(),
+        scenario: job.settings.scenario.clone(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
         started_at: humantime::format_rfc3339_seconds(started).to_string(),
         interrupted: interrupt.fired(),
@@ -341,16 +347,44 @@ impl VariantContext<'_> {
                 server_pid: Some(server.pid),
                 every: plan.timing.interval,
             });
-            let outcome = engine::run(&plan, &mut observer, self.interrupt).await;
+            let background = (settings.scenario == "jobs" && phase.heavy).then(|| JobsPlan {
+                addr: server.addr,
+                rate: settings.job_load * job.ideal_per_s,
+                body: format!(r#"{{"kind": "cpu", "units": {}}}"#, job.units),
+                duration: Duration::from_secs_f64(phase.warmup_s + phase.duration_s),
+                connections: JOB_CONNECTIONS,
+                timeout: Duration::from_secs_f64(settings.timeout_s),
+                drain: Duration::from_secs_f64((2.0 * phase.duration_s).max(10.0)),
+            });
+            let (outcome, jobs) = match &background {
+                Some(jobs_plan) => {
+                    let (outcome, jobs) = tokio::join!(
+                        engine::run(&plan, &mut observer, self.interrupt),
+                        jobs::driver::run(jobs_plan, self.interrupt)
+                    );
+                    (outcome, Some(jobs))
+                }
+                None => (
+                    engine::run(&plan, &mut observer, self.interrupt).await,
+                    None,
+                ),
+            };
             let samples = scraper.finish().await;
             let outcome = outcome?;
             let wall = wall.elapsed();
             let client_cpu = cpu::own_cpu_time().saturating_sub(client_before);
-            let streams: Vec<StreamReport> = outcome
+            let mut streams: Vec<StreamReport> = outcome
                 .streams
                 .iter()
                 .map(|s| StreamReport::from_outcome(s, outcome.measured))
                 .collect();
+            if let (Some(jobs), Some(jobs_plan)) = (&jobs, &background) {
+                streams.push(StreamReport::from_outcome(&jobs.submit, jobs_plan.duration));
+                streams.push(StreamReport::from_outcome(
+                    &jobs.end_to_end,
+                    jobs_plan.duration,
+                ));
+            }
             for s in &streams {
                 let table = percentile_table(&decode(&s.histograms.corrected)?);
                 write_atomically(
@@ -375,6 +409,7 @@ impl VariantContext<'_> {
                 server_telemetry: observer
                     .measured_from
                     .map(|from| ServerTelemetry::from_samples(&samples, from)),
+                jobs: jobs.map(|j| j.figures),
             });
             observer.position += Duration::from_secs_f64(phase.duration_s + phase.warmup_s);
             if let Some(status) = server.exited() {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::responsiveness::{JobPlan, Settings};
 use crate::environment::Environment;
+use crate::jobs::JobsFigures;
 use crate::report::text::format_us;
 use crate::report::StreamReport;
 use crate::stats::Percentiles;
@@ -33,6 +34,24 @@ pub const TABLE_HEADER: [&str; 15] = [
     "503",
     "failed",
     "recovery p99",
+];
+
+/// Columns of the jobs scenario's table.
+pub const JOBS_TABLE_HEADER: [&str; 14] = [
+    "variant",
+    "probe p50",
+    "probe p99",
+    "probe max",
+    "server lag max",
+    "submit p99",
+    "queue wait p50",
+    "run p50",
+    "end-to-end p50",
+    "end-to-end p99",
+    "done/s",
+    "rejected",
+    "failed",
+    "lost",
 ];
 
 /// Client CPU use (share of its cores) above which the client's numbers are suspect.
@@ -133,6 +152,9 @@ pub struct PhaseReport {
     /// reports written before telemetry existed.
     #[serde(default)]
     pub server_telemetry: Option<ServerTelemetry>,
+    /// The jobs scenario's loaded phase: job counts and server-side times.
+    #[serde(default)]
+    pub jobs: Option<JobsFigures>,
 }
 
 impl PhaseReport {
@@ -255,13 +277,91 @@ impl MatrixReport {
             .collect()
     }
 
+    /// Whether this is a run of the jobs scenario.
+    pub fn is_jobs(&self) -> bool {
+        self.settings.scenario == "jobs"
+    }
+
+    /// The columns of [`MatrixReport::rows`].
+    pub fn header(&self) -> &'static [&'static str] {
+        if self.is_jobs() {
+            &JOBS_TABLE_HEADER
+        } else {
+            &TABLE_HEADER
+        }
+    }
+
+    /// The table of this run's scenario, as rows of cells.
+    pub fn rows(&self) -> Vec<Vec<String>> {
+        if self.is_jobs() {
+            self.jobs_table_rows()
+        } else {
+            self.table_rows()
+        }
+    }
+
+    /// The jobs scenario's table, by loaded probe p99 (best first): probe latency
+    /// while background jobs run, the jobs' own times and counts.
+    pub fn jobs_table_rows(&self) -> Vec<Vec<String>> {
+        let loaded = |v: &VariantReport| v.phases.iter().find(|p| p.name == "loaded").cloned();
+        let probe_p99 = |v: &VariantReport| {
+            loaded(v)
+                .and_then(|p| p.stream("probe").map(|s| s.latency.corrected.p99_us))
+                .unwrap_or(f64::INFINITY)
+        };
+        let mut ranked: Vec<&VariantReport> = self.variants.iter().collect();
+        ranked.sort_by(|a, b| probe_p99(a).total_cmp(&probe_p99(b)));
+        ranked
+            .into_iter()
+            .map(|v| {
+                let mut row = vec![v.name.clone()];
+                let phase = loaded(v);
+                let found = phase.as_ref().and_then(|p| {
+                    Some((
+                        p.stream("probe")?,
+                        p.stream("submit")?,
+                        p.stream("jobs")?,
+                        p.jobs.as_ref()?,
+                        p,
+                    ))
+                });
+                match found {
+                    Some((probe, submit, jobs, figures, p)) => row.extend([
+                        format_us(probe.latency.corrected.p50_us),
+                        format_us(probe.latency.corrected.p99_us),
+                        format_us(probe.latency.corrected.max_us),
+                        p.server_telemetry
+                            .as_ref()
+                            .and_then(|t| t.lag_max_us)
+                            .map_or_else(|| "–".into(), format_us),
+                        format_us(submit.latency.corrected.p99_us),
+                        format_us(figures.queue_wait.p50_us),
+                        format_us(figures.run.p50_us),
+                        format_us(jobs.latency.corrected.p50_us),
+                        format_us(jobs.latency.corrected.p99_us),
+                        format!(
+                            "{:.1}",
+                            figures.done as f64 / jobs.measured_s.max(f64::MIN_POSITIVE)
+                        ),
+                        figures.rejected.to_string(),
+                        (figures.failed + figures.submit_errors).to_string(),
+                        figures.lost.to_string(),
+                    ]),
+                    None => row.push(v.error.clone().unwrap_or_else(|| v.status.clone())),
+                }
+                row
+            })
+            .collect()
+    }
+
     /// The comparison table in Markdown.
     pub fn table(&self) -> String {
-        let mut out = format!("| {} |\n", TABLE_HEADER.join(" | "));
-        let _ = writeln!(out, "|{}", "---|".repeat(TABLE_HEADER.len()));
-        for row in self.table_rows() {
+        let header = self.header();
+        let mut out = format!("| {} |\n", header.join(" | "));
+        let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
+        for row in self.rows() {
             let mut cells = row;
-            cells.resize(TABLE_HEADER.len(), String::new());
+            cells.resize(header.len(), String::new());
             let _ = writeln!(out, "| {} |", cells.join(" | "));
         }
         out
@@ -325,7 +425,12 @@ impl MatrixReport {
         let s = &self.settings;
         let _ = writeln!(
             out,
-            "# Responsiveness under blocking load: {}\n",
+            "# {} under blocking load: {}\n",
+            if self.is_jobs() {
+                "Background jobs"
+            } else {
+                "Responsiveness"
+            },
             self.started_at
         );
         let _ = writeln!(out, "Environment: {}.", self.environment.one_line());
@@ -339,15 +444,23 @@ impl MatrixReport {
             .iter()
             .map(|p| format!("{} {}s (+{}s warm-up)", p.name, p.duration_s, p.warmup_s))
             .collect();
+        let load = if self.is_jobs() {
+            format!(
+                "background `POST /jobs` of ~{} ms CPU offered open loop at {}× what the cores can finish, each polled until done",
+                s.job_ms, s.job_load
+            )
+        } else {
+            format!(
+                "heavy `GET /work/cpu` jobs of ~{} ms CPU offered open loop at {}× what the cores can finish, on {} connections",
+                s.job_ms, s.overload, s.heavy_connections
+            )
+        };
         let _ = writeln!(
             out,
-            "Scenario: {}; probe `GET /health` open loop at {}/s on {} connections; heavy `GET /work/cpu` jobs of ~{} ms CPU offered open loop at {}× what the cores can finish, on {} connections; timeout {}s.\n",
+            "Scenario: {}; probe `GET /health` open loop at {}/s on {} connections; {load}; timeout {}s.\n",
             phases.join(", "),
             s.probe_rate,
             s.probe_connections,
-            s.job_ms,
-            s.overload,
-            s.heavy_connections,
             s.timeout_s
         );
         if let Some(r) = &self.resolution {
@@ -358,6 +471,18 @@ impl MatrixReport {
                 format_us(r.idle_lateness_p99_us),
                 format_us(r.idle_lateness_max_us)
             );
+        }
+        if self.is_jobs() {
+            out.push_str("Probe latency (corrected) while background jobs run, sorted by probe p99. Submit: due time to the 202. Queue wait and run: the server's own `queued_at`→`started_at`→`finished_at`. End-to-end: due time to `finished_at`. Failed: jobs failed and submissions that got neither 202 nor 503. Lost: accepted but never finished (must be 0).\n\n");
+            out.push_str(&self.table());
+            let warnings = self.warnings();
+            if !warnings.is_empty() {
+                out.push_str("\nWarnings:\n\n");
+                for w in warnings {
+                    let _ = writeln!(out, "- {w}");
+                }
+            }
+            return out;
         }
         out.push_str("Probe latency under load (corrected for coordinated omission), sorted by inflation (loaded p99 ÷ idle p99). Server lag max: the longest the server's own event-loop lag probe (a 5 ms timer) waited past its due time in the loaded phase; about 1–2 ms is tokio's timer granularity. Heavy done/s: 2xx completions inside the loaded window; efficiency: that ÷ (cores ÷ job cost). Heavy latency includes 503 refusals, which are answered at once. Failed: heavy requests that timed out, errored, or were never sent or answered.\n\n");
         out.push_str(&self.table());

@@ -39,6 +39,16 @@ pub struct Settings {
     pub timeout_s: f64,
     /// How long requests in flight at the end of a phase may still complete.
     pub drain_s: f64,
+    /// `responsiveness` (heavy requests) or `jobs` (background jobs, POST /jobs).
+    #[serde(default = "default_scenario")]
+    pub scenario: String,
+    /// jobs: background jobs offered, as a multiple of what the cores can finish.
+    #[serde(default)]
+    pub job_load: f64,
+}
+
+fn default_scenario() -> String {
+    "responsiveness".into()
 }
 
 /// Phase lengths: (idle, loaded, recovery) durations and warm-ups in seconds.
@@ -78,6 +88,8 @@ impl Settings {
             ],
             job_ms: 20.0,
             overload: 1.5,
+            scenario: default_scenario(),
+            job_load: 0.8,
             probe_rate: 100.0,
             probe_connections: 8,
             heavy_connections: 96,
@@ -113,6 +125,15 @@ impl Settings {
         }
         if !(self.probe_rate > 0.0 && self.probe_rate.is_finite()) {
             return Err("--probe-rate must be a positive number".into());
+        }
+        if !["responsiveness", "jobs"].contains(&self.scenario.as_str()) {
+            return Err(format!(
+                "unknown scenario {:?}; choose responsiveness or jobs",
+                self.scenario
+            ));
+        }
+        if !(self.job_load > 0.0 && self.job_load.is_finite()) {
+            return Err("--job-load must be a positive number".into());
         }
         if self.probe_connections == 0 || self.heavy_connections == 0 {
             return Err("--probe-connections and --heavy-connections must be at least 1".into());
@@ -176,7 +197,8 @@ pub fn plan(phase: &PhaseSpec, addr: SocketAddr, settings: &Settings, job: &JobP
             connections: settings.probe_connections,
         },
     )];
-    if phase.heavy {
+    // In the jobs scenario the load is background jobs, driven beside this plan.
+    if phase.heavy && settings.scenario != "jobs" {
         streams.push(stream(
             "heavy",
             format!("/work/cpu?units={}", job.units),

@@ -116,6 +116,7 @@ pub fn synthetic_report() -> MatrixReport {
                 server_cpu_s: 1.0,
                 streams,
                 server_telemetry: Some(server_lag(phase, slow)),
+                jobs: None,
             };
             let phases = vec![
                 phase("idle", vec![stream("probe", 1, 2)]),

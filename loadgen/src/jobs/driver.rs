@@ -1,0 +1,339 @@
+//! Drives a background-job load: submissions released at `start + k / rate` (tokio's
+//! timer, so to the millisecond: ample for tens of jobs per second) to a few
+//! submitting connections, and pollers that read each accepted job's status on
+//! connections of their own, no job more often than every [`POLL_EVERY`], until it
+//! has finished or the drain deadline passes.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
+use servers::background::{JobView, Status};
+use tokio::sync::mpsc;
+
+use super::JobsFigures;
+use crate::client::{Failure, Slot};
+use crate::engine::StreamOutcome;
+use crate::interrupt::Interrupt;
+use crate::pacer::Schedule;
+use crate::recorder::{Recorded, Sample};
+use crate::scenario::{Load, StreamSpec};
+use crate::stats::{new_histogram, Percentiles};
+
+/// Shortest time between two status reads of one job.
+pub const POLL_EVERY: Duration = Duration::from_millis(10);
+/// Connections reading statuses.
+const POLLERS: usize = 2;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct JobsPlan {
+    pub addr: SocketAddr,
+    /// Jobs per second.
+    pub rate: f64,
+    /// The JSON body of every `POST /jobs`.
+    pub body: String,
+    /// How long submissions go on.
+    pub duration: Duration,
+    /// Connections submitting.
+    pub connections: usize,
+    /// Timeout of one request.
+    pub timeout: Duration,
+    /// Longest wait for unfinished jobs once submissions end.
+    pub drain: Duration,
+}
+
+/// What a jobs run measured.
+pub struct JobsOutcome {
+    /// From each submission's due time to its answer.
+    pub submit: StreamOutcome,
+    /// From each submission's due time to the job's end (server clock); lost jobs
+    /// enter as lower bounds at the moment the run stopped waiting.
+    pub end_to_end: StreamOutcome,
+    pub figures: JobsFigures,
+}
+
+/// An accepted job being watched.
+struct Pending {
+    id: String,
+    due: Instant,
+    /// The same moment on the wall clock, to compare with the server's timestamps.
+    due_wall: SystemTime,
+    sent: Instant,
+    last_polled: Option<Instant>,
+}
+
+/// What the submitters and pollers share.
+#[derive(Default)]
+struct Shared {
+    pending: VecDeque<Pending>,
+    submit: Recorded,
+    end_to_end: Recorded,
+    queue_wait: Option<hdrhistogram::Histogram<u64>>,
+    run: Option<hdrhistogram::Histogram<u64>>,
+    figures: JobsFigures,
+    submitting_done: bool,
+}
+
+fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn request(method: Method, path: &str, addr: SocketAddr, body: Bytes) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::HOST, addr.to_string())
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(body))
+        .expect("a valid request")
+}
+
+/// Runs `plan` until its submissions are done and every accepted job has finished
+/// (or the drain deadline passed, or the run was interrupted).
+pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> JobsOutcome {
+    let shared = Arc::new(Mutex::new(Shared {
+        queue_wait: Some(new_histogram()),
+        run: Some(new_histogram()),
+        ..Shared::default()
+    }));
+    let start = Instant::now() + Duration::from_millis(10);
+    let schedule = Schedule::new(start, plan.rate);
+    let total = schedule.due_before(plan.duration);
+    let (due_tx, due_rx) = mpsc::channel::<u64>(total.max(1) as usize);
+    let due_rx = Arc::new(tokio::sync::Mutex::new(due_rx));
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..plan.connections {
+        let (plan, shared, due_rx) = (plan.clone(), Arc::clone(&shared), Arc::clone(&due_rx));
+        tasks.spawn(async move { submitter(&plan, &schedule, &shared, &due_rx).await });
+    }
+    let deadline_for_drain = Arc::new(Mutex::new(None::<Instant>));
+    for _ in 0..POLLERS {
+        let (plan, shared, deadline) = (
+            plan.clone(),
+            Arc::clone(&shared),
+            Arc::clone(&deadline_for_drain),
+        );
+        tasks.spawn(async move { poller(&plan, &shared, &deadline).await });
+    }
+
+    // The pacer: each submission is released at its due time.
+    for k in 0..total {
+        if interrupt.fired() {
+            break;
+        }
+        tokio::time::sleep_until(schedule.due(k).into()).await;
+        if due_tx.send(k).await.is_err() {
+            break;
+        }
+    }
+    drop(due_tx);
+    let submissions_end = Instant::now();
+    // Interrupted: stop waiting at once; what is still pending is reported lost.
+    let drain = if interrupt.fired() {
+        Duration::ZERO
+    } else {
+        plan.drain
+    };
+    *deadline_for_drain
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Some(submissions_end + drain);
+    while tasks.join_next().await.is_some() {}
+
+    let mut shared = lock(&shared);
+    let given_up = Instant::now();
+    // Whatever is still pending is lost: in the end-to-end time as a lower bound.
+    let lost: Vec<Pending> = shared.pending.drain(..).collect();
+    for p in &lost {
+        shared.end_to_end.record(
+            &Sample {
+                due: p.due,
+                sent: p.sent,
+                done: given_up,
+                result: Err(Failure::Abandoned),
+            },
+            true,
+        );
+    }
+    shared.figures.lost = lost.len() as u64;
+    shared.figures.rate = plan.rate;
+    shared.figures.body = plan.body.clone();
+    shared.figures.drain_s = given_up.duration_since(submissions_end).as_secs_f64();
+    shared.figures.queue_wait = Percentiles::of(shared.queue_wait.as_ref().expect("set"));
+    shared.figures.run = Percentiles::of(shared.run.as_ref().expect("set"));
+    let outcome = |name: &str, method: Method, path: &str, recorded: &Recorded| StreamOutcome {
+        spec: StreamSpec {
+            name: name.into(),
+            method,
+            path: path.into(),
+            headers: Vec::new(),
+            body: None,
+            load: Load::Open {
+                rate: plan.rate,
+                connections: plan.connections,
+            },
+        },
+        total: recorded.clone(),
+        intervals: Vec::new(),
+        unsent: 0,
+        in_window: recorded.counts,
+    };
+    JobsOutcome {
+        submit: outcome("submit", Method::POST, "/jobs", &shared.submit),
+        end_to_end: outcome("jobs", Method::GET, "/jobs/{id}", &shared.end_to_end),
+        figures: shared.figures.clone(),
+    }
+}
+
+/// Sends the submissions it is given, each recorded from its due time.
+async fn submitter(
+    plan: &JobsPlan,
+    schedule: &Schedule,
+    shared: &Mutex<Shared>,
+    due_rx: &tokio::sync::Mutex<mpsc::Receiver<u64>>,
+) {
+    let mut slot = Slot::new(plan.addr, None);
+    let body = Bytes::from(plan.body.clone());
+    loop {
+        let Some(k) = due_rx.lock().await.recv().await else {
+            break;
+        };
+        let due = schedule.due(k);
+        let due_wall = SystemTime::now() - Instant::now().saturating_duration_since(due);
+        let sent = Instant::now();
+        let mut answer = Vec::new();
+        let result = slot
+            .exchange_keeping(
+                request(Method::POST, "/jobs", plan.addr, body.clone()),
+                plan.timeout,
+                Some(&mut answer),
+            )
+            .await;
+        let done = Instant::now();
+        let mut shared = lock(shared);
+        shared.figures.submitted += 1;
+        shared.submit.record(
+            &Sample {
+                due,
+                sent,
+                done,
+                result,
+            },
+            true,
+        );
+        let id = match result {
+            Ok(StatusCode::ACCEPTED) => serde_json::from_slice::<serde_json::Value>(&answer)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_owned)),
+            Ok(StatusCode::SERVICE_UNAVAILABLE) => {
+                shared.figures.rejected += 1;
+                continue;
+            }
+            _ => None,
+        };
+        match id {
+            Some(id) => {
+                shared.figures.accepted += 1;
+                shared.pending.push_back(Pending {
+                    id,
+                    due,
+                    due_wall,
+                    sent,
+                    last_polled: None,
+                });
+            }
+            None => shared.figures.submit_errors += 1,
+        }
+    }
+    lock(shared).submitting_done = true;
+}
+
+/// Reads statuses of pending jobs, oldest read first, until none is pending and no
+/// more will come, or the drain deadline has passed.
+async fn poller(plan: &JobsPlan, shared: &Mutex<Shared>, deadline: &Mutex<Option<Instant>>) {
+    let mut slot = Slot::new(plan.addr, None);
+    loop {
+        let next = {
+            let mut s = lock(shared);
+            let past_deadline = deadline
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_some_and(|d| Instant::now() >= d);
+            if past_deadline || (s.submitting_done && s.pending.is_empty()) {
+                return;
+            }
+            s.pending.pop_front()
+        };
+        let Some(mut job) = next else {
+            tokio::time::sleep(POLL_EVERY).await;
+            continue;
+        };
+        if let Some(last) = job.last_polled {
+            tokio::time::sleep_until((last + POLL_EVERY).into()).await;
+        }
+        job.last_polled = Some(Instant::now());
+        let mut answer = Vec::new();
+        let path = format!("/jobs/{}", job.id);
+        let result = slot
+            .exchange_keeping(
+                request(Method::GET, &path, plan.addr, Bytes::new()),
+                plan.timeout,
+                Some(&mut answer),
+            )
+            .await;
+        let view = match result {
+            Ok(StatusCode::OK) => serde_json::from_slice::<JobView>(&answer).ok(),
+            _ => None,
+        };
+        let mut s = lock(shared);
+        match view {
+            Some(v) if matches!(v.status, Status::Done | Status::Failed) => {
+                record_finished(&mut s, &job, &v);
+            }
+            // Not finished yet, or the read failed: read it again later.
+            _ => s.pending.push_back(job),
+        }
+    }
+}
+
+/// Records a finished job's times.
+fn record_finished(s: &mut Shared, job: &Pending, view: &JobView) {
+    let time = |t: &Option<String>| t.as_deref().and_then(|t| humantime::parse_rfc3339(t).ok());
+    let queued = humantime::parse_rfc3339(&view.queued_at).ok();
+    let (started, finished) = (time(&view.started_at), time(&view.finished_at));
+    let between = |a: Option<SystemTime>, b: Option<SystemTime>| {
+        b?.duration_since(a?).ok().map(|d| d.as_nanos() as u64)
+    };
+    if view.status == Status::Done {
+        s.figures.done += 1;
+        if let Some(ns) = between(queued, started) {
+            s.queue_wait.as_mut().expect("set").saturating_record(ns);
+        }
+        if let Some(ns) = between(started, finished) {
+            s.run.as_mut().expect("set").saturating_record(ns);
+        }
+    } else {
+        s.figures.failed += 1;
+    }
+    // End to end: from the due time to the server's finish, on the wall clock.
+    let took = between(Some(job.due_wall), finished).map(Duration::from_nanos);
+    let done = job.due + took.unwrap_or_else(|| job.last_polled.unwrap_or(job.due) - job.due);
+    s.end_to_end.record(
+        &Sample {
+            due: job.due,
+            sent: job.sent,
+            done,
+            result: Ok(if view.status == Status::Done {
+                StatusCode::OK
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }),
+        },
+        true,
+    );
+}
