@@ -9,11 +9,12 @@ use crate::engine::{self, IntervalRecord, Live, Observer};
 use crate::environment::Environment;
 use crate::exit::{CommandError, EXIT_INTERRUPTED};
 use crate::interrupt::Interrupt;
+use crate::jobs::driver::{self, JobsOutcome, JobsPlan};
 use crate::progress::Progress;
 use crate::report::hgrm::Hgrm;
 use crate::report::hlog::HlogWriter;
 use crate::report::json::Json;
-use crate::report::{text, BenchReport, Exporter};
+use crate::report::{text, BenchReport, Exporter, NamedJobsFigures, StreamReport};
 use crate::scenario::{
     parse_header, parse_method, ConfigError, Load, Plan, ScenarioFile, StreamSpec, Timing,
     DEFAULT_OPEN_LOOP_CONNECTIONS,
@@ -79,6 +80,26 @@ pub fn plan_from_args(args: &BenchArgs) -> Result<Plan, ConfigError> {
     Ok(plan)
 }
 
+/// Runs every job stream at once, each in a task of its own; outcomes in plan order.
+async fn run_job_streams(
+    plans: &[JobsPlan],
+    interrupt: &Interrupt,
+) -> anyhow::Result<Vec<JobsOutcome>> {
+    let tasks: Vec<_> = plans
+        .iter()
+        .cloned()
+        .map(|plan| {
+            let interrupt = interrupt.clone();
+            tokio::spawn(async move { driver::run(&plan, &interrupt).await })
+        })
+        .collect();
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outcomes.push(task.await.expect("a job stream's task panicked")?);
+    }
+    Ok(outcomes)
+}
+
 /// Progress bar plus interval log.
 struct BenchObserver {
     progress: Progress,
@@ -106,6 +127,10 @@ impl Observer for BenchObserver {
 /// Runs `loadgen bench`.
 pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
     let plan = plan_from_args(&args)?;
+    let job_streams = match &args.scenario {
+        Some(path) => ScenarioFile::load(path)?.job_specs(&plan.target)?,
+        None => Vec::new(),
+    };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.threads {
         runtime.worker_threads(threads);
@@ -122,13 +147,51 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
             progress: Progress::new("bench", planned),
             hlog,
         };
-        let outcome = engine::run(&plan, &mut observer, &interrupt).await;
+        let addr = match plan.target.resolve().await.map(|a| a.first().copied()) {
+            Ok(Some(addr)) => addr,
+            _ => {
+                return Err(CommandError::from(anyhow::anyhow!(
+                    "cannot resolve {}",
+                    plan.target.url
+                )))
+            }
+        };
+        let job_plans: Vec<JobsPlan> = job_streams
+            .iter()
+            .map(|j| JobsPlan {
+                addr,
+                path: j.path.clone(),
+                name: j.name.clone(),
+                rate: j.rate,
+                body: j.body.clone(),
+                duration: plan.timing.warmup + plan.timing.duration,
+                connections: j.connections,
+                timeout: plan.timing.timeout,
+                drain: plan.timing.timeout * 2,
+            })
+            .collect();
+        let jobs_run = run_job_streams(&job_plans, &interrupt);
+        let (outcome, jobs) = tokio::join!(engine::run(&plan, &mut observer, &interrupt), jobs_run);
         observer.progress.finish();
         let outcome = outcome?;
+        let jobs = jobs?;
         if let Some(hlog) = observer.hlog.take() {
             hlog.finish()?;
         }
-        let report = BenchReport::new(&plan, &outcome, Environment::detect());
+        let mut report = BenchReport::new(&plan, &outcome, Environment::detect());
+        for (jobs_plan, jobs) in job_plans.iter().zip(jobs) {
+            report
+                .streams
+                .push(StreamReport::from_outcome(&jobs.submit, jobs_plan.duration));
+            report.streams.push(StreamReport::from_outcome(
+                &jobs.end_to_end,
+                jobs_plan.duration,
+            ));
+            report.jobs.push(NamedJobsFigures {
+                name: jobs_plan.name.clone(),
+                figures: jobs.figures,
+            });
+        }
         Ok::<_, CommandError>((report, outcome.interrupted))
     })?;
 

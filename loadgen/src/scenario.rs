@@ -213,6 +213,21 @@ pub struct StreamFile {
     pub connections: Option<usize>,
     /// Connections sending back to back: makes the stream closed-loop.
     pub concurrency: Option<usize>,
+    /// `request` (the default) or `job`: background jobs submitted to `path`
+    /// (a `POST /jobs` API) at `rate`, each polled at `path/ID` until done.
+    pub kind: Option<String>,
+}
+
+/// A stream of background jobs from a scenario file (`kind = "job"`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobStreamSpec {
+    pub name: String,
+    /// Where jobs are submitted; their statuses are read at `path/ID`.
+    pub path: String,
+    /// The JSON body of every submission.
+    pub body: String,
+    pub rate: f64,
+    pub connections: usize,
 }
 
 fn default_method() -> String {
@@ -273,13 +288,70 @@ impl ScenarioFile {
         })
     }
 
-    /// The streams, with paths joined onto `target`'s base path.
+    /// The request streams, with paths joined onto `target`'s base path.
     pub fn stream_specs(&self, target: &Target) -> Result<Vec<StreamSpec>, ConfigError> {
-        self.streams.iter().map(|s| s.spec(target)).collect()
+        self.streams
+            .iter()
+            .filter(|s| !s.is_job())
+            .map(|s| s.spec(target))
+            .collect()
+    }
+
+    /// The background-job streams (`kind = "job"`).
+    pub fn job_specs(&self, target: &Target) -> Result<Vec<JobStreamSpec>, ConfigError> {
+        for s in &self.streams {
+            if let Some(kind) = &s.kind {
+                if kind != "job" && kind != "request" {
+                    return Err(ConfigError(format!(
+                        "stream {:?}: kind {kind:?} is neither \"request\" nor \"job\"",
+                        s.name
+                    )));
+                }
+            }
+        }
+        self.streams
+            .iter()
+            .filter(|s| s.is_job())
+            .map(|s| s.job_spec(target))
+            .collect()
     }
 }
 
 impl StreamFile {
+    fn is_job(&self) -> bool {
+        self.kind.as_deref() == Some("job")
+    }
+
+    fn job_spec(&self, target: &Target) -> Result<JobStreamSpec, ConfigError> {
+        let name = &self.name;
+        let rate = match (self.rate, self.concurrency) {
+            (Some(rate), None) if rate.is_finite() && rate > 0.0 => rate,
+            _ => {
+                return Err(ConfigError(format!(
+                    "job stream {name:?}: give a positive rate (jobs per second); jobs are submitted open loop"
+                )))
+            }
+        };
+        let body = self.body.clone().ok_or_else(|| {
+            ConfigError(format!(
+                "job stream {name:?}: give the job as a body, e.g. body = '{{\"kind\": \"cpu\", \"units\": 20000}}'"
+            ))
+        })?;
+        if !self.path.starts_with('/') {
+            return Err(ConfigError(format!(
+                "stream {name:?}: path {:?} must start with '/'",
+                self.path
+            )));
+        }
+        Ok(JobStreamSpec {
+            name: name.clone(),
+            path: target.join(&self.path),
+            body,
+            rate,
+            connections: self.connections.unwrap_or(DEFAULT_OPEN_LOOP_CONNECTIONS),
+        })
+    }
+
     fn spec(&self, target: &Target) -> Result<StreamSpec, ConfigError> {
         let name = &self.name;
         let load = match (self.rate, self.concurrency) {

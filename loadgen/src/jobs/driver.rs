@@ -1,11 +1,11 @@
-//! Drives a background-job load: submissions released at `start + k / rate` (tokio's
-//! timer, so to the millisecond: ample for tens of jobs per second) to a few
-//! submitting connections, and pollers that read each accepted job's status on
+//! Drives a background-job load: submissions released at `start + k / rate` by the
+//! same pacer thread as request streams to a few submitting connections, and pollers that read each accepted job's status on
 //! connections of their own, no job more often than every [`POLL_EVERY`], until it
 //! has finished or the drain deadline passes.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -13,13 +13,12 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
 use servers::background::{JobView, Status};
-use tokio::sync::mpsc;
 
 use super::JobsFigures;
 use crate::client::{Failure, Slot};
 use crate::engine::StreamOutcome;
 use crate::interrupt::Interrupt;
-use crate::pacer::Schedule;
+use crate::pacer::{Pacer, Schedule};
 use crate::recorder::{Recorded, Sample};
 use crate::scenario::{Load, StreamSpec};
 use crate::stats::{new_histogram, Percentiles};
@@ -33,6 +32,11 @@ const POLLERS: usize = 2;
 #[derive(Debug, Clone)]
 pub struct JobsPlan {
     pub addr: SocketAddr,
+    /// Where jobs are submitted (`/jobs`); statuses are read at `path/ID`.
+    pub path: String,
+    /// The end-to-end stream's name; the submissions are `NAME.submit` (`submit`
+    /// for the matrix's `jobs`).
+    pub name: String,
     /// Jobs per second.
     pub rate: f64,
     /// The JSON body of every `POST /jobs`.
@@ -76,7 +80,9 @@ struct Shared {
     queue_wait: Option<hdrhistogram::Histogram<u64>>,
     run: Option<hdrhistogram::Histogram<u64>>,
     figures: JobsFigures,
-    submitting_done: bool,
+    /// Submitting connections still at work; pollers stop once none is and nothing
+    /// is pending.
+    submitters_left: usize,
 }
 
 fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
@@ -95,22 +101,36 @@ fn request(method: Method, path: &str, addr: SocketAddr, body: Bytes) -> Request
 
 /// Runs `plan` until its submissions are done and every accepted job has finished
 /// (or the drain deadline passed, or the run was interrupted).
-pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> JobsOutcome {
+pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsOutcome> {
     let shared = Arc::new(Mutex::new(Shared {
         queue_wait: Some(new_histogram()),
         run: Some(new_histogram()),
+        submitters_left: plan.connections,
         ..Shared::default()
     }));
     let start = Instant::now() + Duration::from_millis(10);
     let schedule = Schedule::new(start, plan.rate);
     let total = schedule.due_before(plan.duration);
-    let (due_tx, due_rx) = mpsc::channel::<u64>(total.max(1) as usize);
-    let due_rx = Arc::new(tokio::sync::Mutex::new(due_rx));
+    let stop = Arc::new(AtomicBool::new(false));
+    let pacer = Pacer::start(schedule, total, Arc::clone(&stop))
+        .map_err(|e| anyhow::anyhow!("cannot start the job pacer thread: {e}"))?;
+    let permits = Arc::clone(&pacer.permits);
+    // Submissions with a number at or past this are not made (lowered to what the
+    // pacer released if it stopped early).
+    let limit = Arc::new(AtomicU64::new(total));
+    let next = Arc::new(AtomicU64::new(0));
 
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..plan.connections {
-        let (plan, shared, due_rx) = (plan.clone(), Arc::clone(&shared), Arc::clone(&due_rx));
-        tasks.spawn(async move { submitter(&plan, &schedule, &shared, &due_rx).await });
+        let submitting = Submitting {
+            plan: plan.clone(),
+            schedule,
+            shared: Arc::clone(&shared),
+            permits: Arc::clone(&permits),
+            next: Arc::clone(&next),
+            limit: Arc::clone(&limit),
+        };
+        tasks.spawn(async move { submitting.run().await });
     }
     let deadline_for_drain = Arc::new(Mutex::new(None::<Instant>));
     for _ in 0..POLLERS {
@@ -122,17 +142,17 @@ pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> JobsOutcome {
         tasks.spawn(async move { poller(&plan, &shared, &deadline).await });
     }
 
-    // The pacer: each submission is released at its due time.
-    for k in 0..total {
-        if interrupt.fired() {
-            break;
+    let mut joined = tokio::task::spawn_blocking(move || pacer.join());
+    let released = tokio::select! {
+        released = &mut joined => released.unwrap_or(0),
+        () = interrupt.wait() => {
+            stop.store(true, Ordering::Relaxed);
+            (&mut joined).await.unwrap_or(0)
         }
-        tokio::time::sleep_until(schedule.due(k).into()).await;
-        if due_tx.send(k).await.is_err() {
-            break;
-        }
-    }
-    drop(due_tx);
+    };
+    limit.store(released, Ordering::Relaxed);
+    // Wake the submitters still waiting for a permit, so they see the end.
+    permits.add_permits(plan.connections);
     let submissions_end = Instant::now();
     // Interrupted: stop waiting at once; what is still pending is reported lost.
     let drain = if interrupt.fired() {
@@ -183,74 +203,93 @@ pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> JobsOutcome {
         unsent: 0,
         in_window: recorded.counts,
     };
-    JobsOutcome {
-        submit: outcome("submit", Method::POST, "/jobs", &shared.submit),
-        end_to_end: outcome("jobs", Method::GET, "/jobs/{id}", &shared.end_to_end),
+    let submit_name = if plan.name == "jobs" {
+        "submit".to_owned()
+    } else {
+        format!("{}.submit", plan.name)
+    };
+    let status_path = format!("{}/{{id}}", plan.path);
+    Ok(JobsOutcome {
+        submit: outcome(&submit_name, Method::POST, &plan.path, &shared.submit),
+        end_to_end: outcome(&plan.name, Method::GET, &status_path, &shared.end_to_end),
         figures: shared.figures.clone(),
-    }
+    })
 }
 
-/// Sends the submissions it is given, each recorded from its due time.
-async fn submitter(
-    plan: &JobsPlan,
-    schedule: &Schedule,
-    shared: &Mutex<Shared>,
-    due_rx: &tokio::sync::Mutex<mpsc::Receiver<u64>>,
-) {
-    let mut slot = Slot::new(plan.addr, None);
-    let body = Bytes::from(plan.body.clone());
-    loop {
-        let Some(k) = due_rx.lock().await.recv().await else {
-            break;
-        };
-        let due = schedule.due(k);
-        let due_wall = SystemTime::now() - Instant::now().saturating_duration_since(due);
-        let sent = Instant::now();
-        let mut answer = Vec::new();
-        let result = slot
-            .exchange_keeping(
-                request(Method::POST, "/jobs", plan.addr, body.clone()),
-                plan.timeout,
-                Some(&mut answer),
-            )
-            .await;
-        let done = Instant::now();
-        let mut shared = lock(shared);
-        shared.figures.submitted += 1;
-        shared.submit.record(
-            &Sample {
-                due,
-                sent,
-                done,
-                result,
-            },
-            true,
-        );
-        let id = match result {
-            Ok(StatusCode::ACCEPTED) => serde_json::from_slice::<serde_json::Value>(&answer)
-                .ok()
-                .and_then(|v| v["id"].as_str().map(str::to_owned)),
-            Ok(StatusCode::SERVICE_UNAVAILABLE) => {
-                shared.figures.rejected += 1;
-                continue;
+/// One submitting connection's share of the work.
+struct Submitting {
+    plan: JobsPlan,
+    schedule: Schedule,
+    shared: Arc<Mutex<Shared>>,
+    permits: Arc<tokio::sync::Semaphore>,
+    next: Arc<AtomicU64>,
+    limit: Arc<AtomicU64>,
+}
+
+impl Submitting {
+    /// Sends submissions as the pacer releases them, each recorded from its due time.
+    async fn run(self) {
+        let plan = &self.plan;
+        let mut slot = Slot::new(plan.addr, None);
+        let body = Bytes::from(plan.body.clone());
+        loop {
+            let Ok(permit) = self.permits.acquire().await else {
+                break;
+            };
+            permit.forget();
+            let k = self.next.fetch_add(1, Ordering::Relaxed);
+            if k >= self.limit.load(Ordering::Relaxed) {
+                break;
             }
-            _ => None,
-        };
-        match id {
-            Some(id) => {
-                shared.figures.accepted += 1;
-                shared.pending.push_back(Pending {
-                    id,
+            let due = self.schedule.due(k);
+            let due_wall = SystemTime::now() - Instant::now().saturating_duration_since(due);
+            let sent = Instant::now();
+            let mut answer = Vec::new();
+            let result = slot
+                .exchange_keeping(
+                    request(Method::POST, &plan.path, plan.addr, body.clone()),
+                    plan.timeout,
+                    Some(&mut answer),
+                )
+                .await;
+            let done = Instant::now();
+            let mut shared = lock(&self.shared);
+            shared.figures.submitted += 1;
+            shared.submit.record(
+                &Sample {
                     due,
-                    due_wall,
                     sent,
-                    last_polled: None,
-                });
+                    done,
+                    result,
+                },
+                true,
+            );
+            let id = match result {
+                Ok(StatusCode::ACCEPTED) => serde_json::from_slice::<serde_json::Value>(&answer)
+                    .ok()
+                    .and_then(|v| v["id"].as_str().map(str::to_owned)),
+                Ok(StatusCode::SERVICE_UNAVAILABLE) => {
+                    shared.figures.rejected += 1;
+                    continue;
+                }
+                _ => None,
+            };
+            match id {
+                Some(id) => {
+                    shared.figures.accepted += 1;
+                    shared.pending.push_back(Pending {
+                        id,
+                        due,
+                        due_wall,
+                        sent,
+                        last_polled: None,
+                    });
+                }
+                None => shared.figures.submit_errors += 1,
             }
-            None => shared.figures.submit_errors += 1,
         }
+        lock(&self.shared).submitters_left -= 1;
     }
-    lock(shared).submitting_done = true;
 }
 
 /// Reads statuses of pending jobs, oldest read first, until none is pending and no
@@ -264,7 +303,7 @@ async fn poller(plan: &JobsPlan, shared: &Mutex<Shared>, deadline: &Mutex<Option
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .is_some_and(|d| Instant::now() >= d);
-            if past_deadline || (s.submitting_done && s.pending.is_empty()) {
+            if past_deadline || (s.submitters_left == 0 && s.pending.is_empty()) {
                 return;
             }
             s.pending.pop_front()
@@ -278,7 +317,7 @@ async fn poller(plan: &JobsPlan, shared: &Mutex<Shared>, deadline: &Mutex<Option
         }
         job.last_polled = Some(Instant::now());
         let mut answer = Vec::new();
-        let path = format!("/jobs/{}", job.id);
+        let path = format!("{}/{}", plan.path.trim_end_matches('/'), job.id);
         let result = slot
             .exchange_keeping(
                 request(Method::GET, &path, plan.addr, Bytes::new()),

@@ -349,6 +349,8 @@ impl VariantContext<'_> {
             });
             let background = (settings.scenario == "jobs" && phase.heavy).then(|| JobsPlan {
                 addr: server.addr,
+                path: "/jobs".into(),
+                name: "jobs".into(),
                 rate: settings.job_load * job.ideal_per_s,
                 body: format!(r#"{{"kind": "cpu", "units": {}}}"#, job.units),
                 duration: Duration::from_secs_f64(phase.warmup_s + phase.duration_s),
@@ -371,6 +373,7 @@ impl VariantContext<'_> {
             };
             let samples = scraper.finish().await;
             let outcome = outcome?;
+            let jobs = jobs.transpose()?;
             let wall = wall.elapsed();
             let client_cpu = cpu::own_cpu_time().saturating_sub(client_before);
             let mut streams: Vec<StreamReport> = outcome

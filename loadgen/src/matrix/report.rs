@@ -48,7 +48,7 @@ pub const JOBS_TABLE_HEADER: [&str; 14] = [
     "run p50",
     "end-to-end p50",
     "end-to-end p99",
-    "done/s",
+    "done",
     "rejected",
     "failed",
     "lost",

@@ -33,6 +33,17 @@ pub struct BenchReport {
     pub environment: Environment,
     pub config: RunConfig,
     pub streams: Vec<StreamReport>,
+    /// Job streams of a scenario file (`kind = "job"`): counts and server-side
+    /// times; their submit and end-to-end latencies are streams above.
+    #[serde(default)]
+    pub jobs: Vec<NamedJobsFigures>,
+}
+
+/// The figures of one job stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NamedJobsFigures {
+    pub name: String,
+    pub figures: crate::jobs::JobsFigures,
 }
 
 /// The settings of the run.
@@ -176,6 +187,7 @@ impl BenchReport {
                 .iter()
                 .map(|s| StreamReport::from_outcome(s, outcome.measured))
                 .collect(),
+            jobs: Vec::new(),
         }
     }
 }

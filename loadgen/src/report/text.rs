@@ -173,6 +173,25 @@ pub fn render(report: &BenchReport) -> String {
         out.push_str(&stream_summary(s));
         out.push('\n');
     }
+    for j in &report.jobs {
+        let f = &j.figures;
+        let _ = writeln!(
+            out,
+            "jobs {}: {} submitted, {} accepted, {} refused (503), {} submit errors; {} done, {} failed, {} lost; queue wait p50 {} p99 {}, run p50 {} p99 {}\n",
+            j.name,
+            f.submitted,
+            f.accepted,
+            f.rejected,
+            f.submit_errors,
+            f.done,
+            f.failed,
+            f.lost,
+            format_us(f.queue_wait.p50_us),
+            format_us(f.queue_wait.p99_us),
+            format_us(f.run.p50_us),
+            format_us(f.run.p99_us)
+        );
+    }
     for w in warnings(report) {
         let _ = writeln!(out, "warning: {w}");
     }

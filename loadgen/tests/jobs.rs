@@ -1,0 +1,118 @@
+//! Job streams of a scenario file (`kind = "job"`) against a reference server run by
+//! `loadgen serve`: every accepted job is followed to its end and nothing is lost;
+//! a job stream without a body is refused before anything is sent.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+/// `loadgen serve --variant VARIANT`, killed when dropped.
+struct Served(Child, String);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(variant: &str) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["serve", "--variant", variant, "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    Served(child, url)
+}
+
+fn scenario(dir: &std::path::Path, job_stream: &str) -> std::path::PathBuf {
+    let path = dir.join("jobs.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "duration = \"2s\"\nwarmup = \"0s\"\n\n[[stream]]\nname = \"probe\"\npath = \"/health\"\nrate = 50\n\n{job_stream}"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn a_job_stream_follows_every_job_to_its_end() {
+    let server = serve("spawn-blocking");
+    let dir = tempfile_dir("follow");
+    let file = scenario(
+        &dir,
+        "[[stream]]\nname = \"work\"\nkind = \"job\"\npath = \"/jobs\"\nrate = 20\nbody = '{\"kind\": \"io\", \"ms\": 50}'\n",
+    );
+    let json = dir.join("out.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["bench", "--scenario"])
+        .arg(&file)
+        .args(["--url", &server.1, "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("jobs work:"), "{stdout}");
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let names: Vec<&str> = report["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["probe", "work.submit", "work"]);
+    let f = &report["jobs"][0]["figures"];
+    let accepted = f["accepted"].as_u64().unwrap();
+    assert!(accepted >= 30, "{f}");
+    assert_eq!(f["submitted"], accepted);
+    assert_eq!(f["done"], accepted, "{f}");
+    assert_eq!(f["lost"], 0, "{f}");
+    // Each job slept 50 ms on the server, and its end-to-end time includes that.
+    assert!(f["run"]["p50_us"].as_f64().unwrap() >= 50_000.0, "{f}");
+    let work = &report["streams"][2];
+    assert_eq!(work["latency"]["corrected"]["count"], accepted);
+    assert!(work["latency"]["corrected"]["p50_us"].as_f64().unwrap() >= 50_000.0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_job_stream_without_a_body_is_refused_before_sending() {
+    let dir = tempfile_dir("refused");
+    let file = scenario(
+        &dir,
+        "[[stream]]\nname = \"work\"\nkind = \"job\"\npath = \"/jobs\"\nrate = 20\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["bench", "--scenario"])
+        .arg(&file)
+        .args(["--url", "http://127.0.0.1:9/"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("give the job as a body"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn tempfile_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("loadgen-jobs-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
