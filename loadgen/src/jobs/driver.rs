@@ -69,6 +69,8 @@ struct Pending {
     due_wall: SystemTime,
     sent: Instant,
     last_polled: Option<Instant>,
+    /// The status code of the last status read.
+    last_status: Option<u16>,
 }
 
 /// What the submitters and pollers share.
@@ -181,6 +183,7 @@ pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsO
         );
     }
     shared.figures.lost = lost.len() as u64;
+    shared.figures.not_found = lost.iter().filter(|p| p.last_status == Some(404)).count() as u64;
     shared.figures.rate = plan.rate;
     shared.figures.body = plan.body.clone();
     shared.figures.drain_s = given_up.duration_since(submissions_end).as_secs_f64();
@@ -283,6 +286,7 @@ impl Submitting {
                         due_wall,
                         sent,
                         last_polled: None,
+                        last_status: None,
                     });
                 }
                 None => shared.figures.submit_errors += 1,
@@ -325,6 +329,7 @@ async fn poller(plan: &JobsPlan, shared: &Mutex<Shared>, deadline: &Mutex<Option
                 Some(&mut answer),
             )
             .await;
+        job.last_status = result.ok().map(|status| status.as_u16());
         let view = match result {
             Ok(StatusCode::OK) => serde_json::from_slice::<JobView>(&answer).ok(),
             _ => None,

@@ -33,6 +33,11 @@ pub struct JobsFigures {
     pub failed: u64,
     /// Accepted, and neither done nor failed when the run stopped waiting.
     pub lost: u64,
+    /// Of the lost: jobs whose last status read was a 404, the server answering
+    /// that it does not know them (e.g. another process of a multi-worker server
+    /// holds them).
+    #[serde(default)]
+    pub not_found: u64,
     /// From `queued_at` to `started_at` (server clock), done jobs.
     pub queue_wait: Percentiles,
     /// From `started_at` to `finished_at`.

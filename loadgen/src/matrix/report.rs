@@ -339,10 +339,7 @@ impl MatrixReport {
                         format_us(figures.run.p50_us),
                         format_us(jobs.latency.corrected.p50_us),
                         format_us(jobs.latency.corrected.p99_us),
-                        format!(
-                            "{:.1}",
-                            figures.done as f64 / jobs.measured_s.max(f64::MIN_POSITIVE)
-                        ),
+                        figures.done.to_string(),
                         figures.rejected.to_string(),
                         (figures.failed + figures.submit_errors).to_string(),
                         figures.lost.to_string(),
@@ -403,6 +400,12 @@ impl MatrixReport {
                         v.name,
                         p.name,
                         p.client_cpu_share * 100.0
+                    ));
+                }
+                if let Some(jobs) = p.jobs.as_ref().filter(|j| j.lost > 0) {
+                    warnings.push(format!(
+                        "{} {}: {} accepted jobs were never seen finished; {} of them were unknown (404) to the process that answered their status (job state kept per process)",
+                        v.name, p.name, jobs.lost, jobs.not_found
                     ));
                 }
                 if let Some(probe) = p.stream("probe") {
@@ -472,19 +475,11 @@ impl MatrixReport {
                 format_us(r.idle_lateness_max_us)
             );
         }
-        if self.is_jobs() {
-            out.push_str("Probe latency (corrected) while background jobs run, sorted by probe p99. Submit: due time to the 202. Queue wait and run: the server's own `queued_at`→`started_at`→`finished_at`. End-to-end: due time to `finished_at`. Failed: jobs failed and submissions that got neither 202 nor 503. Lost: accepted but never finished (must be 0).\n\n");
-            out.push_str(&self.table());
-            let warnings = self.warnings();
-            if !warnings.is_empty() {
-                out.push_str("\nWarnings:\n\n");
-                for w in warnings {
-                    let _ = writeln!(out, "- {w}");
-                }
-            }
-            return out;
-        }
-        out.push_str("Probe latency under load (corrected for coordinated omission), sorted by inflation (loaded p99 ÷ idle p99). Server lag max: the longest the server's own event-loop lag probe (a 5 ms timer) waited past its due time in the loaded phase; about 1–2 ms is tokio's timer granularity. Heavy done/s: 2xx completions inside the loaded window; efficiency: that ÷ (cores ÷ job cost). Heavy latency includes 503 refusals, which are answered at once. Failed: heavy requests that timed out, errored, or were never sent or answered.\n\n");
+        out.push_str(if self.is_jobs() {
+            "Probe latency (corrected) while background jobs run, sorted by probe p99. Submit: due time to the 202. Queue wait and run: the server's own `queued_at`→`started_at`→`finished_at`. End-to-end: due time to `finished_at`. Failed: jobs failed and submissions that got neither 202 nor 503. Lost: accepted but never finished (must be 0).\n\n"
+        } else {
+            "Probe latency under load (corrected for coordinated omission), sorted by inflation (loaded p99 ÷ idle p99). Server lag max: the longest the server's own event-loop lag probe (a 5 ms timer) waited past its due time in the loaded phase; about 1–2 ms is tokio's timer granularity. Heavy done/s: 2xx completions inside the loaded window; efficiency: that ÷ (cores ÷ job cost). Heavy latency includes 503 refusals, which are answered at once. Failed: heavy requests that timed out, errored, or were never sent or answered.\n\n"
+        });
         out.push_str(&self.table());
         let warnings = self.warnings();
         if !warnings.is_empty() {
