@@ -109,13 +109,12 @@ async fn run_one(queue: &RedisQueue, token: &str, config: &WorkerConfig, taken: 
         tokio::select! {
             finished = &mut running => {
                 let outcome = match finished {
-                    Ok(report) => Ok(json!({
-                        "queue_us": report.queued.as_micros() as u64,
-                        "compute_us": report.computed.as_micros() as u64,
-                        "checksum": report.checksum.map(|c| format!("{c:016x}")),
-                        "attempt": attempt,
-                        "worker_pid": std::process::id(),
-                    })),
+                    Ok(report) => {
+                        let mut result = report.to_json();
+                        result["attempt"] = json!(attempt);
+                        result["worker_pid"] = json!(std::process::id());
+                        Ok(result)
+                    }
                     Err(e) => Err(format!("the job panicked: {e}")),
                 };
                 break queue.finish(&id, outcome).await;

@@ -94,7 +94,29 @@ pub struct JobReport {
     pub checksum: Option<u64>,
 }
 
+impl JobReport {
+    /// The report as every endpoint shows it: times in microseconds, the checksum
+    /// in hex (`null` for I/O work).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "queue_us": self.queued.as_micros() as u64,
+            "compute_us": self.computed.as_micros() as u64,
+            "checksum": self.checksum.map(|c| format!("{c:016x}")),
+        })
+    }
+}
+
 impl Job {
+    /// Marks the job's work as begun: counted as running until the returned guard
+    /// drops, and its background status (if any) moves to `running`. Called by
+    /// whatever runs the work, whichever strategy that is.
+    pub fn begin(&self) -> crate::telemetry::jobs::Running {
+        if let Some(started) = &self.started {
+            started.now();
+        }
+        crate::telemetry::JOBS.start()
+    }
+
     /// A job whose request arrived now.
     pub fn new(work: Work) -> Self {
         Job {
@@ -106,10 +128,7 @@ impl Job {
 
     /// Runs the whole job on the calling thread, blocking it until done.
     pub fn run(self) -> JobReport {
-        let _running = crate::telemetry::JOBS.start();
-        if let Some(started) = &self.started {
-            started.now();
-        }
+        let _running = self.begin();
         let started = Instant::now();
         let checksum = match self.work {
             Work::Cpu { units } => Some(run_units(initial_state(units), units)),

@@ -31,11 +31,7 @@ impl Spectrum {
     ) -> anyhow::Result<Spectrum> {
         let mut series = Vec::new();
         for v in &report.variants {
-            let found = v
-                .phases
-                .iter()
-                .find(|p| p.name == "loaded")
-                .and_then(|p| p.stream(stream));
+            let found = v.phase("loaded").and_then(|p| p.stream(stream));
             if let Some(s) = found {
                 series.push((v.name.clone(), decode(&s.histograms.corrected)?));
             }

@@ -74,17 +74,18 @@ struct Pending {
 }
 
 /// What the submitters and pollers share.
-#[derive(Default)]
 struct Shared {
     pending: VecDeque<Pending>,
     submit: Recorded,
     end_to_end: Recorded,
-    queue_wait: Option<hdrhistogram::Histogram<u64>>,
-    run: Option<hdrhistogram::Histogram<u64>>,
+    queue_wait: hdrhistogram::Histogram<u64>,
+    run: hdrhistogram::Histogram<u64>,
     figures: JobsFigures,
     /// Submitting connections still at work; pollers stop once none is and nothing
     /// is pending.
     submitters_left: usize,
+    /// When the pollers give up on unfinished jobs; set once submissions end.
+    drain_deadline: Option<Instant>,
 }
 
 fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
@@ -105,10 +106,14 @@ fn request(method: Method, path: &str, addr: SocketAddr, body: Bytes) -> Request
 /// (or the drain deadline passed, or the run was interrupted).
 pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsOutcome> {
     let shared = Arc::new(Mutex::new(Shared {
-        queue_wait: Some(new_histogram()),
-        run: Some(new_histogram()),
+        pending: VecDeque::new(),
+        submit: Recorded::default(),
+        end_to_end: Recorded::default(),
+        queue_wait: new_histogram(),
+        run: new_histogram(),
+        figures: JobsFigures::default(),
         submitters_left: plan.connections,
-        ..Shared::default()
+        drain_deadline: None,
     }));
     let start = Instant::now() + Duration::from_millis(10);
     let schedule = Schedule::new(start, plan.rate);
@@ -134,14 +139,9 @@ pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsO
         };
         tasks.spawn(async move { submitting.run().await });
     }
-    let deadline_for_drain = Arc::new(Mutex::new(None::<Instant>));
     for _ in 0..POLLERS {
-        let (plan, shared, deadline) = (
-            plan.clone(),
-            Arc::clone(&shared),
-            Arc::clone(&deadline_for_drain),
-        );
-        tasks.spawn(async move { poller(&plan, &shared, &deadline).await });
+        let (plan, shared) = (plan.clone(), Arc::clone(&shared));
+        tasks.spawn(async move { poller(&plan, &shared).await });
     }
 
     let mut joined = tokio::task::spawn_blocking(move || pacer.join());
@@ -162,9 +162,7 @@ pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsO
     } else {
         plan.drain
     };
-    *deadline_for_drain
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner) = Some(submissions_end + drain);
+    lock(&shared).drain_deadline = Some(submissions_end + drain);
     while tasks.join_next().await.is_some() {}
 
     let mut shared = lock(&shared);
@@ -187,8 +185,8 @@ pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsO
     shared.figures.rate = plan.rate;
     shared.figures.body = plan.body.clone();
     shared.figures.drain_s = given_up.duration_since(submissions_end).as_secs_f64();
-    shared.figures.queue_wait = Percentiles::of(shared.queue_wait.as_ref().expect("set"));
-    shared.figures.run = Percentiles::of(shared.run.as_ref().expect("set"));
+    shared.figures.queue_wait = Percentiles::of(&shared.queue_wait);
+    shared.figures.run = Percentiles::of(&shared.run);
     let outcome = |name: &str, method: Method, path: &str, recorded: &Recorded| StreamOutcome {
         spec: StreamSpec {
             name: name.into(),
@@ -298,15 +296,12 @@ impl Submitting {
 
 /// Reads statuses of pending jobs, oldest read first, until none is pending and no
 /// more will come, or the drain deadline has passed.
-async fn poller(plan: &JobsPlan, shared: &Mutex<Shared>, deadline: &Mutex<Option<Instant>>) {
+async fn poller(plan: &JobsPlan, shared: &Mutex<Shared>) {
     let mut slot = Slot::new(plan.addr, None);
     loop {
         let next = {
             let mut s = lock(shared);
-            let past_deadline = deadline
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .is_some_and(|d| Instant::now() >= d);
+            let past_deadline = s.drain_deadline.is_some_and(|d| Instant::now() >= d);
             if past_deadline || (s.submitters_left == 0 && s.pending.is_empty()) {
                 return;
             }
@@ -356,10 +351,10 @@ fn record_finished(s: &mut Shared, job: &Pending, view: &JobView) {
     if view.status == Status::Done {
         s.figures.done += 1;
         if let Some(ns) = between(queued, started) {
-            s.queue_wait.as_mut().expect("set").saturating_record(ns);
+            s.queue_wait.saturating_record(ns);
         }
         if let Some(ns) = between(started, finished) {
-            s.run.as_mut().expect("set").saturating_record(ns);
+            s.run.saturating_record(ns);
         }
     } else {
         s.figures.failed += 1;

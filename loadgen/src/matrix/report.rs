@@ -94,7 +94,7 @@ impl Resolution {
     pub fn of(variants: &[VariantReport]) -> Option<Resolution> {
         let idle: Vec<&StreamReport> = variants
             .iter()
-            .filter_map(|v| v.phases.iter().find(|p| p.name == "idle"))
+            .filter_map(|v| v.phase("idle"))
             .filter_map(|p| p.stream("probe"))
             .collect();
         let lateness = |pick: fn(&Percentiles) -> f64| {
@@ -155,6 +155,13 @@ pub struct PhaseReport {
     /// The jobs scenario's loaded phase: job counts and server-side times.
     #[serde(default)]
     pub jobs: Option<JobsFigures>,
+}
+
+impl VariantReport {
+    /// The phase named `name`, if it ran.
+    pub fn phase(&self, name: &str) -> Option<&PhaseReport> {
+        self.phases.iter().find(|p| p.name == name)
+    }
 }
 
 impl PhaseReport {
@@ -303,9 +310,8 @@ impl MatrixReport {
     /// The jobs scenario's table, by loaded probe p99 (best first): probe latency
     /// while background jobs run, the jobs' own times and counts.
     pub fn jobs_table_rows(&self) -> Vec<Vec<String>> {
-        let loaded = |v: &VariantReport| v.phases.iter().find(|p| p.name == "loaded").cloned();
         let probe_p99 = |v: &VariantReport| {
-            loaded(v)
+            v.phase("loaded")
                 .and_then(|p| p.stream("probe").map(|s| s.latency.corrected.p99_us))
                 .unwrap_or(f64::INFINITY)
         };
@@ -315,8 +321,7 @@ impl MatrixReport {
             .into_iter()
             .map(|v| {
                 let mut row = vec![v.name.clone()];
-                let phase = loaded(v);
-                let found = phase.as_ref().and_then(|p| {
+                let found = v.phase("loaded").and_then(|p| {
                     Some((
                         p.stream("probe")?,
                         p.stream("submit")?,

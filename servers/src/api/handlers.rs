@@ -35,12 +35,9 @@ pub async fn work_cpu(
             started: None,
         })
         .await?;
-    Ok(Json(json!({
-        "units": units,
-        "queue_us": report.queued.as_micros() as u64,
-        "compute_us": report.computed.as_micros() as u64,
-        "checksum": report.checksum.map(|c| format!("{c:016x}")),
-    })))
+    let mut body = report.to_json();
+    body["units"] = json!(units);
+    Ok(Json(body))
 }
 
 /// `GET /work/io?ms=N`: a blocking N ms call through the variant's strategy.

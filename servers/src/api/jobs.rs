@@ -72,11 +72,7 @@ pub async fn submit(
 /// how it ended.
 async fn run_in_process(state: Arc<AppState>, id: String, job: Job) {
     let outcome = match state.run_job(job).await {
-        Ok(report) => Ok(json!({
-            "queue_us": report.queued.as_micros() as u64,
-            "compute_us": report.computed.as_micros() as u64,
-            "checksum": report.checksum.map(|c| format!("{c:016x}")),
-        })),
+        Ok(report) => Ok(report.to_json()),
         Err(rejection) => Err(ApiError::from(rejection).message().to_owned()),
     };
     if let JobStore::Memory(table) = &state.jobs {

@@ -19,6 +19,7 @@
 //! and a lease per job, and the pattern is five short scripts.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 
 use redis::aio::ConnectionManager;
@@ -29,6 +30,79 @@ use super::{timestamp, Backlog, JobSpec, JobView, Refusal, Status};
 const QUEUE: &str = "bb:queue";
 const PROCESSING: &str = "bb:processing";
 const JOB_PREFIX: &str = "bb:job:";
+
+/// The scripts, hashed once: `EVALSHA` after the first use of each.
+struct Scripts {
+    submit: Script,
+    take: Script,
+    renew: Script,
+    finish: Script,
+    retry: Script,
+}
+
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    submit: Script::new(SUBMIT_LUA),
+    take: Script::new(TAKE_LUA),
+    renew: Script::new(RENEW_LUA),
+    finish: Script::new(FINISH_LUA),
+    retry: Script::new(RETRY_LUA),
+});
+
+/// Submit: refuse past the capacity, else record the job and enqueue it.
+const SUBMIT_LUA: &str = r"
+  if redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[4]) then
+    return 0
+  end
+  redis.call('HSET', KEYS[3], 'spec', ARGV[2], 'status', 'queued', 'queued_at', ARGV[3],
+    'attempts', 0, 'ttl_ms', ARGV[5], 'max_attempts', ARGV[6])
+  redis.call('LPUSH', KEYS[1], ARGV[1])
+  return 1";
+
+/// Take: move the oldest job to `processing` and lease it, in one step.
+const TAKE_LUA: &str = r"
+  local id = redis.call('RPOPLPUSH', KEYS[1], KEYS[2])
+  if not id then return false end
+  local job = ARGV[4] .. id
+  redis.call('SET', job .. ':lease', ARGV[1], 'PX', ARGV[2])
+  redis.call('HSET', job, 'status', 'running', 'started_at', ARGV[3])
+  local attempts = redis.call('HINCRBY', job, 'attempts', 1)
+  return {id, redis.call('HGET', job, 'spec'), attempts}";
+
+/// Renew: extend the lease, only for the worker holding it.
+const RENEW_LUA: &str = r"
+  if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  end
+  return 0";
+
+/// Finish: record the outcome once, leave both lists, expire after the ttl.
+const FINISH_LUA: &str = r"
+  local status = redis.call('HGET', KEYS[3], 'status')
+  if status == 'done' or status == 'failed' then return 0 end
+  redis.call('HSET', KEYS[3], 'status', ARGV[2], ARGV[3], ARGV[4], 'finished_at', ARGV[5])
+  redis.call('LREM', KEYS[2], 0, ARGV[1])
+  redis.call('LREM', KEYS[1], 0, ARGV[1])
+  redis.call('DEL', KEYS[3] .. ':lease')
+  local ttl = redis.call('HGET', KEYS[3], 'ttl_ms')
+  if ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
+  return 1";
+
+/// Retry: back to the queue, or failed once the attempts are used.
+const RETRY_LUA: &str = r"
+  if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return 0 end
+  redis.call('DEL', KEYS[3] .. ':lease')
+  local attempts = tonumber(redis.call('HGET', KEYS[3], 'attempts') or '0')
+  local most = tonumber(redis.call('HGET', KEYS[3], 'max_attempts') or '1')
+  if attempts >= most then
+    redis.call('HSET', KEYS[3], 'status', 'failed', 'finished_at', ARGV[3],
+      'error', ARGV[2] .. ' (attempt ' .. attempts .. ' of ' .. most .. ')')
+    local ttl = redis.call('HGET', KEYS[3], 'ttl_ms')
+    if ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
+    return 2
+  end
+  redis.call('HSET', KEYS[3], 'status', 'queued', 'last_error', ARGV[2])
+  redis.call('RPUSH', KEYS[1], ARGV[1])
+  return 1";
 
 /// Settings shared by the API server and the workers.
 #[derive(Debug, Clone)]
@@ -86,16 +160,7 @@ impl RedisQueue {
     /// Records and enqueues a job; returns its id.
     pub async fn submit(&self, spec: JobSpec) -> Result<String, Refusal> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let script = Script::new(
-            r"
-            if redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[4]) then
-              return 0
-            end
-            redis.call('HSET', KEYS[3], 'spec', ARGV[2], 'status', 'queued', 'queued_at', ARGV[3],
-              'attempts', 0, 'ttl_ms', ARGV[5], 'max_attempts', ARGV[6])
-            redis.call('LPUSH', KEYS[1], ARGV[1])
-            return 1",
-        );
+        let script = &SCRIPTS.submit;
         let spec_json = serde_json::to_string(&spec).expect("a spec serialises");
         let accepted: i32 = script
             .key(QUEUE)
@@ -150,16 +215,7 @@ impl RedisQueue {
 
     /// Takes the oldest queued job under a lease of `lease` held by `token`.
     pub async fn take(&self, token: &str, lease: Duration) -> redis::RedisResult<Option<Taken>> {
-        let script = Script::new(
-            r"
-            local id = redis.call('RPOPLPUSH', KEYS[1], KEYS[2])
-            if not id then return false end
-            local job = ARGV[4] .. id
-            redis.call('SET', job .. ':lease', ARGV[1], 'PX', ARGV[2])
-            redis.call('HSET', job, 'status', 'running', 'started_at', ARGV[3])
-            local attempts = redis.call('HINCRBY', job, 'attempts', 1)
-            return {id, redis.call('HGET', job, 'spec'), attempts}",
-        );
+        let script = &SCRIPTS.take;
         let taken: Option<(String, Option<String>, u32)> = script
             .key(QUEUE)
             .key(PROCESSING)
@@ -177,13 +233,7 @@ impl RedisQueue {
 
     /// Extends the lease on job `id` if `token` still holds it.
     pub async fn renew(&self, id: &str, token: &str, lease: Duration) -> redis::RedisResult<bool> {
-        let script = Script::new(
-            r"
-            if redis.call('GET', KEYS[1]) == ARGV[1] then
-              return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-            end
-            return 0",
-        );
+        let script = &SCRIPTS.renew;
         let renewed: i32 = script
             .key(format!("{}:lease", job_key(id)))
             .arg(token)
@@ -200,18 +250,7 @@ impl RedisQueue {
         id: &str,
         outcome: Result<serde_json::Value, String>,
     ) -> redis::RedisResult<()> {
-        let script = Script::new(
-            r"
-            local status = redis.call('HGET', KEYS[3], 'status')
-            if status == 'done' or status == 'failed' then return 0 end
-            redis.call('HSET', KEYS[3], 'status', ARGV[2], ARGV[3], ARGV[4], 'finished_at', ARGV[5])
-            redis.call('LREM', KEYS[2], 0, ARGV[1])
-            redis.call('LREM', KEYS[1], 0, ARGV[1])
-            redis.call('DEL', KEYS[3] .. ':lease')
-            local ttl = redis.call('HGET', KEYS[3], 'ttl_ms')
-            if ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
-            return 1",
-        );
+        let script = &SCRIPTS.finish;
         let (status, field, value) = match outcome {
             Ok(result) => ("done", "result", result.to_string()),
             Err(reason) => ("failed", "error", reason),
@@ -233,23 +272,7 @@ impl RedisQueue {
     /// Puts job `id` back in the queue after a failed attempt (`reason`), or fails
     /// it if it has used its attempts. Does nothing if it is not in `processing`.
     pub async fn retry(&self, id: &str, reason: &str) -> redis::RedisResult<()> {
-        let script = Script::new(
-            r"
-            if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return 0 end
-            redis.call('DEL', KEYS[3] .. ':lease')
-            local attempts = tonumber(redis.call('HGET', KEYS[3], 'attempts') or '0')
-            local most = tonumber(redis.call('HGET', KEYS[3], 'max_attempts') or '1')
-            if attempts >= most then
-              redis.call('HSET', KEYS[3], 'status', 'failed', 'finished_at', ARGV[3],
-                'error', ARGV[2] .. ' (attempt ' .. attempts .. ' of ' .. most .. ')')
-              local ttl = redis.call('HGET', KEYS[3], 'ttl_ms')
-              if ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
-              return 2
-            end
-            redis.call('HSET', KEYS[3], 'status', 'queued', 'last_error', ARGV[2])
-            redis.call('RPUSH', KEYS[1], ARGV[1])
-            return 1",
-        );
+        let script = &SCRIPTS.retry;
         let _: i32 = script
             .key(QUEUE)
             .key(PROCESSING)

@@ -37,10 +37,7 @@ impl Strategy for Cooperative {
         } = *self;
         Box::pin(async move {
             // Every accepted job is running here: the slices interleave.
-            let _running = crate::telemetry::JOBS.start();
-            if let Some(started) = &job.started {
-                started.now();
-            }
+            let _running = job.begin();
             let started = Instant::now();
             let checksum = match job.work {
                 Work::Cpu { units } => {
