@@ -12,14 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use bytes::Bytes;
-use http::header::{HOST, USER_AGENT};
-use http::{HeaderMap, HeaderValue, Request, Uri};
-use http_body_util::Full;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::client::{Connection, Failure, Slot};
+use crate::client::{Connection, Failure, PreparedRequest, Slot};
 use crate::interrupt::Interrupt;
 use crate::pacer::{Pacer, Schedule};
 use crate::recorder::{Counts, Recorded, Sample};
@@ -120,9 +116,7 @@ pub struct RunOutcome {
 /// The per-stream state every connection task of the stream shares.
 struct StreamShared {
     spec: StreamSpec,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: PreparedRequest,
     measure_start: Instant,
     timeout: Duration,
     current: Mutex<Recorded>,
@@ -150,24 +144,12 @@ impl StreamShared {
         start: Instant,
         measure_start: Instant,
     ) -> anyhow::Result<Self> {
-        let uri: Uri = spec
-            .path
-            .parse()
-            .with_context(|| format!("stream {}: bad path {:?}", spec.name, spec.path))?;
-        let mut headers = HeaderMap::new();
-        headers.insert(HOST, HeaderValue::from_str(&plan.target.authority)?);
-        headers.insert(
-            USER_AGENT,
-            HeaderValue::from_static(concat!("loadgen/", env!("CARGO_PKG_VERSION"))),
-        );
-        for (name, value) in &spec.headers {
-            headers.insert(name.clone(), value.clone());
-        }
+        let request = spec
+            .request(&plan.target.authority)
+            .with_context(|| format!("stream {}", spec.name))?;
         Ok(StreamShared {
             spec: spec.clone(),
-            uri,
-            headers,
-            body: spec.body.clone().unwrap_or_default(),
+            request,
             measure_start,
             timeout: plan.timing.timeout,
             current: Mutex::new(Recorded::default()),
@@ -175,14 +157,6 @@ impl StreamShared {
             start,
             in_flight: Mutex::new(Vec::new()),
         })
-    }
-
-    fn request(&self) -> Request<Full<Bytes>> {
-        let mut request = Request::new(Full::new(self.body.clone()));
-        *request.method_mut() = self.spec.method.clone();
-        *request.uri_mut() = self.uri.clone();
-        *request.headers_mut() = self.headers.clone();
-        request
     }
 
     /// A new in-flight marker for one connection task.
@@ -211,7 +185,7 @@ impl StreamShared {
         let due = due.unwrap_or(sent);
         marker.due.store(self.since_start(due), Ordering::Relaxed);
         marker.sent.store(self.since_start(sent), Ordering::Relaxed);
-        let result = slot.exchange(self.request(), self.timeout).await;
+        let result = slot.exchange(&self.request, self.timeout, None).await;
         marker.due.store(0, Ordering::Relaxed);
         let done = Instant::now();
         self.record(Sample {

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 
+use crate::client::{PreparedRequest, RequestError};
 use crate::target::Target;
 
 /// A configuration mistake, with a message that says what to change.
@@ -57,6 +58,19 @@ pub struct StreamSpec {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Option<Bytes>,
     pub load: Load,
+}
+
+impl StreamSpec {
+    /// The stream's request as it goes on the wire to `authority` (the `Host`).
+    pub fn request(&self, authority: &str) -> Result<PreparedRequest, RequestError> {
+        PreparedRequest::new(
+            &self.method,
+            &self.path,
+            authority,
+            &self.headers,
+            self.body.as_deref().unwrap_or_default(),
+        )
+    }
 }
 
 /// The run's clock settings, shared by every stream.
@@ -148,12 +162,8 @@ impl Plan {
             if !names.insert(s.name.as_str()) {
                 return Err(ConfigError(format!("two streams are named {:?}", s.name)));
             }
-            if !s.path.starts_with('/') {
-                return Err(ConfigError(format!(
-                    "stream {:?}: path {:?} must start with '/'",
-                    s.name, s.path
-                )));
-            }
+            s.request(&self.target.authority)
+                .map_err(|e| ConfigError(format!("stream {:?}: {e}", s.name)))?;
             if s.load.connections() == 0 {
                 return Err(ConfigError(format!(
                     "stream {:?}: connections must be at least 1",

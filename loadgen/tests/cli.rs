@@ -38,6 +38,10 @@ fn invalid_combinations_are_refused_before_sending() {
         (&["bench", "--url", "127.0.0.1:80/"], "scheme"),
         (&["bench", "--url", &url, "-H", "no colon"], "Name: value"),
         (
+            &["bench", "--url", &url, "-H", "Content-Length: 9"],
+            "set by loadgen from the body",
+        ),
+        (
             &["bench", "--scenario", "/no/such/file.toml"],
             "cannot read",
         ),

@@ -9,13 +9,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::Full;
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, Method, StatusCode};
 use servers::background::{JobView, Status};
 
 use super::JobsFigures;
-use crate::client::{Failure, Slot};
+use crate::client::{Failure, PreparedRequest, Slot};
 use crate::engine::StreamOutcome;
 use crate::interrupt::Interrupt;
 use crate::pacer::{Pacer, Schedule};
@@ -92,14 +91,10 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn request(method: Method, path: &str, addr: SocketAddr, body: Bytes) -> Request<Full<Bytes>> {
-    Request::builder()
-        .method(method)
-        .uri(path)
-        .header(http::header::HOST, addr.to_string())
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(body))
-        .expect("a valid request")
+/// A JSON request to the jobs API (the path was checked when the plan was made).
+fn request(method: Method, path: &str, addr: SocketAddr, body: &[u8]) -> PreparedRequest {
+    let json = [(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+    PreparedRequest::new(&method, path, &addr.to_string(), &json, body).expect("a valid request")
 }
 
 /// Runs `plan` until its submissions are done and every accepted job has finished
@@ -232,7 +227,7 @@ impl Submitting {
     async fn run(self) {
         let plan = &self.plan;
         let mut slot = Slot::new(plan.addr, None);
-        let body = Bytes::from(plan.body.clone());
+        let submit = request(Method::POST, &plan.path, plan.addr, plan.body.as_bytes());
         loop {
             let Ok(permit) = self.permits.acquire().await else {
                 break;
@@ -247,11 +242,7 @@ impl Submitting {
             let sent = Instant::now();
             let mut answer = Vec::new();
             let result = slot
-                .exchange_keeping(
-                    request(Method::POST, &plan.path, plan.addr, body.clone()),
-                    plan.timeout,
-                    Some(&mut answer),
-                )
+                .exchange(&submit, plan.timeout, Some(&mut answer))
                 .await;
             let done = Instant::now();
             let mut shared = lock(&self.shared);
@@ -318,8 +309,8 @@ async fn poller(plan: &JobsPlan, shared: &Mutex<Shared>) {
         let mut answer = Vec::new();
         let path = format!("{}/{}", plan.path.trim_end_matches('/'), job.id);
         let result = slot
-            .exchange_keeping(
-                request(Method::GET, &path, plan.addr, Bytes::new()),
+            .exchange(
+                &request(Method::GET, &path, plan.addr, &[]),
                 plan.timeout,
                 Some(&mut answer),
             )

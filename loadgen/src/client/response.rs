@@ -1,0 +1,458 @@
+//! Reading one HTTP/1.1 response out of a connection's read buffer: the head parsed
+//! with `httparse`, then the body framed by `Content-Length`, chunked transfer
+//! coding, or the end of the connection (RFC 9112 §6). Pure byte handling, no I/O,
+//! so every framing case is tested on plain slices; the body is consumed in place
+//! and only copied when the caller asked to keep it.
+
+use bytes::{Buf, BytesMut};
+use http::StatusCode;
+
+/// Most response head bytes accepted before giving up on the response.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Most header lines in a response head.
+const MAX_HEADERS: usize = 96;
+/// Most bytes of one chunk-size line or trailer line.
+const MAX_LINE_BYTES: usize = 4 * 1024;
+
+/// Why a response could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("malformed response head: {0}")]
+    Head(String),
+    #[error("response head larger than {MAX_HEAD_BYTES} bytes")]
+    HeadTooLarge,
+    #[error("unusable Content-Length {0:?}")]
+    ContentLength(String),
+    #[error("malformed chunked body")]
+    Chunked,
+    #[error("connection closed before the response was complete")]
+    Truncated,
+    #[error("unsupported protocol switch (101)")]
+    Switched,
+}
+
+/// A complete response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Complete {
+    pub status: StatusCode,
+    /// Whether the connection may carry another request (keep-alive, and the body
+    /// did not end with the connection).
+    pub reusable: bool,
+}
+
+/// Where the reader is in the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Head,
+    /// Body bytes still to come.
+    Length(u64),
+    /// Before a chunk-size line.
+    ChunkSize,
+    /// Chunk data bytes still to come.
+    ChunkData(u64),
+    /// The CRLF after a chunk's data.
+    ChunkEnd,
+    /// Trailer lines after the last chunk, up to the empty line.
+    Trailers,
+    /// Body until the server closes the connection.
+    UntilClose,
+    Done,
+}
+
+/// Reads one response; make a new one per request.
+#[derive(Debug)]
+pub struct ResponseReader {
+    state: State,
+    /// The request was HEAD: the response has no body whatever its headers say.
+    head_request: bool,
+    status: StatusCode,
+    keep_alive: bool,
+}
+
+impl ResponseReader {
+    pub fn new(head_request: bool) -> Self {
+        ResponseReader {
+            state: State::Head,
+            head_request,
+            status: StatusCode::OK,
+            keep_alive: true,
+        }
+    }
+
+    /// Consumes what `buffer` holds of the response; `Some` once it is complete.
+    /// Body bytes are appended to `body` when given. Bytes after the response stay
+    /// in `buffer`.
+    pub fn advance(
+        &mut self,
+        buffer: &mut BytesMut,
+        mut body: Option<&mut Vec<u8>>,
+    ) -> Result<Option<Complete>, ProtocolError> {
+        loop {
+            match self.state {
+                State::Head => {
+                    if !self.read_head(buffer)? {
+                        return Ok(None);
+                    }
+                }
+                State::Length(remaining) => {
+                    let taken = take(buffer, remaining, body.as_deref_mut());
+                    if taken == remaining {
+                        self.state = State::Done;
+                    } else {
+                        self.state = State::Length(remaining - taken);
+                        return Ok(None);
+                    }
+                }
+                State::ChunkSize => {
+                    let size = match httparse::parse_chunk_size(buffer) {
+                        Ok(httparse::Status::Complete((used, size))) => {
+                            buffer.advance(used);
+                            size
+                        }
+                        Ok(httparse::Status::Partial) => return partial_line(buffer),
+                        Err(_) => return Err(ProtocolError::Chunked),
+                    };
+                    self.state = if size == 0 {
+                        State::Trailers
+                    } else {
+                        State::ChunkData(size)
+                    };
+                }
+                State::ChunkData(remaining) => {
+                    let taken = take(buffer, remaining, body.as_deref_mut());
+                    if taken == remaining {
+                        self.state = State::ChunkEnd;
+                    } else {
+                        self.state = State::ChunkData(remaining - taken);
+                        return Ok(None);
+                    }
+                }
+                State::ChunkEnd => {
+                    if buffer.len() < 2 {
+                        return Ok(None);
+                    }
+                    if &buffer[..2] != b"\r\n" {
+                        return Err(ProtocolError::Chunked);
+                    }
+                    buffer.advance(2);
+                    self.state = State::ChunkSize;
+                }
+                State::Trailers => {
+                    let Some(end) = buffer.windows(2).position(|w| w == b"\r\n") else {
+                        return partial_line(buffer);
+                    };
+                    buffer.advance(end + 2);
+                    if end == 0 {
+                        self.state = State::Done;
+                    }
+                }
+                State::UntilClose => {
+                    take(buffer, u64::MAX, body.as_deref_mut());
+                    return Ok(None);
+                }
+                State::Done => {
+                    return Ok(Some(Complete {
+                        status: self.status,
+                        reusable: self.keep_alive,
+                    }))
+                }
+            }
+        }
+    }
+
+    /// The connection reached its end: completes a body that runs until the close,
+    /// and is an error anywhere else.
+    pub fn finish_at_close(&mut self) -> Result<Complete, ProtocolError> {
+        match self.state {
+            State::UntilClose | State::Done => {
+                self.state = State::Done;
+                Ok(Complete {
+                    status: self.status,
+                    reusable: false,
+                })
+            }
+            _ => Err(ProtocolError::Truncated),
+        }
+    }
+
+    /// Parses the head if `buffer` holds all of it; false when more is needed.
+    fn read_head(&mut self, buffer: &mut BytesMut) -> Result<bool, ProtocolError> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut headers);
+        let used = match response.parse(buffer) {
+            Ok(httparse::Status::Complete(used)) => used,
+            Ok(httparse::Status::Partial) if buffer.len() > MAX_HEAD_BYTES => {
+                return Err(ProtocolError::HeadTooLarge)
+            }
+            Ok(httparse::Status::Partial) => return Ok(false),
+            Err(e) => return Err(ProtocolError::Head(e.to_string())),
+        };
+        let code = response.code.unwrap_or_default();
+        let status = StatusCode::from_u16(code)
+            .map_err(|_| ProtocolError::Head(format!("status {code}")))?;
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            return Err(ProtocolError::Switched);
+        }
+        if status.is_informational() {
+            // 100 Continue, 103 Early Hints: the real response follows.
+            buffer.advance(used);
+            return Ok(true);
+        }
+        let framing = Framing::of(response.headers)?;
+        // HTTP/1.1 keeps the connection unless told otherwise; 1.0 closes it unless
+        // told otherwise.
+        self.keep_alive = match response.version {
+            Some(1) => !framing.close,
+            _ => framing.keep_alive,
+        };
+        self.status = status;
+        let no_body = self.head_request
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
+        self.state = if no_body {
+            State::Done
+        } else if framing.transfer_encoding {
+            if framing.chunked {
+                State::ChunkSize
+            } else {
+                State::UntilClose
+            }
+        } else {
+            match framing.length {
+                Some(length) => State::Length(length),
+                None => State::UntilClose,
+            }
+        };
+        if self.state == State::UntilClose {
+            self.keep_alive = false;
+        }
+        buffer.advance(used);
+        Ok(true)
+    }
+}
+
+/// What the headers say about the body and the connection.
+#[derive(Default)]
+struct Framing {
+    length: Option<u64>,
+    transfer_encoding: bool,
+    /// The last transfer coding is chunked.
+    chunked: bool,
+    close: bool,
+    keep_alive: bool,
+}
+
+impl Framing {
+    fn of(headers: &[httparse::Header<'_>]) -> Result<Framing, ProtocolError> {
+        let mut framing = Framing::default();
+        for header in headers {
+            let name = header.name;
+            let framing_header = name.eq_ignore_ascii_case("content-length")
+                || name.eq_ignore_ascii_case("transfer-encoding")
+                || name.eq_ignore_ascii_case("connection");
+            if !framing_header {
+                continue;
+            }
+            let value = std::str::from_utf8(header.value).unwrap_or("");
+            if name.eq_ignore_ascii_case("content-length") {
+                // Repeated (or comma-joined) values must agree (RFC 9110 §8.6).
+                for part in value.split(',') {
+                    let length: u64 = part
+                        .trim()
+                        .parse()
+                        .map_err(|_| ProtocolError::ContentLength(value.to_owned()))?;
+                    if framing.length.is_some_and(|l| l != length) {
+                        return Err(ProtocolError::ContentLength(value.to_owned()));
+                    }
+                    framing.length = Some(length);
+                }
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                framing.transfer_encoding = true;
+                if let Some(last) = value.rsplit(',').next() {
+                    framing.chunked = last.trim().eq_ignore_ascii_case("chunked");
+                }
+            } else {
+                for token in value.split(',').map(str::trim) {
+                    framing.close |= token.eq_ignore_ascii_case("close");
+                    framing.keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+                }
+            }
+        }
+        Ok(framing)
+    }
+}
+
+/// Consumes up to `limit` bytes from the front of `buffer`, copying them into
+/// `body` when given; returns how many.
+fn take(buffer: &mut BytesMut, limit: u64, body: Option<&mut Vec<u8>>) -> u64 {
+    let n = buffer
+        .len()
+        .min(usize::try_from(limit).unwrap_or(usize::MAX));
+    if let Some(body) = body {
+        body.extend_from_slice(&buffer[..n]);
+    }
+    buffer.advance(n);
+    n as u64
+}
+
+/// An incomplete chunk-size or trailer line: wait for more, unless it is already
+/// longer than any sane line.
+fn partial_line(buffer: &BytesMut) -> Result<Option<Complete>, ProtocolError> {
+    if buffer.len() > MAX_LINE_BYTES {
+        Err(ProtocolError::Chunked)
+    } else {
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `wire` to a reader in pieces of `step` bytes, as reads would deliver it.
+    fn read_in_steps(
+        wire: &[u8],
+        step: usize,
+        head_request: bool,
+    ) -> (Result<Option<Complete>, ProtocolError>, Vec<u8>, BytesMut) {
+        let mut reader = ResponseReader::new(head_request);
+        let mut buffer = BytesMut::new();
+        let mut body = Vec::new();
+        for piece in wire.chunks(step) {
+            buffer.extend_from_slice(piece);
+            match reader.advance(&mut buffer, Some(&mut body)) {
+                Ok(None) => {}
+                other => return (other, body, buffer),
+            }
+        }
+        (Ok(None), body, buffer)
+    }
+
+    fn complete(status: u16, reusable: bool) -> Result<Option<Complete>, ProtocolError> {
+        Ok(Some(Complete {
+            status: StatusCode::from_u16(status).unwrap(),
+            reusable,
+        }))
+    }
+
+    #[test]
+    fn content_length_body_in_any_split() {
+        let wire = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX: y\r\n\r\nhelloHTTP/1.1";
+        for step in [1, 2, 7, 1000] {
+            let (result, body, rest) = read_in_steps(wire, step, false);
+            assert_eq!(result, complete(200, true), "step {step}");
+            assert_eq!(body, b"hello");
+            // Whatever followed the response stays for the caller to judge.
+            assert!(b"HTTP/1.1".starts_with(&rest), "step {step}: {rest:?}");
+        }
+    }
+
+    #[test]
+    fn chunked_body_with_extensions_and_trailers() {
+        let wire = b"HTTP/1.1 201 Created\r\nTransfer-Encoding: gzip, chunked\r\n\r\n\
+            5;ext=1\r\nhello\r\nA\r\n, world!!!\r\n0\r\nTrailer: x\r\n\r\n";
+        for step in [1, 3, 1000] {
+            let (result, body, rest) = read_in_steps(wire, step, false);
+            assert_eq!(result, complete(201, true), "step {step}");
+            assert_eq!(body, b"hello, world!!!");
+            assert!(rest.is_empty());
+        }
+    }
+
+    #[test]
+    fn body_until_close_ends_with_the_connection() {
+        let wire = b"HTTP/1.1 200 OK\r\n\r\npart one, part two";
+        let mut reader = ResponseReader::new(false);
+        let mut buffer = BytesMut::from(&wire[..]);
+        let mut body = Vec::new();
+        assert_eq!(reader.advance(&mut buffer, Some(&mut body)), Ok(None));
+        assert_eq!(
+            reader.finish_at_close(),
+            Ok(Complete {
+                status: StatusCode::OK,
+                reusable: false
+            })
+        );
+        assert_eq!(body, b"part one, part two");
+    }
+
+    #[test]
+    fn responses_without_a_body() {
+        // HEAD: no body despite the length; 204 and 304 never have one.
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
+        assert_eq!(read_in_steps(head, 1000, true).0, complete(200, true));
+        let no_content = b"HTTP/1.1 204 No Content\r\n\r\n";
+        assert_eq!(
+            read_in_steps(no_content, 1000, false).0,
+            complete(204, true)
+        );
+        let not_modified = b"HTTP/1.1 304 Not Modified\r\n\r\n";
+        assert_eq!(read_in_steps(not_modified, 1, false).0, complete(304, true));
+    }
+
+    #[test]
+    fn informational_responses_are_skipped() {
+        let wire = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\n\
+            HTTP/1.1 500 Internal Server Error\r\nContent-Length: 2\r\n\r\nno";
+        let (result, body, _) = read_in_steps(wire, 4, false);
+        assert_eq!(result, complete(500, true));
+        assert_eq!(body, b"no");
+    }
+
+    #[test]
+    fn connection_header_and_version_decide_reuse() {
+        let close = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(read_in_steps(close, 1000, false).0, complete(200, false));
+        let old = b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(read_in_steps(old, 1000, false).0, complete(200, false));
+        let old_kept = b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(read_in_steps(old_kept, 1000, false).0, complete(200, true));
+    }
+
+    #[test]
+    fn malformed_responses_are_errors() {
+        let cases: [&[u8]; 6] = [
+            b"HTTP/1.1 abc OK\r\n\r\n",
+            b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5x\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+        ];
+        for wire in cases {
+            let (result, _, _) = read_in_steps(wire, 1000, false);
+            assert!(
+                result.is_err(),
+                "{:?}: {result:?}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+        // Chunk data not followed by CRLF.
+        let wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd\r\n";
+        assert_eq!(
+            read_in_steps(wire, 1000, false).0,
+            Err(ProtocolError::Chunked)
+        );
+    }
+
+    #[test]
+    fn oversized_heads_are_refused_rather_than_buffered_forever() {
+        let mut wire = b"HTTP/1.1 200 OK\r\n".to_vec();
+        while wire.len() <= MAX_HEAD_BYTES {
+            wire.extend_from_slice(b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        }
+        let (result, _, _) = read_in_steps(&wire, 4096, false);
+        assert!(result.is_err(), "{result:?}");
+    }
+
+    #[test]
+    fn a_cut_response_is_truncated_at_close() {
+        let mut reader = ResponseReader::new(false);
+        let mut buffer = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"[..]);
+        assert_eq!(reader.advance(&mut buffer, None), Ok(None));
+        assert_eq!(reader.finish_at_close(), Err(ProtocolError::Truncated));
+        // Closed before any byte of an answer.
+        let mut fresh = ResponseReader::new(false);
+        assert_eq!(fresh.finish_at_close(), Err(ProtocolError::Truncated));
+    }
+}
