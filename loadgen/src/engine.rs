@@ -173,19 +173,22 @@ impl StreamShared {
         t.saturating_duration_since(self.start).as_nanos() as u64 + 1
     }
 
-    /// Sends one request on `slot` and records the outcome. `due` is the open-loop
-    /// due time; a closed loop has none, its requests are due when sent.
+    /// Sends one request on `slot` and records the outcome; returns it with the
+    /// time it completed. `due` is the open-loop due time; a closed loop has none,
+    /// its requests are due when sent.
     async fn exchange(
         &self,
         slot: &mut Slot,
         due: Option<Instant>,
         marker: &InFlight,
-    ) -> Result<http::StatusCode, Failure> {
+    ) -> (Result<http::StatusCode, Failure>, Instant) {
         let sent = Instant::now();
         let due = due.unwrap_or(sent);
         marker.due.store(self.since_start(due), Ordering::Relaxed);
         marker.sent.store(self.since_start(sent), Ordering::Relaxed);
-        let result = slot.exchange(&self.request, self.timeout, None).await;
+        let result = slot
+            .exchange(&self.request, sent + self.timeout, None)
+            .await;
         marker.due.store(0, Ordering::Relaxed);
         let done = Instant::now();
         self.record(Sample {
@@ -194,7 +197,7 @@ impl StreamShared {
             done,
             result,
         });
-        result
+        (result, done)
     }
 
     /// Records every request still in flight as abandoned at `now` (their tasks
@@ -258,10 +261,13 @@ async fn closed_loop_connection(
     stop: Arc<AtomicBool>,
 ) {
     let marker = shared.marker();
-    while !stop.load(Ordering::Relaxed) && Instant::now() < end {
-        let result = shared.exchange(&mut slot, None, &marker).await;
+    let mut now = Instant::now();
+    while !stop.load(Ordering::Relaxed) && now < end {
+        let (result, done) = shared.exchange(&mut slot, None, &marker).await;
+        now = done;
         if result == Err(Failure::Connect) {
             tokio::time::sleep(CLOSED_LOOP_CONNECT_BACKOFF).await;
+            now = Instant::now();
         }
     }
 }

@@ -4,6 +4,8 @@
 //! so every framing case is tested on plain slices; the body is consumed in place
 //! and only copied when the caller asked to keep it.
 
+use std::mem::MaybeUninit;
+
 use bytes::{Buf, BytesMut};
 use http::StatusCode;
 
@@ -177,9 +179,16 @@ impl ResponseReader {
 
     /// Parses the head if `buffer` holds all of it; false when more is needed.
     fn read_head(&mut self, buffer: &mut BytesMut) -> Result<bool, ProtocolError> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut response = httparse::Response::new(&mut headers);
-        let used = match response.parse(buffer) {
+        // Left uninitialised: httparse writes the ones it fills, and zeroing 96
+        // header slots per response would cost more than parsing a small head.
+        let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut response,
+            buffer,
+            &mut headers,
+        );
+        let used = match parsed {
             Ok(httparse::Status::Complete(used)) => used,
             Ok(httparse::Status::Partial) if buffer.len() > MAX_HEAD_BYTES => {
                 return Err(ProtocolError::HeadTooLarge)

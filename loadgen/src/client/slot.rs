@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::time::Duration;
 
 use http::StatusCode;
 use tokio::time::{Instant, Sleep};
@@ -33,15 +32,16 @@ impl Slot {
         }
     }
 
-    /// One request and its response, connect included, within `timeout`; the body
-    /// is appended to `body` when given.
+    /// One request and its response, connect included, by `deadline` (the caller
+    /// knows when it sent, so no clock is read here); the body is appended to `body`
+    /// when given.
     pub async fn exchange(
         &mut self,
         request: &PreparedRequest,
-        timeout: Duration,
+        deadline: std::time::Instant,
         body: Option<&mut Vec<u8>>,
     ) -> Result<StatusCode, Failure> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::from_std(deadline);
         let Slot {
             addr,
             connection,

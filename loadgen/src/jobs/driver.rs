@@ -242,7 +242,7 @@ impl Submitting {
             let sent = Instant::now();
             let mut answer = Vec::new();
             let result = slot
-                .exchange(&submit, plan.timeout, Some(&mut answer))
+                .exchange(&submit, sent + plan.timeout, Some(&mut answer))
                 .await;
             let done = Instant::now();
             let mut shared = lock(&self.shared);
@@ -305,13 +305,14 @@ async fn poller(plan: &JobsPlan, shared: &Mutex<Shared>) {
         if let Some(last) = job.last_polled {
             tokio::time::sleep_until((last + POLL_EVERY).into()).await;
         }
-        job.last_polled = Some(Instant::now());
+        let asked = Instant::now();
+        job.last_polled = Some(asked);
         let mut answer = Vec::new();
         let path = format!("{}/{}", plan.path.trim_end_matches('/'), job.id);
         let result = slot
             .exchange(
                 &request(Method::GET, &path, plan.addr, &[]),
-                plan.timeout,
+                asked + plan.timeout,
                 Some(&mut answer),
             )
             .await;
