@@ -353,9 +353,18 @@ impl StreamFile {
                 self.path
             )));
         }
+        let path = target.join(&self.path);
+        PreparedRequest::new(
+            &Method::POST,
+            &path,
+            &target.authority,
+            &[],
+            body.as_bytes(),
+        )
+        .map_err(|e| ConfigError(format!("job stream {name:?}: {e}")))?;
         Ok(JobStreamSpec {
             name: name.clone(),
-            path: target.join(&self.path),
+            path,
             body,
             rate,
             connections: self.connections.unwrap_or(DEFAULT_OPEN_LOOP_CONNECTIONS),

@@ -1,8 +1,11 @@
 //! Job streams of a scenario file (`kind = "job"`) against a reference server run by
 //! `loadgen serve`: every accepted job is followed to its end and nothing is lost;
-//! a job stream without a body is refused before anything is sent.
+//! a job stream without a body or with a path no request line can carry is refused
+//! before anything is sent; a server whose job ids cannot make a status path gets
+//! its submissions counted as errors, and the run still ends normally.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
@@ -94,20 +97,100 @@ fn a_job_stream_follows_every_job_to_its_end() {
 }
 
 #[test]
-fn a_job_stream_without_a_body_is_refused_before_sending() {
-    let dir = tempfile_dir("refused");
+fn a_bad_job_stream_is_refused_before_sending() {
+    for (name, stream, message) in [
+        ("no-body", "path = \"/jobs\"\n", "give the job as a body"),
+        (
+            "bad-path",
+            "path = \"/my jobs\"\nbody = '{}'\n",
+            "is not a path",
+        ),
+    ] {
+        let dir = tempfile_dir(name);
+        let file = scenario(
+            &dir,
+            &format!("[[stream]]\nname = \"work\"\nkind = \"job\"\nrate = 20\n{stream}"),
+        );
+        let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .args(["bench", "--scenario"])
+            .arg(&file)
+            .args(["--url", "http://127.0.0.1:9/"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(message), "{name}: {stderr}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// A server that accepts every request with `202 {"id": "a b"}`: an id with a space,
+/// which no status path can hold. Serves until the test process ends.
+fn server_with_unusable_job_ids() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || answer_every_request(stream));
+        }
+    });
+    url
+}
+
+fn answer_every_request(stream: TcpStream) {
+    let body = r#"{"id": "a b"}"#;
+    let response = format!(
+        "HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        // A request: its head, then as many body bytes as it announced.
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() || writer.write_all(response.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn job_ids_that_cannot_make_a_status_path_are_submit_errors() {
+    let url = server_with_unusable_job_ids();
+    let dir = tempfile_dir("bad-ids");
     let file = scenario(
         &dir,
-        "[[stream]]\nname = \"work\"\nkind = \"job\"\npath = \"/jobs\"\nrate = 20\n",
+        "[[stream]]\nname = \"work\"\nkind = \"job\"\npath = \"/jobs\"\nrate = 20\nbody = '{}'\n",
     );
+    let json = dir.join("out.json");
     let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args(["bench", "--scenario"])
         .arg(&file)
-        .args(["--url", "http://127.0.0.1:9/"])
+        .args(["--url", &url, "--json"])
+        .arg(&json)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("give the job as a body"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(101), "panicked: {stderr}");
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let f = &report["jobs"][0]["figures"];
+    let submitted = f["submitted"].as_u64().unwrap();
+    assert!(submitted >= 30, "{f}");
+    assert_eq!(f["submit_errors"], submitted, "{f}");
+    assert_eq!(f["accepted"], 0, "{f}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -14,7 +14,7 @@ use http::{HeaderValue, Method, StatusCode};
 use servers::background::{JobView, Status};
 
 use super::JobsFigures;
-use crate::client::{Failure, PreparedRequest, Slot};
+use crate::client::{Failure, PreparedRequest, RequestError, Slot};
 use crate::engine::StreamOutcome;
 use crate::interrupt::Interrupt;
 use crate::pacer::{Pacer, Schedule};
@@ -62,7 +62,8 @@ pub struct JobsOutcome {
 
 /// An accepted job being watched.
 struct Pending {
-    id: String,
+    /// `GET path/ID`, the job's status.
+    status_request: PreparedRequest,
     due: Instant,
     /// The same moment on the wall clock, to compare with the server's timestamps.
     due_wall: SystemTime,
@@ -91,15 +92,29 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A JSON request to the jobs API (the path was checked when the plan was made).
-fn request(method: Method, path: &str, addr: SocketAddr, body: &[u8]) -> PreparedRequest {
+/// A JSON request to the jobs API.
+fn request(
+    method: Method,
+    path: &str,
+    addr: SocketAddr,
+    body: &[u8],
+) -> Result<PreparedRequest, RequestError> {
     let json = [(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
-    PreparedRequest::new(&method, path, &addr.to_string(), &json, body).expect("a valid request")
+    PreparedRequest::new(&method, path, &addr.to_string(), &json, body)
+}
+
+/// `GET path/ID` for the job the server accepted as `id`; `None` when the id cannot
+/// be part of a path.
+fn status_request(plan: &JobsPlan, id: &str) -> Option<PreparedRequest> {
+    let path = format!("{}/{id}", plan.path.trim_end_matches('/'));
+    request(Method::GET, &path, plan.addr, &[]).ok()
 }
 
 /// Runs `plan` until its submissions are done and every accepted job has finished
 /// (or the drain deadline passed, or the run was interrupted).
 pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsOutcome> {
+    let submit = request(Method::POST, &plan.path, plan.addr, plan.body.as_bytes())
+        .map_err(|e| anyhow::anyhow!("job stream {}: {e}", plan.name))?;
     let shared = Arc::new(Mutex::new(Shared {
         pending: VecDeque::new(),
         submit: Recorded::default(),
@@ -126,6 +141,7 @@ pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsO
     for _ in 0..plan.connections {
         let submitting = Submitting {
             plan: plan.clone(),
+            submit: submit.clone(),
             schedule,
             shared: Arc::clone(&shared),
             permits: Arc::clone(&permits),
@@ -215,6 +231,8 @@ pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsO
 /// One submitting connection's share of the work.
 struct Submitting {
     plan: JobsPlan,
+    /// `POST path` with the job as its body.
+    submit: PreparedRequest,
     schedule: Schedule,
     shared: Arc<Mutex<Shared>>,
     permits: Arc<tokio::sync::Semaphore>,
@@ -227,7 +245,6 @@ impl Submitting {
     async fn run(self) {
         let plan = &self.plan;
         let mut slot = Slot::new(plan.addr, None);
-        let submit = request(Method::POST, &plan.path, plan.addr, plan.body.as_bytes());
         loop {
             let Ok(permit) = self.permits.acquire().await else {
                 break;
@@ -242,7 +259,7 @@ impl Submitting {
             let sent = Instant::now();
             let mut answer = Vec::new();
             let result = slot
-                .exchange(&submit, sent + plan.timeout, Some(&mut answer))
+                .exchange(&self.submit, sent + plan.timeout, Some(&mut answer))
                 .await;
             let done = Instant::now();
             let mut shared = lock(&self.shared);
@@ -256,21 +273,23 @@ impl Submitting {
                 },
                 true,
             );
-            let id = match result {
+            // The job's id names its status path; an id that cannot make one (not a
+            // string, or characters no request line may hold) is an unusable answer.
+            let status_request = match result {
                 Ok(StatusCode::ACCEPTED) => serde_json::from_slice::<serde_json::Value>(&answer)
                     .ok()
-                    .and_then(|v| v["id"].as_str().map(str::to_owned)),
+                    .and_then(|v| status_request(plan, v["id"].as_str()?)),
                 Ok(StatusCode::SERVICE_UNAVAILABLE) => {
                     shared.figures.rejected += 1;
                     continue;
                 }
                 _ => None,
             };
-            match id {
-                Some(id) => {
+            match status_request {
+                Some(status_request) => {
                     shared.figures.accepted += 1;
                     shared.pending.push_back(Pending {
-                        id,
+                        status_request,
                         due,
                         due_wall,
                         sent,
@@ -308,13 +327,8 @@ async fn poller(plan: &JobsPlan, shared: &Mutex<Shared>) {
         let asked = Instant::now();
         job.last_polled = Some(asked);
         let mut answer = Vec::new();
-        let path = format!("{}/{}", plan.path.trim_end_matches('/'), job.id);
         let result = slot
-            .exchange(
-                &request(Method::GET, &path, plan.addr, &[]),
-                asked + plan.timeout,
-                Some(&mut answer),
-            )
+            .exchange(&job.status_request, asked + plan.timeout, Some(&mut answer))
             .await;
         job.last_status = result.ok().map(|status| status.as_u16());
         let view = match result {
