@@ -12,6 +12,7 @@ use http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 
 use crate::client::{PreparedRequest, RequestError};
+use crate::jobs::driver::json_request;
 use crate::target::Target;
 
 /// A configuration mistake, with a message that says what to change.
@@ -354,14 +355,8 @@ impl StreamFile {
             )));
         }
         let path = target.join(&self.path);
-        PreparedRequest::new(
-            &Method::POST,
-            &path,
-            &target.authority,
-            &[],
-            body.as_bytes(),
-        )
-        .map_err(|e| ConfigError(format!("job stream {name:?}: {e}")))?;
+        json_request(&Method::POST, &path, &target.authority, body.as_bytes())
+            .map_err(|e| ConfigError(format!("job stream {name:?}: {e}")))?;
         Ok(JobStreamSpec {
             name: name.clone(),
             path,

@@ -4,11 +4,14 @@
 //! before anything is sent; a server whose job ids cannot make a status path gets
 //! its submissions counted as errors, and the run still ends normally.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod support;
+
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+use axum::http::StatusCode;
 use serde_json::Value;
+use support::{Behaviour, TestServer};
 
 /// `loadgen serve --variant VARIANT`, killed when dropped.
 struct Served(Child, String);
@@ -124,52 +127,11 @@ fn a_bad_job_stream_is_refused_before_sending() {
     }
 }
 
-/// A server that accepts every request with `202 {"id": "a b"}`: an id with a space,
-/// which no status path can hold. Serves until the test process ends.
-fn server_with_unusable_job_ids() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || answer_every_request(stream));
-        }
-    });
-    url
-}
-
-fn answer_every_request(stream: TcpStream) {
-    let body = r#"{"id": "a b"}"#;
-    let response = format!(
-        "HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    loop {
-        // A request: its head, then as many body bytes as it announced.
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-            if line == "\r\n" {
-                break;
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() || writer.write_all(response.as_bytes()).is_err() {
-            return;
-        }
-    }
-}
-
 #[test]
 fn job_ids_that_cannot_make_a_status_path_are_submit_errors() {
-    let url = server_with_unusable_job_ids();
+    // Every request accepted with an id no status path can hold (it has a space).
+    let server = TestServer::start(Behaviour::Json(StatusCode::ACCEPTED, r#"{"id": "a b"}"#));
+    let url = server.url("");
     let dir = tempfile_dir("bad-ids");
     let file = scenario(
         &dir,

@@ -92,28 +92,30 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A JSON request to the jobs API.
-fn request(
-    method: Method,
+/// A JSON request to a jobs API at `host`; a scenario file's job stream is checked
+/// with it before anything is sent.
+pub fn json_request(
+    method: &Method,
     path: &str,
-    addr: SocketAddr,
+    host: &str,
     body: &[u8],
 ) -> Result<PreparedRequest, RequestError> {
     let json = [(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
-    PreparedRequest::new(&method, path, &addr.to_string(), &json, body)
+    PreparedRequest::new(method, path, host, &json, body)
 }
 
 /// `GET path/ID` for the job the server accepted as `id`; `None` when the id cannot
 /// be part of a path.
 fn status_request(plan: &JobsPlan, id: &str) -> Option<PreparedRequest> {
     let path = format!("{}/{id}", plan.path.trim_end_matches('/'));
-    request(Method::GET, &path, plan.addr, &[]).ok()
+    json_request(&Method::GET, &path, &plan.addr.to_string(), &[]).ok()
 }
 
 /// Runs `plan` until its submissions are done and every accepted job has finished
 /// (or the drain deadline passed, or the run was interrupted).
 pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsOutcome> {
-    let submit = request(Method::POST, &plan.path, plan.addr, plan.body.as_bytes())
+    let host = plan.addr.to_string();
+    let submit = json_request(&Method::POST, &plan.path, &host, plan.body.as_bytes())
         .map_err(|e| anyhow::anyhow!("job stream {}: {e}", plan.name))?;
     let shared = Arc::new(Mutex::new(Shared {
         pending: VecDeque::new(),

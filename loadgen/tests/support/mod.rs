@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use loadgen::engine::{self, NoObserver, RunOutcome};
@@ -28,6 +30,8 @@ pub enum Behaviour {
     Delay(Duration),
     /// 500 at once.
     Fail,
+    /// This status with this JSON body, at once.
+    Json(StatusCode, &'static str),
     /// Reads the request, then closes the connection without a response.
     Close,
     /// Reads the request and never answers.
@@ -127,7 +131,7 @@ async fn answer(
     count: Arc<AtomicU64>,
     pause: Arc<Mutex<Option<Instant>>>,
     behaviour: Behaviour,
-) -> StatusCode {
+) -> Response {
     count.fetch_add(1, Ordering::Relaxed);
     let until = *pause.lock().unwrap();
     if let Some(until) = until {
@@ -136,10 +140,13 @@ async fn answer(
     match behaviour {
         Behaviour::Delay(d) => {
             tokio::time::sleep(d).await;
-            StatusCode::OK
+            StatusCode::OK.into_response()
         }
-        Behaviour::Fail => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::OK,
+        Behaviour::Fail => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Behaviour::Json(status, body) => {
+            (status, [(CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        _ => StatusCode::OK.into_response(),
     }
 }
 
