@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use servers::variant::Variant;
 
-use crate::scenario::parse_duration;
+use crate::config::parse_duration;
+use crate::report::Scenario;
 
 const EXAMPLES: &str = "\
 Without a subcommand, loadgen runs `run`: every server variant through the
@@ -77,6 +79,15 @@ fn duration(s: &str) -> Result<Duration, String> {
     parse_duration("", s).map_err(|e| e.0.trim_start().to_owned())
 }
 
+fn variant(s: &str) -> Result<Variant, String> {
+    s.trim().parse()
+}
+
+fn scenario(s: &str) -> Result<Scenario, String> {
+    Scenario::from_str(s.trim(), true)
+        .map_err(|_| format!("unknown scenario {s:?}; choose responsiveness or jobs"))
+}
+
 const RUN_EXAMPLES: &str = "\
 Per variant: start it as a child process on port 0, read /info, size a heavy job of
 about 20 ms of CPU, then run three phases: idle (probe only), loaded (probe plus heavy
@@ -94,8 +105,8 @@ Exit status: 0 when every variant ran, 1 when one failed (the others still run),
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Variants to run, comma-separated [default: all].
-    #[arg(long, value_delimiter = ',')]
-    pub variant: Vec<String>,
+    #[arg(long, value_delimiter = ',', value_parser = variant)]
+    pub variant: Vec<Variant>,
 
     /// Short phases: the whole matrix in about a minute (for CI).
     #[arg(long)]
@@ -123,8 +134,8 @@ pub struct RunArgs {
 
     /// `responsiveness` (heavy GET /work/cpu requests beside the probe) or `jobs`
     /// (background jobs: POST /jobs open loop, each polled until done).
-    #[arg(long, default_value = "responsiveness")]
-    pub scenario: String,
+    #[arg(long, default_value = "responsiveness", value_parser = scenario)]
+    pub scenario: Scenario,
 
     /// jobs scenario: jobs offered, as a multiple of what the cores can finish
     /// (below 1, so every job can finish and a lost one means something).

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use http::Uri;
 
-use crate::scenario::ConfigError;
+use crate::config::ConfigError;
 
 /// Where requests go.
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::synthetic::{synthetic_report, VARIANTS};
+use support::synthetic::{synthetic_jobs_report, synthetic_report, VARIANTS};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("loadgen-charts-{name}-{}", std::process::id()));
@@ -55,7 +55,7 @@ fn check_png(path: &Path) {
 fn charts_are_valid_and_name_every_variant() {
     let dir = temp_dir("render");
     let report = synthetic_report();
-    let written = loadgen::charts::render_matrix(&report, &dir).unwrap();
+    let written = loadgen::charts::render_run(&report, &dir).unwrap();
     let charts = dir.join("charts");
     for stem in ["spectrum-probe", "spectrum-heavy", "comparison"] {
         check_svg(&charts.join(format!("{stem}.svg")), &VARIANTS);
@@ -100,7 +100,7 @@ fn plot_redraws_the_charts_of_a_saved_run() {
         String::from_utf8_lossy(&out.stderr)
     );
     let reference = temp_dir("plot-reference");
-    loadgen::charts::render_matrix(&report, &reference).unwrap();
+    loadgen::charts::render_run(&report, &reference).unwrap();
     for file in [
         "charts/spectrum-probe.svg",
         "charts/comparison.svg",
@@ -159,7 +159,7 @@ fn the_html_report_renders_in_headless_chromium() {
         return;
     };
     let dir = temp_dir("html");
-    loadgen::charts::render_matrix(&synthetic_report(), &dir).unwrap();
+    loadgen::charts::render_run(&synthetic_report(), &dir).unwrap();
     let url = format!("file://{}", dir.join("report.html").display());
     let dom = headless(&browser, &dir.join("profile-dom"))
         .args(["--dump-dom", &url])
@@ -215,8 +215,34 @@ fn a_run_with_nothing_measured_still_draws() {
         v.phases[0].streams.clear();
     }
     let dir = temp_dir("empty");
-    let written = loadgen::charts::render_matrix(&report, &dir).unwrap();
+    let written = loadgen::charts::render_run(&report, &dir).unwrap();
     assert!(written.iter().any(|p| p.ends_with("report.html")));
     check_png(&dir.join("charts/spectrum-probe.png"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_jobs_run_gets_its_own_page_and_comparison() {
+    let report = synthetic_jobs_report();
+    let dir = temp_dir("jobs");
+    loadgen::charts::render_run(&report, &dir).unwrap();
+    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        page.contains("<h1>Background jobs under blocking load</h1>"),
+        "title"
+    );
+    assert!(
+        !page.contains("Responsiveness under blocking load") && !page.contains("heavy jobs"),
+        "a jobs run is not described as heavy requests"
+    );
+    assert!(page.contains("with background jobs") && page.contains("end-to-end p99"));
+    // The comparison ranks by loaded probe p99 and shows the jobs' end-to-end p99.
+    let svg = check_svg(&dir.join("charts/comparison.svg"), &VARIANTS);
+    assert!(svg.contains("jobs end-to-end p99"), "the jobs axis is drawn");
+    assert!(
+        svg.matches("<rect").count() >= 2 * VARIANTS.len(),
+        "two bars per variant"
+    );
+    check_svg(&dir.join("charts/spectrum-jobs.svg"), &VARIANTS);
     std::fs::remove_dir_all(&dir).unwrap();
 }

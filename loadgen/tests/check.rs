@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use loadgen::check::compare::{compare, Noise, Verdict};
-use loadgen::check::{evaluate_all, junit, Report};
-use support::synthetic::synthetic_report;
+use loadgen::check::{evaluate_all, junit};
+use loadgen::report::Report;
+use support::synthetic::{synthetic_jobs_report, synthetic_report};
 use support::{Behaviour, TestServer};
 
 fn run_report() -> Report {
@@ -369,5 +370,78 @@ fn bench_runs_check_stream_thresholds() {
         "{}",
         String::from_utf8_lossy(&again.stdout)
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn compare_reads_the_figures_of_a_jobs_run() {
+    let base = synthetic_jobs_report();
+    let noise = Noise {
+        latency: 3.0,
+        throughput: 1.3,
+    };
+    let rows = compare(
+        std::slice::from_ref(&base),
+        std::slice::from_ref(&base),
+        noise,
+    );
+    let figures: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.variant == "rayon")
+        .map(|r| r.figure)
+        .collect();
+    assert_eq!(
+        figures,
+        [
+            "probe loaded p99",
+            "probe loaded p99.9",
+            "probe idle p99",
+            "jobs done/s",
+            "jobs end-to-end p50",
+            "jobs end-to-end p99"
+        ]
+    );
+    assert!(rows
+        .iter()
+        .all(|r| matches!(r.verdict, Verdict::Same | Verdict::TooFewSamples)));
+
+    // Jobs that take ten times longer end to end are a regression.
+    let mut slower = base.clone();
+    let loaded = &mut slower.variants[1].phases[1];
+    let jobs = loaded.streams.iter_mut().find(|s| s.name == "jobs").unwrap();
+    jobs.latency.corrected.p99_us *= 10.0;
+    let worse: Vec<_> = compare(
+        std::slice::from_ref(&base),
+        std::slice::from_ref(&slower),
+        noise,
+    )
+    .into_iter()
+    .filter(|r| r.verdict == Verdict::Worse)
+    .map(|r| (r.variant, r.figure))
+    .collect();
+    assert_eq!(worse, [("rayon".to_owned(), "jobs end-to-end p99")]);
+}
+
+#[test]
+fn compare_refuses_runs_of_different_scenarios() {
+    let dir = temp_report();
+    let jobs = dir.join("jobs");
+    std::fs::create_dir_all(&jobs).unwrap();
+    std::fs::write(
+        jobs.join("report.json"),
+        serde_json::to_vec(&synthetic_jobs_report()).unwrap(),
+    )
+    .unwrap();
+    let out = loadgen(&["compare", dir.to_str().unwrap(), jobs.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("scenario"));
+    let same = loadgen(&["compare", jobs.to_str().unwrap(), jobs.to_str().unwrap()]);
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&same.stderr)
+    );
+    assert!(String::from_utf8_lossy(&same.stdout).contains("jobs end-to-end p99"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

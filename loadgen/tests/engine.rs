@@ -6,7 +6,7 @@ mod support;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use loadgen::scenario::Load;
+use loadgen::plan::Load;
 use support::{ms, plan, run, Behaviour, TestServer};
 
 fn open(rate: f64, connections: usize) -> Load {

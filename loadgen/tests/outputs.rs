@@ -10,7 +10,8 @@ use std::process::{Command, Output};
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
-use loadgen::report::json;
+use loadgen::report::load::load_bench;
+use loadgen::report::StreamMode;
 use support::{Behaviour, TestServer};
 
 fn loadgen(args: &[&str]) -> Output {
@@ -92,7 +93,7 @@ fn single_url_run_writes_json_hlog_and_hgrm() {
         stdout.contains("corrected") && stdout.contains("uncorrected") && stdout.contains("p99.9")
     );
 
-    let report = json::read(&json_path).unwrap();
+    let report = load_bench(&json_path).unwrap();
     assert_eq!(report.schema_version, loadgen::report::SCHEMA_VERSION);
     assert!(report.environment.cores >= 1);
     let stream = &report.streams[0];
@@ -156,11 +157,11 @@ fn scenario_run_records_each_stream_separately() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report = json::read(&json_path).unwrap();
+    let report = load_bench(&json_path).unwrap();
     let names: Vec<&str> = report.streams.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["probe", "heavy"]);
     assert_eq!(report.streams[0].counts.sent, 50);
-    assert_eq!(report.streams[1].mode, "closed");
+    assert_eq!(report.streams[1].mode, StreamMode::Closed);
     assert!(
         report.streams[1].counts.sent > 50,
         "closed loop runs flat out"
@@ -174,11 +175,11 @@ fn scenario_run_records_each_stream_separately() {
 #[test]
 fn the_committed_example_scenario_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/responsiveness.toml");
-    let file = loadgen::scenario::ScenarioFile::load(&path).unwrap();
+    let file = loadgen::scenario_file::ScenarioFile::load(&path).unwrap();
     let target = loadgen::target::Target::parse(file.base_url.as_deref().unwrap()).unwrap();
-    let plan = loadgen::scenario::Plan {
+    let plan = loadgen::plan::Plan {
         streams: file.stream_specs(&target).unwrap(),
-        timing: file.timing(Default::default()).unwrap(),
+        timing: file.timing(Default::default()),
         target,
     };
     plan.validate().unwrap();

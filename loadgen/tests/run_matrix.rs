@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use loadgen::matrix::MatrixReport;
+use loadgen::report::{RunReport, Scenario, VariantStatus};
 
 /// Short phases so each test takes seconds.
 const SHORT: &[&str] = &[
@@ -56,7 +56,7 @@ fn signal(pid: u32, signal: libc::c_int) {
     }
 }
 
-fn report(out: &Path) -> MatrixReport {
+fn report(out: &Path) -> RunReport {
     let text =
         std::fs::read_to_string(out.join("latest/report.json")).expect("no report.json in latest/");
     serde_json::from_str(&text).expect("report.json does not parse")
@@ -155,7 +155,7 @@ fn a_run_measures_each_variant_and_sees_blocking() {
     let names: Vec<&str> = report.variants.iter().map(|v| v.name.as_str()).collect();
     assert_eq!(names, ["current-thread", "sequential-queue"]);
     for v in &report.variants {
-        assert_eq!(v.status, "ok", "{}: {:?}", v.name, v.error);
+        assert_eq!(v.status, VariantStatus::Ok, "{}: {:?}", v.name, v.error);
         let phases: Vec<&str> = v.phases.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(phases, ["idle", "loaded", "recovery"]);
         let f = v.figures.as_ref().expect("figures");
@@ -260,7 +260,7 @@ fn the_jobs_scenario_loses_nothing_and_sees_blocking() {
     );
     assert!(stdout.contains("end-to-end p99"), "{stdout}");
     let report = report(&out);
-    assert_eq!(report.scenario, "jobs");
+    assert_eq!(report.scenario, Scenario::Jobs);
     let loaded = |name: &str| {
         report
             .variants
@@ -326,15 +326,15 @@ fn a_crashed_variant_is_reported_and_the_others_still_run() {
     let report = report(&out);
     let crashed = &report.variants[0];
     assert_eq!(
-        (crashed.name.as_str(), crashed.status.as_str()),
-        ("spawn-blocking", "failed")
+        (crashed.name.as_str(), crashed.status),
+        ("spawn-blocking", VariantStatus::Failed)
     );
     assert!(
         crashed.error.as_deref().unwrap_or("").contains("exited"),
         "{:?}",
         crashed.error
     );
-    assert_eq!(report.variants[1].status, "ok");
+    assert_eq!(report.variants[1].status, VariantStatus::Ok);
     assert!(String::from_utf8_lossy(&output.stdout).contains("spawn-blocking"));
     std::fs::remove_dir_all(&out).unwrap();
 }

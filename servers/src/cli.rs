@@ -85,7 +85,7 @@ pub struct Cli {
     #[arg(long)]
     pub redis: Option<String>,
 
-    /// redis-queue: how often a job may be started (after lost workers or
+    /// redis-queue: how often a job may be started (after lost queue workers or
     /// timeouts) before it is failed.
     #[arg(long, default_value = "3")]
     pub max_attempts: NonZeroU32,
@@ -111,9 +111,9 @@ pub struct Cli {
     #[arg(long, hide = true)]
     pub telemetry_dir: Option<std::path::PathBuf>,
 
-    /// Set by a multi-worker parent on the processes it starts.
+    /// Set by a multi-worker parent on the processes it starts: which one this is.
     #[arg(long, hide = true)]
-    pub worker_index: Option<usize>,
+    pub process_index: Option<usize>,
 
     /// Set by a multi-worker parent so its processes share one calibration.
     #[arg(long, hide = true)]
@@ -125,12 +125,13 @@ pub struct Cli {
 pub enum Command {
     /// Run jobs from the redis-queue variant's Redis queue (start as many as you like,
     /// on any machines that reach the Redis).
-    Worker(WorkerArgs),
+    #[command(name = "worker")]
+    QueueWorker(QueueWorkerArgs),
 }
 
-/// Options of `servers worker`.
+/// Options of `servers worker`, a queue worker.
 #[derive(Debug, Args)]
-pub struct WorkerArgs {
+pub struct QueueWorkerArgs {
     /// The Redis holding the queue (redis://HOST:PORT).
     #[arg(long)]
     pub redis: String,
@@ -140,7 +141,7 @@ pub struct WorkerArgs {
     pub concurrency: Option<NonZeroUsize>,
 
     /// How long a taken job stays leased without a heartbeat; after that another
-    /// worker takes it over.
+    /// queue worker takes it over.
     #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
     pub visibility_timeout: Duration,
 
@@ -171,8 +172,8 @@ impl Cli {
                 self.bind
             ));
         }
-        if self.worker_index.is_some() && self.variant != Some(Variant::MultiWorker) {
-            return Err("--worker-index is only for multi-worker processes".into());
+        if self.process_index.is_some() && self.variant != Some(Variant::MultiWorker) {
+            return Err("--process-index is only for multi-worker processes".into());
         }
         match (self.variant, &self.redis) {
             (Some(Variant::RedisQueue), None) => {
@@ -183,7 +184,7 @@ impl Cli {
             }
             _ => {}
         }
-        if self.telemetry_dir.is_some() && self.worker_index.is_none() {
+        if self.telemetry_dir.is_some() && self.process_index.is_none() {
             return Err("--telemetry-dir is only for multi-worker processes".into());
         }
         if let Some(ns) = self.ns_per_unit {
@@ -209,9 +210,9 @@ impl Cli {
             slice: self.slice,
             queue_capacity: self.queue_capacity.get(),
             shutdown_grace: self.shutdown_grace,
-            worker_index: self.worker_index,
+            process_index: self.process_index,
             ns_per_unit: self.ns_per_unit,
-            worker_args_prefix: Vec::new(),
+            process_args_prefix: Vec::new(),
             redis: self.redis,
             max_attempts: self.max_attempts.get(),
             jobs_capacity: self.jobs_capacity.get(),
@@ -223,13 +224,13 @@ impl Cli {
 }
 
 /// Runs the parsed command line: `--list`, or a server until it is stopped. Shared
-/// by the `servers` binary and `loadgen serve`; `worker_args_prefix` is what must
+/// by the `servers` binary and `loadgen serve`; `process_args_prefix` is what must
 /// precede the server flags when this same program is started as a multi-worker
 /// process (empty for `servers`).
-pub fn run(cli: Cli, worker_args_prefix: Vec<String>) -> ExitCode {
-    if let Some(Command::Worker(args)) = cli.command {
+pub fn run(cli: Cli, process_args_prefix: Vec<String>) -> ExitCode {
+    if let Some(Command::QueueWorker(args)) = cli.command {
         crate::init_tracing();
-        let config = crate::worker::WorkerConfig {
+        let config = crate::queue_worker::QueueWorkerConfig {
             redis: args.redis,
             concurrency: args
                 .concurrency
@@ -238,7 +239,7 @@ pub fn run(cli: Cli, worker_args_prefix: Vec<String>) -> ExitCode {
             job_timeout: args.job_timeout,
             shutdown_grace: args.shutdown_grace,
         };
-        return match crate::worker::run(config) {
+        return match crate::queue_worker::run(config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 tracing::error!("{error:#}");
@@ -260,7 +261,7 @@ pub fn run(cli: Cli, worker_args_prefix: Vec<String>) -> ExitCode {
     }
     crate::init_tracing();
     let mut config = cli.into_config();
-    config.worker_args_prefix = worker_args_prefix;
+    config.process_args_prefix = process_args_prefix;
     match crate::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -19,14 +19,15 @@ pub struct ServerConfig {
     pub slice: Duration,
     pub queue_capacity: usize,
     pub shutdown_grace: Duration,
-    /// Which process of a multi-worker group this is; `None` everywhere else.
-    pub worker_index: Option<usize>,
+    /// Which process of a multi-worker group this is; `None` everywhere else
+    /// (including a multi-worker supervisor).
+    pub process_index: Option<usize>,
     /// A calibration handed down by a multi-worker parent.
     pub ns_per_unit: Option<f64>,
     /// Arguments that go before the server flags when a multi-worker parent starts
-    /// this same program as a worker (empty for the `servers` binary; a subcommand
-    /// name for a program that embeds the servers).
-    pub worker_args_prefix: Vec<String>,
+    /// this same program as one of its processes (empty for the `servers` binary; a
+    /// subcommand name for a program that embeds the servers).
+    pub process_args_prefix: Vec<String>,
     /// The Redis of the `redis-queue` variant.
     pub redis: Option<String>,
     /// How often a Redis job may be started before it is failed.

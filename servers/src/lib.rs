@@ -9,14 +9,15 @@ pub mod api;
 pub mod background;
 pub mod cli;
 pub mod config;
+pub mod limits;
 mod listener;
 pub mod multi_worker;
+pub mod queue_worker;
 pub mod serve;
 mod shutdown;
 pub mod strategy;
 pub mod telemetry;
 pub mod variant;
-pub mod worker;
 pub mod workload;
 
 use std::io::IsTerminal;
@@ -35,7 +36,7 @@ pub fn run(config: ServerConfig) -> anyhow::Result<()> {
         Some(ns_per_unit) => Calibration { ns_per_unit },
         None => workload::calibrate(CALIBRATION_BUDGET),
     };
-    if config.variant == Variant::MultiWorker && config.worker_index.is_none() {
+    if config.variant == Variant::MultiWorker && config.process_index.is_none() {
         multi_worker::supervise(&config, calibration)
     } else {
         serve::serve(&config, calibration)

@@ -1,14 +1,14 @@
 //! The `multi-worker` supervisor: the `uvicorn --workers N` answer.
 //!
-//! The parent reserves a port, starts N copies of this program as worker processes
+//! The parent reserves a port, starts N copies of this program as its processes
 //! (each a `current_thread` runtime with work inline) that all listen on that port
-//! with `SO_REUSEPORT`, and prints the `listening on` line once every worker has. Each
-//! worker has its own accept queue, so a worker stuck in a job keeps receiving its
-//! hashed share of new connections: probe latency splits into two populations.
+//! with `SO_REUSEPORT`, and prints the `listening on` line once every process has.
+//! Each process has its own accept queue, so a process stuck in a job keeps receiving
+//! its hashed share of new connections: probe latency splits into two populations.
 //!
-//! The parent forwards SIGINT/SIGTERM and reaps the workers. Each worker is started
-//! with `PR_SET_PDEATHSIG`, so if the parent dies however it dies, the kernel kills
-//! its workers and no orphan keeps the port.
+//! The parent forwards SIGINT/SIGTERM and reaps its processes. Each is started with
+//! `PR_SET_PDEATHSIG`, so if the parent dies however it dies, the kernel kills its
+//! processes and no orphan keeps the port.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,12 +26,12 @@ use crate::serve::announce;
 use crate::shutdown::Shutdown;
 use crate::workload::Calibration;
 
-/// How long a worker may take to print its `listening on` line.
+/// How long a process may take to print its `listening on` line.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Runs the supervisor until a shutdown signal or a worker's unexpected exit.
+/// Runs the supervisor until a shutdown signal or a process's unexpected exit.
 pub fn supervise(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<()> {
-    // Held until the end so the port stays ours even if every worker restarts.
+    // Held until the end so the port stays ours even if every process restarts.
     let (_reservation, addr) =
         listener::reserve(config.addr).with_context(|| format!("cannot bind {}", config.addr))?;
     let telemetry_dir = if config.telemetry {
@@ -51,7 +51,7 @@ pub fn supervise(config: &ServerConfig, calibration: Calibration) -> anyhow::Res
         let mut waits = JoinSet::new();
         for index in 0..config.workers {
             let shared = telemetry_dir.as_ref().map(|d| d.path.as_path());
-            let mut child = spawn_worker(config, addr, index, calibration, shared)?;
+            let mut child = spawn_process(config, addr, index, calibration, shared)?;
             wait_until_listening(&mut child, index).await?;
             pids.push(child.id().context("worker exited during start-up")?);
             waits.spawn(async move { (index, child.wait().await) });
@@ -78,7 +78,7 @@ pub fn supervise(config: &ServerConfig, calibration: Calibration) -> anyhow::Res
     })
 }
 
-/// The folder where the workers share their telemetry, removed when the supervisor
+/// The folder where the processes share their telemetry, removed when the supervisor
 /// ends (a supervisor killed outright leaves a few small files in the temp folder).
 struct TelemetryDir {
     path: PathBuf,
@@ -100,8 +100,8 @@ impl Drop for TelemetryDir {
     }
 }
 
-/// Starts worker `index` of the group listening on `addr`.
-fn spawn_worker(
+/// Starts process `index` of the group listening on `addr`.
+fn spawn_process(
     config: &ServerConfig,
     addr: SocketAddr,
     index: usize,
@@ -111,12 +111,12 @@ fn spawn_worker(
     let exe = std::env::current_exe().context("cannot find this program to start workers")?;
     let mut command = Command::new(exe);
     command
-        .args(&config.worker_args_prefix)
+        .args(&config.process_args_prefix)
         .args(["--variant", config.variant.name()])
         .args(["--bind", &addr.ip().to_string()])
         .args(["--port", &addr.port().to_string()])
         .args(["--workers", &config.workers.to_string()])
-        .args(["--worker-index", &index.to_string()])
+        .args(["--process-index", &index.to_string()])
         .args(["--ns-per-unit", &calibration.ns_per_unit.to_string()])
         .args(["--max-io-ms", &config.max_io_ms.to_string()])
         .args(["--jobs-capacity", &config.jobs_capacity.to_string()])
@@ -170,7 +170,7 @@ fn die_with_parent(parent: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Waits for the worker's `listening on` line.
+/// Waits for process `index`'s `listening on` line.
 async fn wait_until_listening(child: &mut Child, index: usize) -> anyhow::Result<()> {
     let stdout = child
         .stdout
@@ -187,7 +187,7 @@ async fn wait_until_listening(child: &mut Child, index: usize) -> anyhow::Result
     }
 }
 
-/// Sends `signal` to every worker not yet reaped.
+/// Sends `signal` to every process not yet reaped.
 fn signal_alive(pids: &[u32], alive: &[bool], signal: libc::c_int) {
     for (&pid, _) in pids.iter().zip(alive).filter(|(_, &a)| a) {
         // SAFETY: kill with a pid we started and have not reaped, so it is still ours.
@@ -197,7 +197,7 @@ fn signal_alive(pids: &[u32], alive: &[bool], signal: libc::c_int) {
     }
 }
 
-/// Reaps every worker, killing those still running after `deadline`.
+/// Reaps every process, killing those still running after `deadline`.
 async fn reap(
     waits: &mut JoinSet<(usize, std::io::Result<ExitStatus>)>,
     pids: &[u32],

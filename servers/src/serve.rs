@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::api::{self, AppState, Limits};
+use crate::api::{self, AppState};
 use crate::background::redis_queue::{QueueSettings, RedisQueue};
 use crate::background::table::JobTable;
 use crate::background::JobStore;
 use crate::config::{build_profile, cores, ServerConfig};
+use crate::limits::Limits;
 use crate::listener;
 use crate::shutdown::Shutdown;
 use crate::strategy::{
@@ -64,7 +65,7 @@ fn build_runtime(config: &ServerConfig) -> std::io::Result<tokio::runtime::Runti
 
 /// Serves one process of `config.variant` until a shutdown signal; blocks the caller.
 pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<()> {
-    let reuse_port = config.worker_index.is_some();
+    let reuse_port = config.process_index.is_some();
     let std_listener = listener::listen(config.addr, reuse_port)
         .with_context(|| format!("cannot listen on {}", config.addr))?;
     let local = std_listener.local_addr()?;
@@ -85,7 +86,7 @@ pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<
         None => None,
     };
     let telemetry = if config.telemetry {
-        let group = match (&config.telemetry_dir, config.worker_index) {
+        let group = match (&config.telemetry_dir, config.process_index) {
             (Some(dir), Some(index)) => Some(Group {
                 dir: dir.clone(),
                 index,
@@ -100,18 +101,13 @@ pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<
         variant: config.variant,
         strategy: build_strategy(config, calibration, redis.as_ref())?,
         calibration,
-        limits: Limits {
-            max_units: config
-                .max_units
-                .unwrap_or_else(|| calibration.units_for(Duration::from_secs(1))),
-            max_io_ms: config.max_io_ms,
-        },
+        limits: Limits::new(config, calibration),
         workers: match config.variant.runtime_flavor() {
-            RuntimeFlavor::CurrentThread if config.worker_index.is_none() => 1,
+            RuntimeFlavor::CurrentThread if config.process_index.is_none() => 1,
             _ => config.workers,
         },
         cores: cores(),
-        worker_index: config.worker_index,
+        process_index: config.process_index,
         build: build_profile(),
         jobs: match redis {
             Some(queue) => JobStore::Redis(queue),
@@ -128,7 +124,8 @@ pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<
         tracing::info!(
             variant = %state.variant,
             workers = state.workers,
-            worker_index = ?state.worker_index,
+            // Logged under its older name, as `/info` reports it.
+            worker_index = ?state.process_index,
             ns_per_unit = format!("{:.1}", calibration.ns_per_unit),
             max_units = state.limits.max_units,
             "serving"

@@ -102,7 +102,7 @@ impl Variant {
         }
     }
 
-    /// Whether the variant needs a Redis (`--redis`) and workers to do any work.
+    /// Whether the variant needs a Redis (`--redis`) and queue workers to do any work.
     pub fn needs_redis(self) -> bool {
         self == Variant::RedisQueue
     }
@@ -122,6 +122,19 @@ impl std::fmt::Display for Variant {
     }
 }
 
+/// Parses a command-line name, as [`Variant::from_name`]; the error names the
+/// unknown variant and lists the valid names.
+impl std::str::FromStr for Variant {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Variant::from_name(name).ok_or_else(|| {
+            let names: Vec<&str> = Variant::ALL.iter().map(|v| v.name()).collect();
+            format!("unknown variant {name:?}; choose from {}", names.join(", "))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +147,18 @@ mod tests {
             assert_eq!(Variant::from_name(v.name()), Some(v));
         }
         assert_eq!(Variant::from_name("nope"), None);
+    }
+
+    #[test]
+    fn parses_with_from_str_and_lists_the_names_on_error() {
+        for v in Variant::ALL {
+            assert_eq!(v.name().parse::<Variant>(), Ok(v));
+        }
+        let error = "x".parse::<Variant>().unwrap_err();
+        assert!(
+            error.starts_with("unknown variant \"x\"; choose from blocking-in-async, "),
+            "{error}"
+        );
+        assert!(error.ends_with(", redis-queue"), "{error}");
     }
 }

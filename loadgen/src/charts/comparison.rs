@@ -1,41 +1,55 @@
-//! The comparison at a glance: probe p99 under load (log scale) and heavy
-//! efficiency, one bar each per variant, side by side, best variant on top.
+//! The comparison at a glance, one bar each per variant, side by side, best variant
+//! on top: probe p99 under load (log scale) and, on the right, what the load got
+//! done: heavy efficiency (responsiveness) or the background jobs' end-to-end p99
+//! (jobs, log scale).
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{color, frame, log_key_points, ms_label, plot_error, Chart, FONT};
-use crate::matrix::MatrixReport;
+use super::{color, frame, log_key_points, log_range, ms_label, plot_error, Chart, FONT};
+use crate::report::table::loaded_probe_p99;
+use crate::report::{RunReport, Scenario};
 
 /// Bars of the variants that have figures.
 pub struct Comparison {
-    /// (variant, probe p99 under load in ms, efficiency in %), best first.
+    scenario: Scenario,
+    /// (variant, probe p99 under load in ms, the right-hand figure), best first:
+    /// efficiency in % (responsiveness) or jobs end-to-end p99 in ms (jobs).
     rows: Vec<(String, f64, f64)>,
     footer: String,
 }
 
 impl Comparison {
-    pub fn of_matrix(report: &MatrixReport, footer: &str) -> Comparison {
+    pub fn of_run(report: &RunReport, footer: &str) -> Comparison {
         let rows = report
             .ranked()
             .into_iter()
             .filter_map(|v| {
-                let f = v.figures.as_ref()?;
-                Some((
-                    v.name.clone(),
-                    f.probe_loaded.p99_us / 1e3,
-                    f.heavy_efficiency * 100.0,
-                ))
+                let right = match report.scenario {
+                    Scenario::Responsiveness => v.figures.as_ref()?.heavy_efficiency * 100.0,
+                    Scenario::Jobs => {
+                        let jobs = v.phase("loaded")?.stream("jobs")?;
+                        jobs.latency.corrected.p99_us / 1e3
+                    }
+                };
+                Some((v.name.clone(), loaded_probe_p99(v)? / 1e3, right))
             })
             .collect();
         Comparison {
+            scenario: report.scenario,
             rows,
             footer: footer.to_owned(),
         }
     }
 
     pub fn title(&self) -> String {
-        "Probe p99 under load and heavy efficiency, per variant".into()
+        match self.scenario {
+            Scenario::Responsiveness => "Probe p99 under load and heavy efficiency, per variant",
+            Scenario::Jobs => {
+                "Probe p99 while background jobs run and the jobs' end-to-end p99, per variant"
+            }
+        }
+        .into()
     }
 
     /// Vertical position of row `i`: the first row at the top.
@@ -113,8 +127,22 @@ impl Chart for Comparison {
         }))
         .map_err(plot_error)?;
 
+        match self.scenario {
+            Scenario::Responsiveness => self.draw_efficiency(&right, n),
+            Scenario::Jobs => self.draw_end_to_end(&right, n),
+        }
+    }
+}
+
+impl Comparison {
+    /// Heavy efficiency in %, linear.
+    fn draw_efficiency<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        n: usize,
+    ) -> anyhow::Result<()> {
         let top = self.rows.iter().map(|r| r.2).fold(100.0, f64::max) * 1.1;
-        let mut efficiency = ChartBuilder::on(&right)
+        let mut efficiency = ChartBuilder::on(area)
             .margin(15)
             .x_label_area_size(45)
             .y_label_area_size(10)
@@ -134,6 +162,45 @@ impl Chart for Comparison {
             .draw_series(self.rows.iter().enumerate().map(|(i, r)| {
                 Rectangle::new(
                     [(0.0, self.y(i) + 0.15), (r.2, self.y(i) + 0.85)],
+                    color(i).mix(0.6).filled(),
+                )
+            }))
+            .map_err(plot_error)?;
+        Ok(())
+    }
+
+    /// The jobs' end-to-end p99 in ms, log scale.
+    fn draw_end_to_end<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        n: usize,
+    ) -> anyhow::Result<()> {
+        let (low, high) = log_range(self.rows.iter().map(|r| r.2));
+        let mut end_to_end = ChartBuilder::on(area)
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(10)
+            .build_cartesian_2d(
+                (low..high)
+                    .log_scale()
+                    .with_key_points(log_key_points(low, high)),
+                0f64..n as f64,
+            )
+            .map_err(plot_error)?;
+        end_to_end
+            .configure_mesh()
+            .x_desc("jobs end-to-end p99 (log scale)")
+            .x_label_formatter(&|x| ms_label(*x))
+            .y_label_formatter(&|_| String::new())
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 16))
+            .disable_y_mesh()
+            .draw()
+            .map_err(plot_error)?;
+        end_to_end
+            .draw_series(self.rows.iter().enumerate().map(|(i, r)| {
+                Rectangle::new(
+                    [(low, self.y(i) + 0.15), (r.2.max(low), self.y(i) + 0.85)],
                     color(i).mix(0.6).filled(),
                 )
             }))

@@ -6,14 +6,24 @@ use std::fmt::Write;
 
 use servers::variant::Variant;
 
-use crate::matrix::MatrixReport;
+use crate::report::format::escape_markup as escape;
+use crate::report::markdown::{describe_resolution, describe_scenario, describe_table};
+use crate::report::warnings::run_warnings;
+use crate::report::{RunReport, Scenario};
 
-/// Escapes text for HTML.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// A Markdown sentence as HTML: escaped, with `code` in backticks as `<code>`.
+fn sentence(markdown: &str) -> String {
+    escape(markdown)
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                format!("<code>{part}</code>")
+            } else {
+                part.to_owned()
+            }
+        })
+        .collect()
 }
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}\
@@ -22,14 +32,15 @@ td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}figure{margi
 .small{color:#666;font-size:13px}";
 
 /// The page of a `loadgen run`; `charts` are (title, SVG text) pairs.
-pub fn matrix_page(report: &MatrixReport, charts: &[(String, String)]) -> String {
+pub fn run_page(report: &RunReport, charts: &[(String, String)]) -> String {
+    let title = report.scenario.title();
     let mut out = String::new();
     let _ = write!(
         out,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Responsiveness under blocking load, {}</title><style>{STYLE}</style></head><body>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}, {}</title><style>{STYLE}</style></head><body>\n",
         escape(&report.started_at)
     );
-    let _ = writeln!(out, "<h1>Responsiveness under blocking load</h1>");
+    let _ = writeln!(out, "<h1>{title}</h1>");
     let _ = writeln!(
         out,
         "<p class=\"small\">Run started {} · loadgen {}{}</p>",
@@ -43,29 +54,36 @@ pub fn matrix_page(report: &MatrixReport, charts: &[(String, String)]) -> String
     );
     let _ = writeln!(out, "<h2>Environment and configuration</h2><ul>");
     let _ = writeln!(out, "<li>{}</li>", escape(&report.environment.one_line()));
-    let placement = match (&report.placement.server_cpus, &report.placement.client_cpus) {
-        (None, None) => "servers and client share all CPUs".to_owned(),
-        (s, c) => format!("servers on CPUs {s:?}, client on CPUs {c:?}"),
+    let _ = writeln!(out, "<li>{}</li>", escape(&report.placement.describe()));
+    let load = match report.scenario {
+        Scenario::Responsiveness => "with heavy load",
+        Scenario::Jobs => "with background jobs",
     };
-    let _ = writeln!(out, "<li>{}</li>", escape(&placement));
-    let s = &report.settings;
-    for p in &s.phases {
+    for p in &report.settings.phases {
         let _ = writeln!(
             out,
             "<li>phase <b>{}</b>: {} s measured after {} s warm-up{}</li>",
             escape(&p.name),
             p.duration_s,
             p.warmup_s,
-            if p.heavy { ", with heavy load" } else { "" }
+            if p.heavy {
+                format!(", {load}")
+            } else {
+                String::new()
+            }
         );
     }
+    let _ = writeln!(out, "<li>{}</li>", sentence(&describe_scenario(report)));
+    if let Some(resolution) = describe_resolution(report) {
+        let _ = writeln!(out, "<li>{}</li>", sentence(&resolution));
+    }
+    let _ = writeln!(out, "</ul>");
+
     let _ = writeln!(
         out,
-        "<li>probe <code>GET /health</code>, open loop at {}/s on {} connections; heavy jobs of ~{} ms CPU offered at {}× what the cores can finish, on {} connections; timeout {} s</li></ul>",
-        s.probe_rate, s.probe_connections, s.job_ms, s.overload, s.heavy_connections, s.timeout_s
+        "<h2>Comparison</h2><p>{} Requests that timed out or were never answered count at the time they were given up (lower bounds).</p>",
+        sentence(describe_table(report.scenario))
     );
-
-    let _ = writeln!(out, "<h2>Comparison</h2><p>Probe latency corrected for coordinated omission; sorted by inflation (loaded p99 ÷ idle p99). Requests that timed out or were never answered count at the time they were given up (lower bounds).</p>");
     let _ = write!(out, "<table id=\"comparison\"><tr>");
     for column in report.header() {
         let _ = write!(out, "<th>{}</th>", escape(column));
@@ -86,7 +104,7 @@ pub fn matrix_page(report: &MatrixReport, charts: &[(String, String)]) -> String
         let _ = writeln!(out, "</tr>");
     }
     let _ = writeln!(out, "</table>");
-    let warnings = report.warnings();
+    let warnings = run_warnings(report);
     if !warnings.is_empty() {
         let _ = writeln!(out, "<h3>Warnings</h3><ul>");
         for w in warnings {

@@ -22,8 +22,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::files::write_atomically;
-use crate::matrix::MatrixReport;
-use crate::report::BenchReport;
+use crate::report::{BenchReport, Report, RunReport};
 
 /// The font family every chart uses.
 pub const FONT: &str = "sans-serif";
@@ -174,8 +173,17 @@ fn trim(v: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
+/// Every chart of `report`: for a run, under `dir/charts`, plus `dir/report.html`;
+/// for a bench run, in `dir`.
+pub fn render(report: &Report, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    match report {
+        Report::Run(run) => render_run(run, dir),
+        Report::Bench(bench) => render_bench(bench, dir),
+    }
+}
+
 /// Every chart of a `loadgen run`, plus `report.html`, under `dir/charts` and `dir`.
-pub fn render_matrix(report: &MatrixReport, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub fn render_run(report: &RunReport, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let charts_dir = dir.join("charts");
     let footer = footer_line(&report.environment.one_line(), &report.started_at);
     let mut written = Vec::new();
@@ -184,20 +192,19 @@ pub fn render_matrix(report: &MatrixReport, dir: &Path) -> anyhow::Result<Vec<Pa
         written.extend(files);
         svgs.push((title, svg));
     };
-    let probe = spectrum::Spectrum::of_matrix(report, "probe", &footer)?;
+    let probe = spectrum::Spectrum::of_run(report, "probe", &footer)?;
     add(write_chart(&probe, &charts_dir)?, probe.title.clone());
-    let comparison = comparison::Comparison::of_matrix(report, &footer);
+    let comparison = comparison::Comparison::of_run(report, &footer);
     add(write_chart(&comparison, &charts_dir)?, comparison.title());
-    // The jobs scenario's load is background jobs: their end-to-end time.
-    let load = if report.is_jobs() { "jobs" } else { "heavy" };
-    let heavy = spectrum::Spectrum::of_matrix(report, load, &footer)?;
+    // The load's own latency: heavy requests, or the jobs' end-to-end time.
+    let heavy = spectrum::Spectrum::of_run(report, report.scenario.load_stream(), &footer)?;
     add(write_chart(&heavy, &charts_dir)?, heavy.title.clone());
     for variant in &report.variants {
         if let Some(timeline) = timeline::Timeline::of_variant(variant, &footer) {
             add(write_chart(&timeline, &charts_dir)?, timeline.title.clone());
         }
     }
-    let page = html::matrix_page(report, &svgs);
+    let page = html::run_page(report, &svgs);
     let page_path = dir.join("report.html");
     write_atomically(&page_path, page.as_bytes())?;
     written.push(page_path);

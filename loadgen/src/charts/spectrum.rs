@@ -7,8 +7,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{color, frame, log_key_points, ms_label, plot_error, Chart, FONT};
-use crate::matrix::MatrixReport;
-use crate::report::BenchReport;
+use crate::report::{BenchReport, RunReport};
 use crate::stats::decode;
 
 /// Quantile steps per halving of the distance to 100%.
@@ -24,11 +23,7 @@ pub struct Spectrum {
 
 impl Spectrum {
     /// The loaded-phase distribution of `stream` for every variant of a run.
-    pub fn of_matrix(
-        report: &MatrixReport,
-        stream: &str,
-        footer: &str,
-    ) -> anyhow::Result<Spectrum> {
+    pub fn of_run(report: &RunReport, stream: &str, footer: &str) -> anyhow::Result<Spectrum> {
         let mut series = Vec::new();
         for v in &report.variants {
             let found = v.phase("loaded").and_then(|p| p.stream(stream));

@@ -7,8 +7,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{color, frame, log_key_points, ms_label, plot_error, Chart, FONT};
-use crate::matrix::VariantReport;
-use crate::report::{IntervalReport, StreamReport};
+use crate::report::{IntervalReport, StreamReport, VariantReport};
 
 /// One interval of the latency stream.
 struct Point {

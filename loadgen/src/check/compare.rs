@@ -5,17 +5,13 @@
 //! shared machine a single bad run must not turn CI red.
 
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
-use super::load_report;
-use crate::cli::CompareArgs;
-use crate::exit::{CommandError, EXIT_THRESHOLD_FAILED};
-use crate::matrix::{Figures, MatrixReport};
-use crate::report::text::format_us;
+use crate::report::format::format_us;
+use crate::report::table::loaded_probe_p99;
+use crate::report::{Figures, RunReport, Scenario, StreamReport, VariantReport};
 
-/// How many samples a figure's percentile was read from.
-type SampleCount = fn(&Figures) -> u64;
+/// How many samples a variant's percentile was read from.
+type SampleCount = fn(&VariantReport) -> Option<u64>;
 
 /// One compared figure.
 struct FigureSpec {
@@ -23,55 +19,127 @@ struct FigureSpec {
     /// Latency-like (lower is better) or throughput-like (higher is better).
     lower_is_better: bool,
     latency: bool,
-    get: fn(&Figures) -> f64,
+    /// The figure of a variant, if it was measured.
+    get: fn(&VariantReport) -> Option<f64>,
     /// For a percentile: its quantile and how many samples it was read from.
     percentile: Option<(f64, SampleCount)>,
 }
 
-const FIGURES: [FigureSpec; 6] = [
+/// A figure of a responsiveness run's derived [`Figures`].
+fn figure(v: &VariantReport, get: fn(&Figures) -> f64) -> Option<f64> {
+    v.figures.as_ref().map(get)
+}
+
+/// The loaded phase's stream `name`.
+fn loaded<'a>(v: &'a VariantReport, name: &str) -> Option<&'a StreamReport> {
+    v.phase("loaded")?.stream(name)
+}
+
+const RESPONSIVENESS_FIGURES: [FigureSpec; 6] = [
     FigureSpec {
         name: "probe loaded p99",
         lower_is_better: true,
         latency: true,
-        get: |f| f.probe_loaded.p99_us,
-        percentile: Some((0.99, |f| f.probe_loaded.count)),
+        get: |v| figure(v, |f| f.probe_loaded.p99_us),
+        percentile: Some((0.99, |v| v.figures.as_ref().map(|f| f.probe_loaded.count))),
     },
     FigureSpec {
         name: "probe loaded p99.9",
         lower_is_better: true,
         latency: true,
-        get: |f| f.probe_loaded.p99_9_us,
-        percentile: Some((0.999, |f| f.probe_loaded.count)),
+        get: |v| figure(v, |f| f.probe_loaded.p99_9_us),
+        percentile: Some((0.999, |v| v.figures.as_ref().map(|f| f.probe_loaded.count))),
     },
     FigureSpec {
         name: "probe idle p99",
         lower_is_better: true,
         latency: true,
-        get: |f| f.probe_idle.p99_us,
-        percentile: Some((0.99, |f| f.probe_idle.count)),
+        get: |v| figure(v, |f| f.probe_idle.p99_us),
+        percentile: Some((0.99, |v| v.figures.as_ref().map(|f| f.probe_idle.count))),
     },
     FigureSpec {
         name: "heavy done/s",
         lower_is_better: false,
         latency: false,
-        get: |f| f.heavy_completions_per_s,
+        get: |v| figure(v, |f| f.heavy_completions_per_s),
         percentile: None,
     },
     FigureSpec {
         name: "heavy efficiency",
         lower_is_better: false,
         latency: false,
-        get: |f| f.heavy_efficiency,
+        get: |v| figure(v, |f| f.heavy_efficiency),
         percentile: None,
     },
     FigureSpec {
         name: "heavy p99",
         lower_is_better: true,
         latency: true,
-        get: |f| f.heavy_latency.p99_us,
-        percentile: Some((0.99, |f| f.heavy_latency.count)),
+        get: |v| figure(v, |f| f.heavy_latency.p99_us),
+        percentile: Some((0.99, |v| v.figures.as_ref().map(|f| f.heavy_latency.count))),
     },
 ];
+
+/// The jobs scenario's figures: the probe while background jobs run, and the jobs'
+/// own end-to-end time and throughput.
+const JOBS_FIGURES: [FigureSpec; 6] = [
+    FigureSpec {
+        name: "probe loaded p99",
+        lower_is_better: true,
+        latency: true,
+        get: loaded_probe_p99,
+        percentile: Some((0.99, |v| Some(loaded(v, "probe")?.latency.corrected.count))),
+    },
+    FigureSpec {
+        name: "probe loaded p99.9",
+        lower_is_better: true,
+        latency: true,
+        get: |v| Some(loaded(v, "probe")?.latency.corrected.p99_9_us),
+        percentile: Some((0.999, |v| Some(loaded(v, "probe")?.latency.corrected.count))),
+    },
+    FigureSpec {
+        name: "probe idle p99",
+        lower_is_better: true,
+        latency: true,
+        get: |v| Some(v.phase("idle")?.stream("probe")?.latency.corrected.p99_us),
+        percentile: Some((0.99, |v| {
+            Some(v.phase("idle")?.stream("probe")?.latency.corrected.count)
+        })),
+    },
+    FigureSpec {
+        name: "jobs done/s",
+        lower_is_better: false,
+        latency: false,
+        get: |v| {
+            let phase = v.phase("loaded")?;
+            let jobs = phase.stream("jobs")?;
+            Some(phase.jobs.as_ref()?.done as f64 / jobs.measured_s.max(f64::MIN_POSITIVE))
+        },
+        percentile: None,
+    },
+    FigureSpec {
+        name: "jobs end-to-end p50",
+        lower_is_better: true,
+        latency: true,
+        get: |v| Some(loaded(v, "jobs")?.latency.corrected.p50_us),
+        percentile: Some((0.5, |v| Some(loaded(v, "jobs")?.latency.corrected.count))),
+    },
+    FigureSpec {
+        name: "jobs end-to-end p99",
+        lower_is_better: true,
+        latency: true,
+        get: |v| Some(loaded(v, "jobs")?.latency.corrected.p99_us),
+        percentile: Some((0.99, |v| Some(loaded(v, "jobs")?.latency.corrected.count))),
+    },
+];
+
+/// The figures compared for runs of `scenario`.
+fn figures_of(scenario: Scenario) -> &'static [FigureSpec] {
+    match scenario {
+        Scenario::Responsiveness => &RESPONSIVENESS_FIGURES,
+        Scenario::Jobs => &JOBS_FIGURES,
+    }
+}
 
 /// The verdict on one figure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,26 +194,26 @@ pub struct Noise {
     pub throughput: f64,
 }
 
-/// Compares every figure of every variant present on both sides.
-pub fn compare(base: &[MatrixReport], current: &[MatrixReport], noise: Noise) -> Vec<Row> {
+/// Compares every figure of every variant present on both sides. The runs of both
+/// sides must be of one scenario (the caller checks); its figures are compared.
+pub fn compare<'a>(base: &'a [RunReport], current: &'a [RunReport], noise: Noise) -> Vec<Row> {
     let mut rows = Vec::new();
     let Some(first) = base.first() else {
         return rows;
     };
     for variant in &first.variants {
-        let figures = |runs: &[MatrixReport]| -> Vec<Figures> {
+        let reports = |runs: &'a [RunReport]| -> Vec<&'a VariantReport> {
             runs.iter()
                 .filter_map(|r| r.variants.iter().find(|v| v.name == variant.name))
-                .filter_map(|v| v.figures.clone())
                 .collect()
         };
-        let (b, c) = (figures(base), figures(current));
-        if b.is_empty() || c.is_empty() {
-            continue;
-        }
-        for spec in &FIGURES {
-            let bv: Vec<f64> = b.iter().map(spec.get).collect();
-            let cv: Vec<f64> = c.iter().map(spec.get).collect();
+        let (b, c) = (reports(base), reports(current));
+        for spec in figures_of(first.scenario) {
+            let bv: Vec<f64> = b.iter().copied().filter_map(spec.get).collect();
+            let cv: Vec<f64> = c.iter().copied().filter_map(spec.get).collect();
+            if bv.is_empty() || cv.is_empty() {
+                continue;
+            }
             let ratio = median(&cv) / median(&bv);
             let worse_by = if spec.lower_is_better {
                 ratio
@@ -166,7 +234,11 @@ pub fn compare(base: &[MatrixReport], current: &[MatrixReport], noise: Noise) ->
             let repeated = bv.len() > 1 && cv.len() > 1;
             let too_few = spec.percentile.is_some_and(|(q, samples)| {
                 let needed = (1.0 / (1.0 - q)).round() as u64;
-                b.iter().chain(&c).any(|f| samples(f) < needed)
+                b.iter()
+                    .chain(&c)
+                    .copied()
+                    .filter_map(samples)
+                    .any(|n| n < needed)
             });
             let verdict = if too_few {
                 Verdict::TooFewSamples
@@ -245,51 +317,4 @@ pub fn render(rows: &[Row]) -> String {
         rows.len()
     );
     out
-}
-
-/// The runs at `path`: one run folder or report.json, or a folder of run folders.
-fn load_runs(path: &Path) -> anyhow::Result<Vec<MatrixReport>> {
-    if path.is_dir() && !path.join("report.json").exists() {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(path)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.join("report.json").exists() && !p.ends_with("latest"))
-            .collect();
-        dirs.sort();
-        anyhow::ensure!(!dirs.is_empty(), "{} holds no run report", path.display());
-        return dirs.iter().map(|d| load_report(d)).collect();
-    }
-    Ok(vec![load_report(path)?])
-}
-
-/// Runs `loadgen compare`.
-pub fn run(args: CompareArgs) -> Result<ExitCode, CommandError> {
-    if !(args.noise > 1.0 && args.noise_throughput > 1.0) {
-        return Err(CommandError::Usage(
-            "--noise and --noise-throughput must be above 1".into(),
-        ));
-    }
-    let base = load_runs(&args.base)?;
-    let current = load_runs(&args.current)?;
-    let rows = compare(
-        &base,
-        &current,
-        Noise {
-            latency: args.noise,
-            throughput: args.noise_throughput,
-        },
-    );
-    if rows.is_empty() {
-        return Err(anyhow::anyhow!("no variant has figures on both sides").into());
-    }
-    println!(
-        "base: {} run(s), current: {} run(s); medians, [min–max] across runs",
-        base.len(),
-        current.len()
-    );
-    print!("{}", render(&rows));
-    Ok(if rows.iter().any(|r| r.verdict == Verdict::Worse) {
-        ExitCode::from(EXIT_THRESHOLD_FAILED)
-    } else {
-        ExitCode::SUCCESS
-    })
 }

@@ -1,18 +1,10 @@
-//! Evaluating thresholds against a `loadgen run` report.
+//! Evaluating thresholds against a report: selectors `VARIANT.STREAM[.PHASE].STAT`
+//! in a `loadgen run` report, `STREAM.STAT` in a `loadgen bench` one.
 
 use super::expr::{Operand, Percentile, Selector, Stat, Threshold};
-use crate::matrix::{MatrixReport, PhaseReport, VariantReport};
-use crate::report::text::format_us;
-use crate::report::{BenchReport, StreamReport};
+use crate::report::format::format_us;
+use crate::report::{BenchReport, PhaseReport, Report, RunReport, StreamReport, VariantReport};
 use crate::telemetry::ServerTelemetry;
-
-/// A report thresholds can be checked against.
-pub enum Report {
-    /// From `loadgen run`: selectors `VARIANT.STREAM[.PHASE].STAT`.
-    Run(MatrixReport),
-    /// From `loadgen bench --json`: selectors `STREAM.STAT`.
-    Bench(BenchReport),
-}
 
 /// The result of one threshold for one variant (a `*` threshold gives one per
 /// variant).
@@ -25,7 +17,7 @@ pub struct Outcome {
     pub detail: String,
 }
 
-fn variant<'a>(report: &'a MatrixReport, name: &str) -> Result<&'a VariantReport, String> {
+fn variant<'a>(report: &'a RunReport, name: &str) -> Result<&'a VariantReport, String> {
     report
         .variants
         .iter()
@@ -224,7 +216,7 @@ fn evaluate_bench(report: &BenchReport, t: &Threshold) -> Result<Vec<Outcome>, S
     }])
 }
 
-fn evaluate_run(report: &MatrixReport, t: &Threshold) -> Result<Vec<Outcome>, String> {
+fn evaluate_run(report: &RunReport, t: &Threshold) -> Result<Vec<Outcome>, String> {
     let names: Vec<String> = match &t.left.variant {
         Some(name) => vec![name.clone()],
         None => report.variants.iter().map(|v| v.name.clone()).collect(),
@@ -261,7 +253,10 @@ fn evaluate_run(report: &MatrixReport, t: &Threshold) -> Result<Vec<Outcome>, St
             ),
             (None, _) => (
                 false,
-                format!("n/a: {name} has no measurement ({})", left_variant.status),
+                format!(
+                    "n/a: {name} has no measurement ({})",
+                    left_variant.status.name()
+                ),
             ),
             (_, None) => (false, right_text),
         };

@@ -86,6 +86,20 @@ impl PreparedRequest {
         })
     }
 
+    /// A request whose body (possibly empty) is JSON: what a jobs API expects.
+    pub fn json(
+        method: &Method,
+        path_and_query: &str,
+        host: &str,
+        body: &[u8],
+    ) -> Result<PreparedRequest, RequestError> {
+        let json = [(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )];
+        PreparedRequest::new(method, path_and_query, host, &json, body)
+    }
+
     /// A GET of `path_and_query` without extra headers.
     pub fn get(path_and_query: &str, host: &str) -> Result<PreparedRequest, RequestError> {
         PreparedRequest::new(&Method::GET, path_and_query, host, &[], &[])

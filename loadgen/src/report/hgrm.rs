@@ -7,30 +7,44 @@ use std::path::{Path, PathBuf};
 
 use hdrhistogram::Histogram;
 
-use super::{per_stream_path, BenchReport, Exporter};
+use super::stream::StreamReport;
+use super::{per_stream_path, Exporter, Report};
 use crate::stats::decode;
 
 /// Nanoseconds per output unit (milliseconds).
 const NS_PER_MS: f64 = 1_000_000.0;
 const TICKS_PER_HALF_DISTANCE: u32 = 5;
 
-/// Writes each stream's corrected distribution; `stem.STREAM.hgrm` when there are
-/// several streams.
+/// Writes each stream's corrected distribution. For a bench report `path` is the
+/// file (`stem.STREAM.hgrm` when there are several streams); for a run report it is
+/// the run folder, with one `VARIANT.PHASE.STREAM.hgrm` per stream of every phase.
 pub struct Hgrm;
 
 impl Exporter for Hgrm {
-    fn files(&self, report: &BenchReport, path: &Path) -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
-        report
-            .streams
-            .iter()
-            .map(|s| {
-                let h = decode(&s.histograms.corrected)?;
-                Ok((
-                    per_stream_path(path, &s.name, report.streams.len()),
-                    percentile_table(&h).into_bytes(),
-                ))
-            })
-            .collect()
+    fn files(&self, report: &Report, path: &Path) -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
+        let table = |s: &StreamReport| -> anyhow::Result<Vec<u8>> {
+            Ok(percentile_table(&decode(&s.histograms.corrected)?).into_bytes())
+        };
+        let mut files = Vec::new();
+        match report {
+            Report::Bench(bench) => {
+                for s in &bench.streams {
+                    let file = per_stream_path(path, &s.name, bench.streams.len());
+                    files.push((file, table(s)?));
+                }
+            }
+            Report::Run(run) => {
+                for v in &run.variants {
+                    for p in &v.phases {
+                        for s in &p.streams {
+                            let name = format!("{}.{}.{}.hgrm", v.name, p.name, s.name);
+                            files.push((path.join(name), table(s)?));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(files)
     }
 }
 

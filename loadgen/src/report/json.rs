@@ -1,32 +1,20 @@
-//! The report as pretty-printed JSON, for machines (`--json`).
+//! A report as pretty-printed JSON, for machines (`bench --json`, a run's
+//! `report.json`). [`super::load`] reads it back.
 
 use std::path::{Path, PathBuf};
 
-use super::{BenchReport, Exporter};
+use super::{Exporter, Report};
 
-/// Writes the whole [`BenchReport`].
+/// Writes the whole report to the path given.
 pub struct Json;
 
 impl Exporter for Json {
-    fn files(&self, report: &BenchReport, path: &Path) -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
-        let mut text = serde_json::to_vec_pretty(report)?;
+    fn files(&self, report: &Report, path: &Path) -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
+        let mut text = match report {
+            Report::Run(run) => serde_json::to_vec_pretty(run)?,
+            Report::Bench(bench) => serde_json::to_vec_pretty(bench)?,
+        };
         text.push(b'\n');
         Ok(vec![(path.to_owned(), text)])
     }
-}
-
-/// Reads a report written by [`Json`], refusing other schema versions.
-pub fn read(path: &Path) -> anyhow::Result<BenchReport> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    let report: BenchReport = serde_json::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{} is not a loadgen report: {e}", path.display()))?;
-    anyhow::ensure!(
-        report.schema_version == super::SCHEMA_VERSION,
-        "{} has schema version {}, this loadgen reads {}",
-        path.display(),
-        report.schema_version,
-        super::SCHEMA_VERSION
-    );
-    Ok(report)
 }

@@ -4,23 +4,12 @@
 
 use std::fmt::Write;
 
-use super::{BenchReport, StreamReport};
+use super::bench::BenchReport;
+use super::format::format_us;
+use super::stream::StreamReport;
+use super::warnings::bench_warnings;
 use crate::recorder::LATE_THRESHOLD;
 use crate::stats::Percentiles;
-
-/// Share of late requests above which the summary warns.
-const LATE_WARNING_SHARE: f64 = 0.01;
-
-/// Formats microseconds with a unit that keeps three or four significant digits.
-pub fn format_us(us: f64) -> String {
-    if us < 1_000.0 {
-        format!("{us:.0}µs")
-    } else if us < 1_000_000.0 {
-        format!("{:.2}ms", us / 1_000.0)
-    } else {
-        format!("{:.2}s", us / 1_000_000.0)
-    }
-}
 
 fn percentile_row(label: &str, p: &Percentiles) -> String {
     format!(
@@ -116,47 +105,6 @@ pub fn stream_summary(s: &StreamReport) -> String {
     out
 }
 
-/// Warnings a reader must see before trusting the numbers.
-pub fn warnings(report: &BenchReport) -> Vec<String> {
-    let mut warnings = Vec::new();
-    if report.interrupted {
-        warnings.push("the run was interrupted: figures cover only the part that ran".into());
-    }
-    if report.environment.build.opt_level == "0" {
-        warnings.push(
-            "loadgen was built without optimisation; its own overhead may show in the numbers"
-                .into(),
-        );
-    }
-    for s in &report.streams {
-        let sent = s.counts.sent.max(1) as f64;
-        if s.target_rate.is_some() && s.counts.late as f64 / sent > LATE_WARNING_SHARE {
-            warnings.push(format!(
-                "{}: {:.1}% of requests were sent over {}ms late (all connections busy, or the client short of CPU); corrected latency includes that wait",
-                s.name,
-                100.0 * s.counts.late as f64 / sent,
-                LATE_THRESHOLD.as_millis()
-            ));
-        }
-        if s.unsent > 0 {
-            warnings.push(format!(
-                "{}: {} requests fell due but were never sent before the end (all connections busy); their corrected latency counts to the end as a lower bound",
-                s.name, s.unsent
-            ));
-        }
-        if s.counts.abandoned > 0 {
-            warnings.push(format!(
-                "{}: {} requests were still unanswered when the run stopped waiting; they are in the latency figures at the time they were given up (lower bounds)",
-                s.name, s.counts.abandoned
-            ));
-        }
-        if s.counts.responses == 0 {
-            warnings.push(format!("{}: no responses at all", s.name));
-        }
-    }
-    warnings
-}
-
 /// The whole summary: a header line, each stream, then warnings.
 pub fn render(report: &BenchReport) -> String {
     let mut out = String::new();
@@ -192,20 +140,8 @@ pub fn render(report: &BenchReport) -> String {
             format_us(f.run.p99_us)
         );
     }
-    for w in warnings(report) {
+    for w in bench_warnings(report) {
         let _ = writeln!(out, "warning: {w}");
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats_with_sensible_units() {
-        assert_eq!(format_us(12.4), "12µs");
-        assert_eq!(format_us(1_234.0), "1.23ms");
-        assert_eq!(format_us(2_500_000.0), "2.50s");
-    }
 }

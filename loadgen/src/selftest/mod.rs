@@ -15,18 +15,17 @@
 mod reference;
 
 use std::fmt::Write;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use reference::ReferenceServer;
+use servers::variant::Variant;
 
 use crate::cpu::own_cpu_time;
 use crate::engine::{self, NoObserver, RunOutcome};
-use crate::exit::{CommandError, EXIT_THRESHOLD_FAILED};
 use crate::interrupt::Interrupt;
-use crate::matrix::{Launch, ServerProcess};
-use crate::report::text::format_us;
-use crate::scenario::{Load, Plan, Timing};
+use crate::plan::{Load, Plan, Timing};
+use crate::report::format::format_us;
+use crate::server_process::{Launch, ServerProcess};
 use crate::stats::Percentiles;
 
 /// The delay of the fixed-delay server.
@@ -123,7 +122,7 @@ pub async fn run_checks(lateness_limit: Duration, note: &dyn Fn(&str)) -> anyhow
         "selftest-server.log"
     };
     let server = ServerProcess::start(
-        "current-thread",
+        Variant::CurrentThread,
         &Launch::default(),
         std::path::Path::new(log),
     )
@@ -304,20 +303,4 @@ pub fn render(rows: &[Row]) -> String {
     let passed = rows.iter().filter(|r| r.verdict == Verdict::Pass).count();
     let _ = writeln!(out, "\n{passed} passed, {failed} failed");
     out
-}
-
-/// Runs `loadgen selftest`.
-pub fn run(args: &crate::cli::SelftestArgs) -> Result<ExitCode, CommandError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(anyhow::Error::from)?;
-    let rows = runtime.block_on(run_checks(args.lateness_limit, &|line| eprintln!("{line}")))?;
-    println!("{}", crate::environment::Environment::detect().one_line());
-    print!("{}", render(&rows));
-    Ok(if rows.iter().any(|r| r.verdict == Verdict::Fail) {
-        ExitCode::from(EXIT_THRESHOLD_FAILED)
-    } else {
-        ExitCode::SUCCESS
-    })
 }

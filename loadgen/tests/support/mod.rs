@@ -18,7 +18,7 @@ use axum::routing::any;
 use axum::Router;
 use loadgen::engine::{self, NoObserver, RunOutcome};
 use loadgen::interrupt::Interrupt;
-use loadgen::scenario::{Load, Plan, Timing};
+use loadgen::plan::{Load, Plan, Timing};
 use tokio::io::AsyncReadExt;
 
 /// How a test server answers.

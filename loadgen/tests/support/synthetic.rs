@@ -5,15 +5,14 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use loadgen::engine::{IntervalOutcome, StreamOutcome};
+use loadgen::engine::{IntervalOutcome, StreamLabel, StreamOutcome};
 use loadgen::environment::Environment;
-use loadgen::matrix::{
-    Figures, JobPlan, MatrixReport, PhaseReport, Placement, Settings, VariantReport,
-};
+use loadgen::plan::Load;
 use loadgen::recorder::{Recorded, Sample};
-use loadgen::report::StreamReport;
-use loadgen::scenario::{Load, StreamSpec};
+use loadgen::report::{
+    Figures, HeavySize, JobsFigures, PhaseReport, Placement, RunReport, Scenario, Settings,
+    StreamReport, VariantReport, VariantStatus,
+};
 use loadgen::stats::Percentiles;
 use loadgen::telemetry::ServerTelemetry;
 
@@ -23,12 +22,10 @@ pub const VARIANTS: [&str; 3] = ["spawn-blocking", "rayon", "current-thread"];
 
 /// A stream whose responses take `base_ms` plus a tail, over `seconds` intervals.
 pub fn stream(name: &str, base_ms: u64, seconds: u64) -> StreamReport {
-    let spec = StreamSpec {
+    let label = StreamLabel {
         name: name.into(),
         method: http::Method::GET,
         path: "/".into(),
-        headers: vec![],
-        body: None::<Bytes>,
         load: Load::Open {
             rate: 100.0,
             connections: 4,
@@ -52,16 +49,14 @@ pub fn stream(name: &str, base_ms: u64, seconds: u64) -> StreamReport {
             );
         }
         total.merge(&interval);
-        intervals.push(IntervalOutcome {
-            start: Duration::from_secs(second),
-            length: Duration::from_secs(1),
-            counts: interval.counts,
-            corrected: Percentiles::of(&interval.corrected),
-            uncorrected: Percentiles::of(&interval.uncorrected),
-        });
+        intervals.push(IntervalOutcome::of(
+            Duration::from_secs(second),
+            Duration::from_secs(1),
+            &interval,
+        ));
     }
     let outcome = StreamOutcome {
-        spec,
+        stream: label,
         in_window: total.counts,
         total,
         intervals,
@@ -93,9 +88,9 @@ pub fn server_lag(phase: &str, slow: u64) -> ServerTelemetry {
     }
 }
 
-pub fn synthetic_report() -> MatrixReport {
+pub fn synthetic_report() -> RunReport {
     let settings = Settings::new(true);
-    let job = JobPlan {
+    let heavy = HeavySize {
         units: 20_000,
         cost_ms: 20.0,
         cores: 2,
@@ -126,22 +121,22 @@ pub fn synthetic_report() -> MatrixReport {
                 ),
                 phase("recovery", vec![stream("probe", 1, 2)]),
             ];
-            let figures = Figures::derive(&phases, &job);
+            let figures = Figures::derive(&phases, &heavy);
             VariantReport {
                 name: name.to_string(),
                 summary: "test".into(),
-                status: "ok".into(),
+                status: VariantStatus::Ok,
                 error: None,
                 server: None,
-                job: Some(job),
+                heavy: Some(heavy),
                 phases,
                 figures,
             }
         })
         .collect();
-    MatrixReport {
+    RunReport {
         schema_version: 1,
-        scenario: "responsiveness".into(),
+        scenario: Scenario::Responsiveness,
         tool_version: "test".into(),
         started_at: "2026-01-01T00:00:00Z".into(),
         interrupted: false,
@@ -151,4 +146,31 @@ pub fn synthetic_report() -> MatrixReport {
         resolution: None,
         variants,
     }
+}
+
+/// The synthetic run as a run of the jobs scenario: the loaded phase has the probe,
+/// `submit` and `jobs` (end-to-end, 100 ms base times the variant's slowness)
+/// streams and job figures instead of a heavy stream; no derived figures.
+pub fn synthetic_jobs_report() -> RunReport {
+    let mut report = synthetic_report();
+    report.scenario = Scenario::Jobs;
+    report.settings.scenario = Scenario::Jobs;
+    for (i, v) in report.variants.iter_mut().enumerate() {
+        let slow = 1 + 10 * i as u64;
+        v.figures = None;
+        let loaded = &mut v.phases[1];
+        loaded.streams = vec![
+            stream("probe", slow, 2),
+            stream("submit", 1, 2),
+            stream("jobs", 100 * slow, 2),
+        ];
+        loaded.jobs = Some(JobsFigures {
+            rate: 80.0,
+            submitted: 200,
+            accepted: 200,
+            done: 200,
+            ..JobsFigures::default()
+        });
+    }
+    report
 }

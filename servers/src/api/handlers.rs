@@ -11,6 +11,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::{params, ApiError, AppState};
+use crate::limits::Size;
 use crate::workload::{Job, Work, ROUNDS_PER_UNIT};
 
 type QueryResult = Result<Query<HashMap<String, String>>, QueryRejection>;
@@ -27,7 +28,7 @@ pub async fn work_cpu(
 ) -> Result<Json<Value>, ApiError> {
     let arrived = Instant::now();
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let units = params::bounded(&query, "units", state.limits.max_units, "--max-units")?;
+    let units = params::bounded(&query, Size::Units, &state.limits)?;
     let report = state
         .run_job(Job {
             work: Work::Cpu { units },
@@ -47,7 +48,7 @@ pub async fn work_io(
 ) -> Result<Json<Value>, ApiError> {
     let arrived = Instant::now();
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let ms = params::bounded(&query, "ms", state.limits.max_io_ms, "--max-io-ms")?;
+    let ms = params::bounded(&query, Size::Ms, &state.limits)?;
     let report = state
         .run_job(Job {
             work: Work::Io {
@@ -70,7 +71,9 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
         "variant": state.variant.name(),
         "summary": state.variant.summary(),
         "workers": state.workers,
-        "worker_index": state.worker_index,
+        // The key predates the name `process_index`; kept because reports store
+        // `/info` as it is.
+        "worker_index": state.process_index,
         "cores": state.cores,
         "pid": std::process::id(),
         "build": state.build,

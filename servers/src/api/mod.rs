@@ -18,6 +18,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::background::JobStore;
 use crate::config::BuildProfile;
+use crate::limits::Limits;
 use crate::strategy::{Rejection, Strategy};
 use crate::telemetry::{Telemetry, JOBS};
 use crate::variant::Variant;
@@ -36,7 +37,7 @@ pub struct AppState {
     pub workers: usize,
     pub cores: usize,
     /// Index of this process within a multi-worker group.
-    pub worker_index: Option<usize>,
+    pub process_index: Option<usize>,
     pub build: BuildProfile,
     /// Background jobs (`POST /jobs`).
     pub jobs: JobStore,
@@ -56,13 +57,6 @@ impl AppState {
         }
         result
     }
-}
-
-/// Caps on what one request may ask for.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub max_units: u64,
-    pub max_io_ms: u64,
 }
 
 /// The router serving every endpoint.

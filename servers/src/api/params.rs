@@ -1,16 +1,18 @@
-//! Reading the numeric query parameters, with messages that say what to send instead.
+//! Reading the size query parameters of `/work/*`, with messages that say what to send
+//! instead. The range check itself is [`Limits::check`], shared with `POST /jobs`.
 
 use std::collections::HashMap;
 
 use super::ApiError;
+use crate::limits::{Limits, Size};
 
-/// Reads `name` from the query as a whole number in `1..=cap`.
+/// Reads `size` from the query as a whole number in `1..=` its cap in `limits`.
 pub fn bounded(
     query: &HashMap<String, String>,
-    name: &str,
-    cap: u64,
-    cap_flag: &str,
+    size: Size,
+    limits: &Limits,
 ) -> Result<u64, ApiError> {
+    let (name, cap) = (size.name(), limits.cap(size));
     let raw = query.get(name).ok_or_else(|| {
         ApiError::bad_request(format!(
             "missing query parameter `{name}`: send ?{name}=N with N from 1 to {cap}"
@@ -21,22 +23,18 @@ pub fn bounded(
             "`{name}` must be a whole number from 1 to {cap}, got {raw:?}"
         ))
     })?;
-    if value == 0 {
-        return Err(ApiError::bad_request(format!(
-            "`{name}` must be at least 1, got 0"
-        )));
-    }
-    if value > cap {
-        return Err(ApiError::bad_request(format!(
-            "`{name}`={value} is over the cap of {cap}; start the server with {cap_flag} to raise it"
-        )));
-    }
-    Ok(value)
+    limits.check(size, value).map_err(ApiError::bad_request)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::background::JobSpec;
+
+    const LIMITS: Limits = Limits {
+        max_units: 10,
+        max_io_ms: 100,
+    };
 
     fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
@@ -48,12 +46,16 @@ mod tests {
     #[test]
     fn accepts_values_in_range() {
         assert_eq!(
-            bounded(&query(&[("units", "5")]), "units", 10, "--max-units").unwrap(),
+            bounded(&query(&[("units", "5")]), Size::Units, &LIMITS).unwrap(),
             5
         );
         assert_eq!(
-            bounded(&query(&[("units", "10")]), "units", 10, "--max-units").unwrap(),
+            bounded(&query(&[("units", "10")]), Size::Units, &LIMITS).unwrap(),
             10
+        );
+        assert_eq!(
+            bounded(&query(&[("ms", "100")]), Size::Ms, &LIMITS).unwrap(),
+            100
         );
     }
 
@@ -67,7 +69,17 @@ mod tests {
             query(&[("units", "1.5")]),
             query(&[("units", "11")]),
         ] {
-            assert!(bounded(&q, "units", 10, "--max-units").is_err(), "{q:?}");
+            assert!(bounded(&q, Size::Units, &LIMITS).is_err(), "{q:?}");
         }
+    }
+
+    #[test]
+    fn over_the_cap_reads_the_same_as_for_a_background_job() {
+        let work = bounded(&query(&[("units", "11")]), Size::Units, &LIMITS).unwrap_err();
+        let job = JobSpec::Cpu { units: 11 }.validate(&LIMITS).unwrap_err();
+        assert_eq!(work.message(), job);
+        let work = bounded(&query(&[("ms", "0")]), Size::Ms, &LIMITS).unwrap_err();
+        let job = JobSpec::Io { ms: 0 }.validate(&LIMITS).unwrap_err();
+        assert_eq!(work.message(), job);
     }
 }

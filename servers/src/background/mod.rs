@@ -7,7 +7,8 @@
 //!   loop, and on `rayon` it does not. Bounded, finished jobs expire.
 //!
 //! - [`redis_queue`]: the `redis-queue` variant: jobs in Redis, run by separate
-//!   `servers worker` processes; durable across restarts and lost workers.
+//!   queue workers (`servers worker`); durable across restarts and lost queue
+//!   workers.
 //!
 //! The types here are the HTTP shape shared by both backends.
 
@@ -16,14 +17,14 @@ pub mod table;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::Limits;
+use crate::limits::{Limits, Size};
 use crate::workload::Work;
 
 /// Where a server keeps its background jobs.
 pub enum JobStore {
     /// In this process, run through the variant's strategy.
     Memory(table::JobTable),
-    /// In Redis, run by `servers worker` processes.
+    /// In Redis, run by queue workers (`servers worker` processes).
     Redis(redis_queue::RedisQueue),
 }
 
@@ -38,17 +39,14 @@ pub enum JobSpec {
 }
 
 impl JobSpec {
-    /// Checks the size against the server's caps; the message says what to send.
+    /// Checks the size against the server's caps, as `/work/*` does; the message
+    /// says what to send instead.
     pub fn validate(&self, limits: &Limits) -> Result<(), String> {
-        let (name, value, cap, flag) = match *self {
-            JobSpec::Cpu { units } => ("units", units, limits.max_units, "--max-units"),
-            JobSpec::Io { ms } => ("ms", ms, limits.max_io_ms, "--max-io-ms"),
+        let (size, value) = match *self {
+            JobSpec::Cpu { units } => (Size::Units, units),
+            JobSpec::Io { ms } => (Size::Ms, ms),
         };
-        if value == 0 || value > cap {
-            return Err(format!(
-                "`{name}` must be from 1 to {cap}, got {value} (start the server with {flag} to raise the cap)"
-            ));
-        }
+        limits.check(size, value)?;
         Ok(())
     }
 
@@ -87,7 +85,7 @@ pub struct JobView {
     pub result: Option<serde_json::Value>,
     /// Why it failed, once failed.
     pub error: Option<String>,
-    /// Times the job was started (more than one after a worker was lost).
+    /// Times the job was started (more than one after a queue worker was lost).
     pub attempts: u32,
 }
 

@@ -1,16 +1,17 @@
 //! The durable queue on Redis, the Celery/RQ answer: the API server only records and
-//! enqueues jobs; separate worker processes (`servers worker`), on this machine or
+//! enqueues jobs; separate queue workers (`servers worker`), on this machine or
 //! others, take them. The reliable-queue pattern, each step one atomic Lua script:
 //!
 //! - submit: job hash `bb:job:ID` (spec, status, times, attempts) + `LPUSH bb:queue`;
 //! - take: `RPOPLPUSH bb:queue bb:processing` *and* a lease key `bb:job:ID:lease`
 //!   with a visibility timeout, in one step, so no job is ever in `processing`
-//!   without a lease while its worker lives;
-//! - the worker renews the lease while the job runs (heartbeat) and on completion
-//!   records the result, removes the job from `processing` and lets the hash expire
-//!   after the ttl;
-//! - any worker's reaper returns a job whose lease expired (its worker was killed
-//!   or stalled) to the queue, or marks it failed once it has used its attempts.
+//!   without a lease while its queue worker lives;
+//! - the queue worker renews the lease while the job runs (heartbeat) and on
+//!   completion records the result, removes the job from `processing` and lets the
+//!   hash expire after the ttl;
+//! - any queue worker's reaper returns a job whose lease expired (its queue worker
+//!   was killed or stalled) to the queue, or marks it failed once it has used its
+//!   attempts.
 //!
 //! An accepted job is therefore never lost: it is in the queue, in `processing`
 //! under a live lease, or finished, and Redis (not the API server) holds it.
@@ -68,7 +69,7 @@ const TAKE_LUA: &str = r"
   local attempts = redis.call('HINCRBY', job, 'attempts', 1)
   return {id, redis.call('HGET', job, 'spec'), attempts}";
 
-/// Renew: extend the lease, only for the worker holding it.
+/// Renew: extend the lease, only for the queue worker holding it.
 const RENEW_LUA: &str = r"
   if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -104,7 +105,7 @@ const RETRY_LUA: &str = r"
   redis.call('RPUSH', KEYS[1], ARGV[1])
   return 1";
 
-/// Settings shared by the API server and the workers.
+/// Settings shared by the API server and the queue workers.
 #[derive(Debug, Clone)]
 pub struct QueueSettings {
     /// Most jobs queued or processing at once; more are refused.
@@ -122,7 +123,7 @@ pub struct RedisQueue {
     settings: QueueSettings,
 }
 
-/// A job a worker has taken.
+/// A job a queue worker has taken.
 #[derive(Debug, Clone)]
 pub struct Taken {
     pub id: String,
@@ -244,7 +245,8 @@ impl RedisQueue {
     }
 
     /// Records that job `id` finished: `Ok(result)` done, `Err(reason)` failed for
-    /// good. A job already finished (by a worker that took it over) stays as it is.
+    /// good. A job already finished (by a queue worker that took it over) stays as
+    /// it is.
     pub async fn finish(
         &self,
         id: &str,

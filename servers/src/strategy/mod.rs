@@ -36,8 +36,8 @@ pub enum Rejection {
         capacity: usize,
         retry_after: Duration,
     },
-    /// The thread or pool that was to run the job went away (it panicked, or the
-    /// server is shutting down).
+    /// The thread, pool or queue worker that was to run the job went away (it
+    /// panicked, or the server is shutting down).
     WorkerLost,
 }
 

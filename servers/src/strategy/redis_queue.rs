@@ -1,8 +1,8 @@
 //! The `redis-queue` variant's answer for `/work/cpu` and `/work/io`: the job goes
-//! into the Redis queue, a separate `servers worker` process runs it, and the
+//! into the Redis queue, a separate queue worker (`servers worker`) runs it, and the
 //! handler waits for the result by polling the job's status. The API process never
 //! runs a job, so its event loop stays free; capacity comes from however many
-//! workers share the queue.
+//! queue workers share the queue.
 
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use crate::workload::{Job, JobReport, Work};
 /// How often a waiting handler reads its job's status.
 const POLL: Duration = Duration::from_millis(2);
 
-/// Work sent through Redis to separate worker processes.
+/// Work sent through Redis to separate queue worker processes.
 pub struct RedisQueueStrategy {
     queue: RedisQueue,
 }

@@ -39,15 +39,15 @@ impl SequentialQueue {
     pub fn new(capacity: usize) -> anyhow::Result<Self> {
         let (sender, receiver) = sync_channel::<Queued>(capacity);
         let stats = Arc::new(QueueStats::default());
-        let worker_stats = Arc::clone(&stats);
+        let thread_stats = Arc::clone(&stats);
         std::thread::Builder::new()
             .name("sequential-queue".into())
             .spawn(move || {
                 // Ends when every sender is gone, i.e. when the server shuts down.
                 for Queued { job, reply } in receiver {
                     let report = job.run();
-                    worker_stats.record_duration(report.computed);
-                    worker_stats.backlog.fetch_sub(1, Ordering::Relaxed);
+                    thread_stats.record_duration(report.computed);
+                    thread_stats.backlog.fetch_sub(1, Ordering::Relaxed);
                     let _ = reply.send(report);
                 }
             })?;

@@ -37,7 +37,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct MetricsReport {
     pub schema_version: u32,
     pub variant: String,
-    /// One entry per process: one for most variants, every worker for multi-worker.
+    /// One entry per process: one for most variants, every process for multi-worker.
     pub processes: Vec<ProcessSnapshot>,
 }
 

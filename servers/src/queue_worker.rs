@@ -1,12 +1,13 @@
-//! `servers worker`: runs jobs from the Redis queue of the `redis-queue` variant.
-//! Any number of workers, on any machines that reach the Redis, share one queue.
+//! `servers worker`, a queue worker: runs jobs from the Redis queue of the
+//! `redis-queue` variant. Any number of queue workers, on any machines that reach the
+//! Redis, share one queue.
 //!
 //! Each of `--concurrency` slots takes a job under a lease, runs it on the blocking
 //! pool (so the heartbeat keeps beating while it computes), renews the lease every
 //! third of the visibility timeout, and records the result. A reaper returns jobs
-//! whose lease expired (their worker was killed) to the queue. A job that runs past
-//! `--job-timeout` is given up (its thread cannot be stopped and finishes unseen)
-//! and retried or failed by its attempts.
+//! whose lease expired (their queue worker was killed) to the queue. A job that runs
+//! past `--job-timeout` is given up (its thread cannot be stopped and finishes
+//! unseen) and retried or failed by its attempts.
 
 use std::time::Duration;
 
@@ -22,9 +23,9 @@ const IDLE_POLL: Duration = Duration::from_millis(5);
 /// How long a slot waits after Redis failed before trying again.
 const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
 
-/// The settings of one worker process.
+/// The settings of one queue worker process.
 #[derive(Debug, Clone)]
-pub struct WorkerConfig {
+pub struct QueueWorkerConfig {
     pub redis: String,
     pub concurrency: usize,
     /// How long a taken job stays leased without a heartbeat.
@@ -33,8 +34,8 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
 }
 
-/// Runs the worker until SIGINT/SIGTERM.
-pub fn run(config: WorkerConfig) -> anyhow::Result<()> {
+/// Runs the queue worker until SIGINT/SIGTERM.
+pub fn run(config: QueueWorkerConfig) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -83,7 +84,12 @@ pub fn run(config: WorkerConfig) -> anyhow::Result<()> {
 }
 
 /// Takes and runs jobs until shutdown.
-async fn run_slot(queue: &RedisQueue, token: &str, config: &WorkerConfig, shutdown: &Shutdown) {
+async fn run_slot(
+    queue: &RedisQueue,
+    token: &str,
+    config: &QueueWorkerConfig,
+    shutdown: &Shutdown,
+) {
     while !shutdown.is_requested() {
         match queue.take(token, config.visibility_timeout).await {
             Ok(Some(taken)) => run_one(queue, token, config, taken).await,
@@ -97,7 +103,7 @@ async fn run_slot(queue: &RedisQueue, token: &str, config: &WorkerConfig, shutdo
 }
 
 /// Runs one taken job to its end, keeping its lease alive.
-async fn run_one(queue: &RedisQueue, token: &str, config: &WorkerConfig, taken: Taken) {
+async fn run_one(queue: &RedisQueue, token: &str, config: &QueueWorkerConfig, taken: Taken) {
     let Taken { id, spec, attempt } = taken;
     tracing::debug!(%id, attempt, "running");
     let job = Job::new(spec.work());
@@ -136,7 +142,7 @@ async fn run_one(queue: &RedisQueue, token: &str, config: &WorkerConfig, taken: 
     }
 }
 
-/// Returns jobs of lost workers to the queue, twice per visibility timeout.
+/// Returns jobs of lost queue workers to the queue, twice per visibility timeout.
 async fn reap_forever(queue: RedisQueue, visibility_timeout: Duration) {
     let mut ticks = tokio::time::interval(visibility_timeout / 2);
     loop {

@@ -1,15 +1,14 @@
-//! Background jobs as a load: `POST /jobs` open loop at a fixed rate, then each
-//! accepted job's status polled until it is done ([`driver`]). What it records, per
-//! variant: submit latency (from each submission's due time to the 202), the time
-//! each job waited in the server's queue and ran (from the server's own
-//! timestamps), end-to-end time (from the due time to the server's `finished_at`),
-//! and the jobs refused, failed and lost (accepted but never finished: must be 0).
+//! The figures of a background-job load (`POST /jobs` open loop at a fixed rate,
+//! each accepted job's status polled until it is done, by
+//! [`crate::background_jobs`]). What it records, per variant: submit latency (from
+//! each submission's due time to the 202), the time each job waited in the server's
+//! queue and ran (from the server's own timestamps), end-to-end time (from the due
+//! time to the server's `finished_at`), and the jobs refused, failed and lost
+//! (accepted but never finished: must be 0).
 //!
 //! Submit latency and end-to-end time become two streams of the phase, `submit` and
 //! `jobs`, so percentiles, histograms, spectra and thresholds treat them like any
 //! other stream (`rayon.jobs.loaded.p99 < 1s`).
-
-pub mod driver;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,19 +1,63 @@
+//! The settings of a `loadgen run`, recorded in its report: which scenario, the
+//! phases and their lengths, the probe, and the heavy work.
+//!
 //! The default scenario, "responsiveness": per variant, an `idle` phase (probe
 //! only), a `loaded` phase (probe plus more heavy work than the cores can finish),
-//! and a `recovery` phase (probe only), each a separate run on the same server.
+//! and a `recovery` phase (probe only), each a separate run on the same server. In
+//! the "jobs" scenario the loaded phase's load is background jobs instead.
 //!
 //! The heavy job is sized from the server's own calibration (`/info`'s
-//! `ns_per_unit`) to about 20 ms of CPU, and offered open-loop at 1.5× what the
-//! server's cores could finish (`cores / job cost`), so every strategy is saturated
-//! and its behaviour under overload shows.
+//! `ns_per_unit`) to about 20 ms of CPU ([`HeavySize`]), and offered open-loop at
+//! 1.5× what the server's cores could finish (`cores / job cost`), so every
+//! strategy is saturated and its behaviour under overload shows.
 
-use std::net::SocketAddr;
+use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{Load, Plan, StreamSpec, Timing};
-use crate::target::Target;
+/// What loads the server in the `loaded` phase of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// Heavy `GET /work/cpu` requests beside the probe.
+    #[default]
+    Responsiveness,
+    /// Background jobs: `POST /jobs` open loop, each polled until done.
+    Jobs,
+}
+
+impl Scenario {
+    /// The name users type and reports show.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Responsiveness => "responsiveness",
+            Scenario::Jobs => "jobs",
+        }
+    }
+
+    /// The title of a run's summary and page.
+    pub fn title(self) -> &'static str {
+        match self {
+            Scenario::Responsiveness => "Responsiveness under blocking load",
+            Scenario::Jobs => "Background jobs under blocking load",
+        }
+    }
+
+    /// The stream that carries the load's own latency in the loaded phase.
+    pub fn load_stream(self) -> &'static str {
+        match self {
+            Scenario::Responsiveness => "heavy",
+            Scenario::Jobs => "jobs",
+        }
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// One phase of the scenario.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,17 +83,15 @@ pub struct Settings {
     pub timeout_s: f64,
     /// How long requests in flight at the end of a phase may still complete.
     pub drain_s: f64,
-    /// `responsiveness` (heavy requests) or `jobs` (background jobs, POST /jobs).
-    #[serde(default = "default_scenario")]
-    pub scenario: String,
+    #[serde(default)]
+    pub scenario: Scenario,
     /// jobs: background jobs offered, as a multiple of what the cores can finish.
     #[serde(default)]
     pub job_load: f64,
 }
 
-fn default_scenario() -> String {
-    "responsiveness".into()
-}
+/// Start-up, calibration and drains per variant, for the time estimate.
+pub const OVERHEAD_PER_VARIANT: Duration = Duration::from_secs(2);
 
 /// Phase lengths: (idle, loaded, recovery) durations and warm-ups in seconds.
 struct Lengths {
@@ -88,7 +130,7 @@ impl Settings {
             ],
             job_ms: 20.0,
             overload: 1.5,
-            scenario: default_scenario(),
+            scenario: Scenario::Responsiveness,
             job_load: 0.8,
             probe_rate: 100.0,
             probe_connections: 8,
@@ -103,6 +145,11 @@ impl Settings {
         if let Some(p) = self.phases.iter_mut().find(|p| p.name == phase) {
             p.duration_s = duration.as_secs_f64();
         }
+    }
+
+    /// Planned time of a run of `variants` variants, start-up and drains included.
+    pub fn planned_run(&self, variants: usize) -> Duration {
+        (self.planned_per_variant() + OVERHEAD_PER_VARIANT) * variants as u32
     }
 
     /// Planned time of one variant's phases, warm-ups included.
@@ -126,12 +173,6 @@ impl Settings {
         if !(self.probe_rate > 0.0 && self.probe_rate.is_finite()) {
             return Err("--probe-rate must be a positive number".into());
         }
-        if !["responsiveness", "jobs"].contains(&self.scenario.as_str()) {
-            return Err(format!(
-                "unknown scenario {:?}; choose responsiveness or jobs",
-                self.scenario
-            ));
-        }
         if !(self.job_load > 0.0 && self.job_load.is_finite()) {
             return Err("--job-load must be a positive number".into());
         }
@@ -142,9 +183,10 @@ impl Settings {
     }
 }
 
-/// The heavy job sized for one server.
+/// The heavy job sized for one server: how many work units make one job of the
+/// asked-for CPU time, and what the server's cores can finish.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct JobPlan {
+pub struct HeavySize {
     pub units: u64,
     /// CPU time of one job by the server's calibration, in milliseconds.
     pub cost_ms: f64,
@@ -156,9 +198,9 @@ pub struct JobPlan {
     pub offered_per_s: f64,
 }
 
-impl JobPlan {
-    /// Sizes the job from a server's `/info`.
-    pub fn from_info(info: &serde_json::Value, settings: &Settings) -> anyhow::Result<JobPlan> {
+impl HeavySize {
+    /// Sizes the heavy job from a server's `/info`.
+    pub fn from_info(info: &serde_json::Value, settings: &Settings) -> anyhow::Result<HeavySize> {
         let ns_per_unit = info["ns_per_unit"]
             .as_f64()
             .filter(|n| *n > 0.0)
@@ -167,57 +209,13 @@ impl JobPlan {
         let units = ((settings.job_ms * 1e6 / ns_per_unit).round() as u64).max(1);
         let cost_ms = units as f64 * ns_per_unit / 1e6;
         let ideal_per_s = cores as f64 * 1_000.0 / cost_ms;
-        Ok(JobPlan {
+        Ok(HeavySize {
             units,
             cost_ms,
             cores,
             ideal_per_s,
             offered_per_s: ideal_per_s * settings.overload,
         })
-    }
-}
-
-/// The plan of `phase` against the server at `addr`.
-pub fn plan(phase: &PhaseSpec, addr: SocketAddr, settings: &Settings, job: &JobPlan) -> Plan {
-    let target =
-        Target::parse(&format!("http://{addr}/")).expect("a socket address makes a valid URL");
-    let stream = |name: &str, path: String, load| StreamSpec {
-        name: name.into(),
-        method: http::Method::GET,
-        path,
-        headers: Vec::new(),
-        body: None,
-        load,
-    };
-    let mut streams = vec![stream(
-        "probe",
-        "/health".into(),
-        Load::Open {
-            rate: settings.probe_rate,
-            connections: settings.probe_connections,
-        },
-    )];
-    // In the jobs scenario the load is background jobs, driven beside this plan.
-    if phase.heavy && settings.scenario != "jobs" {
-        streams.push(stream(
-            "heavy",
-            format!("/work/cpu?units={}", job.units),
-            Load::Open {
-                rate: job.offered_per_s,
-                connections: settings.heavy_connections,
-            },
-        ));
-    }
-    Plan {
-        target,
-        streams,
-        timing: Timing {
-            duration: Duration::from_secs_f64(phase.duration_s),
-            warmup: Duration::from_secs_f64(phase.warmup_s),
-            timeout: Duration::from_secs_f64(settings.timeout_s),
-            interval: Duration::from_secs(1),
-            drain: Duration::from_secs_f64(settings.drain_s),
-        },
     }
 }
 
@@ -229,39 +227,18 @@ mod tests {
     fn sizes_the_job_from_the_calibration() {
         let settings = Settings::new(false);
         let info = serde_json::json!({ "ns_per_unit": 1000.0, "cores": 2 });
-        let job = JobPlan::from_info(&info, &settings).unwrap();
-        assert_eq!(job.units, 20_000);
-        assert!((job.cost_ms - 20.0).abs() < 1e-9);
-        assert!((job.ideal_per_s - 100.0).abs() < 1e-9);
-        assert!((job.offered_per_s - 150.0).abs() < 1e-9);
-        let p = plan(
-            &settings.phases[1],
-            "127.0.0.1:9".parse().unwrap(),
-            &settings,
-            &job,
-        );
-        assert_eq!(p.streams.len(), 2);
-        assert_eq!(p.streams[1].path, "/work/cpu?units=20000");
-        p.validate().unwrap();
-        assert_eq!(
-            plan(
-                &settings.phases[0],
-                "127.0.0.1:9".parse().unwrap(),
-                &settings,
-                &job
-            )
-            .streams
-            .len(),
-            1
-        );
+        let heavy = HeavySize::from_info(&info, &settings).unwrap();
+        assert_eq!(heavy.units, 20_000);
+        assert!((heavy.cost_ms - 20.0).abs() < 1e-9);
+        assert!((heavy.ideal_per_s - 100.0).abs() < 1e-9);
+        assert!((heavy.offered_per_s - 150.0).abs() < 1e-9);
     }
 
     #[test]
     fn full_matrix_fits_three_and_a_half_minutes_and_quick_about_one() {
-        let variants = servers::variant::Variant::ALL.len() as u32;
-        // Plus about a second per variant for start-up and drains.
-        let full = (Settings::new(false).planned_per_variant() + Duration::from_secs(2)) * variants;
-        let quick = (Settings::new(true).planned_per_variant() + Duration::from_secs(2)) * variants;
+        let variants = servers::variant::Variant::ALL.len();
+        let full = Settings::new(false).planned_run(variants);
+        let quick = Settings::new(true).planned_run(variants);
         assert!(full <= Duration::from_secs(215), "{full:?}");
         assert!(quick <= Duration::from_secs(90), "{quick:?}");
     }

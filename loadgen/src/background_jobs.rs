@@ -1,25 +1,27 @@
 //! Drives a background-job load: submissions released at `start + k / rate` by the
-//! same pacer thread as request streams to a few submitting connections, and pollers that read each accepted job's status on
-//! connections of their own, no job more often than every [`POLL_EVERY`], until it
-//! has finished or the drain deadline passes.
+//! same open-loop driver as request streams ([`OpenLoop`]) to a few submitting
+//! connections, and pollers that read each accepted job's status on connections of
+//! their own, no job more often than every [`POLL_EVERY`], until it has finished or
+//! the drain deadline passes. What it measures is [`JobsFigures`] plus two streams,
+//! submit latency and end-to-end time.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use http::header::CONTENT_TYPE;
-use http::{HeaderValue, Method, StatusCode};
+use http::{Method, StatusCode};
 use servers::background::{JobView, Status};
 
-use super::JobsFigures;
-use crate::client::{Failure, PreparedRequest, RequestError, Slot};
-use crate::engine::StreamOutcome;
+use crate::client::{Failure, PreparedRequest, Slot};
+use crate::engine::{StreamLabel, StreamOutcome};
 use crate::interrupt::Interrupt;
-use crate::pacer::{Pacer, Schedule};
+use crate::open_loop::{OpenLoop, START_DELAY};
+use crate::pacer::Schedule;
+use crate::plan::Load;
 use crate::recorder::{Recorded, Sample};
-use crate::scenario::{Load, StreamSpec};
+use crate::report::JobsFigures;
 use crate::stats::{new_histogram, Percentiles};
 
 /// Shortest time between two status reads of one job.
@@ -92,30 +94,18 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A JSON request to a jobs API at `host`; a scenario file's job stream is checked
-/// with it before anything is sent.
-pub fn json_request(
-    method: &Method,
-    path: &str,
-    host: &str,
-    body: &[u8],
-) -> Result<PreparedRequest, RequestError> {
-    let json = [(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
-    PreparedRequest::new(method, path, host, &json, body)
-}
-
 /// `GET path/ID` for the job the server accepted as `id`; `None` when the id cannot
 /// be part of a path.
 fn status_request(plan: &JobsPlan, id: &str) -> Option<PreparedRequest> {
     let path = format!("{}/{id}", plan.path.trim_end_matches('/'));
-    json_request(&Method::GET, &path, &plan.addr.to_string(), &[]).ok()
+    PreparedRequest::json(&Method::GET, &path, &plan.addr.to_string(), &[]).ok()
 }
 
 /// Runs `plan` until its submissions are done and every accepted job has finished
 /// (or the drain deadline passed, or the run was interrupted).
 pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsOutcome> {
     let host = plan.addr.to_string();
-    let submit = json_request(&Method::POST, &plan.path, &host, plan.body.as_bytes())
+    let submit = PreparedRequest::json(&Method::POST, &plan.path, &host, plan.body.as_bytes())
         .map_err(|e| anyhow::anyhow!("job stream {}: {e}", plan.name))?;
     let shared = Arc::new(Mutex::new(Shared {
         pending: VecDeque::new(),
@@ -127,28 +117,19 @@ pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsO
         submitters_left: plan.connections,
         drain_deadline: None,
     }));
-    let start = Instant::now() + Duration::from_millis(10);
-    let schedule = Schedule::new(start, plan.rate);
+    let schedule = Schedule::new(Instant::now() + START_DELAY, plan.rate);
     let total = schedule.due_before(plan.duration);
     let stop = Arc::new(AtomicBool::new(false));
-    let pacer = Pacer::start(schedule, total, Arc::clone(&stop))
+    let (open_loop, pacer) = OpenLoop::start(schedule, total, Arc::clone(&stop))
         .map_err(|e| anyhow::anyhow!("cannot start the job pacer thread: {e}"))?;
-    let permits = Arc::clone(&pacer.permits);
-    // Submissions with a number at or past this are not made (lowered to what the
-    // pacer released if it stopped early).
-    let limit = Arc::new(AtomicU64::new(total));
-    let next = Arc::new(AtomicU64::new(0));
 
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..plan.connections {
         let submitting = Submitting {
             plan: plan.clone(),
             submit: submit.clone(),
-            schedule,
             shared: Arc::clone(&shared),
-            permits: Arc::clone(&permits),
-            next: Arc::clone(&next),
-            limit: Arc::clone(&limit),
+            open_loop: Arc::clone(&open_loop),
         };
         tasks.spawn(async move { submitting.run().await });
     }
@@ -165,9 +146,8 @@ pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsO
             (&mut joined).await.unwrap_or(0)
         }
     };
-    limit.store(released, Ordering::Relaxed);
-    // Wake the submitters still waiting for a permit, so they see the end.
-    permits.add_permits(plan.connections);
+    // The submitters take what was released, then see the end.
+    open_loop.end_after(released, plan.connections);
     let submissions_end = Instant::now();
     // Interrupted: stop waiting at once; what is still pending is reported lost.
     let drain = if interrupt.fired() {
@@ -200,17 +180,16 @@ pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsO
     shared.figures.drain_s = given_up.duration_since(submissions_end).as_secs_f64();
     shared.figures.queue_wait = Percentiles::of(&shared.queue_wait);
     shared.figures.run = Percentiles::of(&shared.run);
+    let load = Load::Open {
+        rate: plan.rate,
+        connections: plan.connections,
+    };
     let outcome = |name: &str, method: Method, path: &str, recorded: &Recorded| StreamOutcome {
-        spec: StreamSpec {
+        stream: StreamLabel {
             name: name.into(),
             method,
             path: path.into(),
-            headers: Vec::new(),
-            body: None,
-            load: Load::Open {
-                rate: plan.rate,
-                connections: plan.connections,
-            },
+            load,
         },
         total: recorded.clone(),
         intervals: Vec::new(),
@@ -235,11 +214,8 @@ struct Submitting {
     plan: JobsPlan,
     /// `POST path` with the job as its body.
     submit: PreparedRequest,
-    schedule: Schedule,
     shared: Arc<Mutex<Shared>>,
-    permits: Arc<tokio::sync::Semaphore>,
-    next: Arc<AtomicU64>,
-    limit: Arc<AtomicU64>,
+    open_loop: Arc<OpenLoop>,
 }
 
 impl Submitting {
@@ -247,16 +223,7 @@ impl Submitting {
     async fn run(self) {
         let plan = &self.plan;
         let mut slot = Slot::new(plan.addr, None);
-        loop {
-            let Ok(permit) = self.permits.acquire().await else {
-                break;
-            };
-            permit.forget();
-            let k = self.next.fetch_add(1, Ordering::Relaxed);
-            if k >= self.limit.load(Ordering::Relaxed) {
-                break;
-            }
-            let due = self.schedule.due(k);
+        while let Some((_, due)) = self.open_loop.next().await {
             let due_wall = SystemTime::now() - Instant::now().saturating_duration_since(due);
             let sent = Instant::now();
             let mut answer = Vec::new();

@@ -1,4 +1,5 @@
-//! One reference server run as a child process of loadgen: `loadgen serve
+//! One reference server run as a child process of loadgen (by `run` and
+//! `selftest`): `loadgen serve
 //! --variant NAME --port 0` (loadgen links the servers library, so no separate
 //! build or install step is needed). Its address is read from the `listening on`
 //! line; it is stopped with SIGTERM, then SIGKILL.
@@ -14,6 +15,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use servers::variant::Variant;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -129,12 +131,12 @@ impl ServerProcess {
     /// `/health`. Must be called on a thread that lives as long as the server
     /// (PDEATHSIG follows the thread that forked).
     pub async fn start(
-        variant: &str,
+        variant: Variant,
         launch: &Launch,
         log: &Path,
     ) -> anyhow::Result<ServerProcess> {
         let exe = std::env::current_exe().context("cannot find the loadgen executable")?;
-        let mut args: Vec<String> = ["serve", "--variant", variant, "--port", "0"]
+        let mut args: Vec<String> = ["serve", "--variant", variant.name(), "--port", "0"]
             .map(String::from)
             .to_vec();
         if let Some(workers) = launch.workers {
@@ -144,9 +146,7 @@ impl ServerProcess {
             args.push("--no-telemetry".into());
         }
         let mut companions = Vec::new();
-        let needs_redis =
-            servers::variant::Variant::from_name(variant).is_some_and(|v| v.needs_redis());
-        if needs_redis {
+        if variant.needs_redis() {
             let url = start_redis(launch, log, &mut companions).await?;
             start_worker(&exe, &url, launch, log, &mut companions).await?;
             args.extend(["--redis".into(), url]);

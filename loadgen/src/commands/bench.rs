@@ -1,24 +1,23 @@
-//! The `bench` command: build a [`Plan`] from flags or a scenario file, run it with a
-//! progress bar and the interval log attached, print the summary and write the
-//! requested files.
+//! `loadgen bench`: build a [`Plan`] from flags or a scenario file, run it with a
+//! progress bar and the interval log attached (and any job streams beside it),
+//! print the summary and write the requested files.
 
 use std::process::ExitCode;
 
+use super::{finish, CommandError};
+use crate::background_jobs::{self, JobsOutcome, JobsPlan};
 use crate::cli::BenchArgs;
+use crate::config::{parse_header, parse_method, ConfigError};
 use crate::engine::{self, IntervalRecord, Live, Observer};
 use crate::environment::Environment;
-use crate::exit::{CommandError, EXIT_INTERRUPTED};
 use crate::interrupt::Interrupt;
-use crate::jobs::driver::{self, JobsOutcome, JobsPlan};
+use crate::plan::{Load, Plan, StreamSpec, Timing, DEFAULT_OPEN_LOOP_CONNECTIONS};
 use crate::progress::Progress;
 use crate::report::hgrm::Hgrm;
 use crate::report::hlog::HlogWriter;
 use crate::report::json::Json;
-use crate::report::{text, BenchReport, Exporter, NamedJobsFigures, StreamReport};
-use crate::scenario::{
-    parse_header, parse_method, ConfigError, Load, Plan, ScenarioFile, StreamSpec, Timing,
-    DEFAULT_OPEN_LOOP_CONNECTIONS,
-};
+use crate::report::{text, BenchReport, Exporter, NamedJobsFigures, Report, StreamReport};
+use crate::scenario_file::ScenarioFile;
 use crate::target::Target;
 
 /// The plan described by `args`, validated.
@@ -39,7 +38,7 @@ pub fn plan_from_args(args: &BenchArgs) -> Result<Plan, ConfigError> {
             let target = Target::parse(&url)?;
             Plan {
                 streams: file.stream_specs(&target)?,
-                timing: overrides(file.timing(Timing::default())?),
+                timing: overrides(file.timing(Timing::default())),
                 target,
             }
         }
@@ -90,7 +89,7 @@ async fn run_job_streams(
         .cloned()
         .map(|plan| {
             let interrupt = interrupt.clone();
-            tokio::spawn(async move { driver::run(&plan, &interrupt).await })
+            tokio::spawn(async move { background_jobs::run(&plan, &interrupt).await })
         })
         .collect();
     let mut outcomes = Vec::with_capacity(tasks.len());
@@ -136,7 +135,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
         runtime.worker_threads(threads);
     }
     let runtime = runtime.enable_all().build().map_err(anyhow::Error::from)?;
-    let (report, interrupted) = runtime.block_on(async {
+    let report = runtime.block_on(async {
         let interrupt = Interrupt::install().map_err(anyhow::Error::from)?;
         let planned = plan.timing.warmup + plan.timing.duration;
         let hlog = match &args.hlog {
@@ -192,10 +191,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
                 figures: jobs.figures,
             });
         }
-        Ok::<_, CommandError>((report, outcome.interrupted))
+        Ok::<_, CommandError>(report)
     })?;
 
     print!("{}", text::render(&report));
+    let report = Report::Bench(report);
     let exports: [(&Option<std::path::PathBuf>, &dyn Exporter); 2] =
         [(&args.json, &Json), (&args.hgrm, &Hgrm)];
     for (path, exporter) in exports {
@@ -209,22 +209,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
         eprintln!("wrote {}", path.display());
     }
     if let Some(dir) = &args.plot {
-        for file in crate::charts::render_bench(&report, dir)? {
+        for file in crate::charts::render(&report, dir)? {
             eprintln!("wrote {}", file.display());
         }
     }
-    let mut failed_check = false;
-    if !args.threshold.is_empty() {
-        let outcomes =
-            crate::check::evaluate_all(&crate::check::Report::Bench(report), &args.threshold)?;
-        print!("\nthresholds:\n{}", crate::check::lines(&outcomes));
-        failed_check = outcomes.iter().any(|o| !o.passed);
-    }
-    Ok(if interrupted {
-        ExitCode::from(EXIT_INTERRUPTED)
-    } else if failed_check {
-        ExitCode::from(crate::exit::EXIT_THRESHOLD_FAILED)
-    } else {
-        ExitCode::SUCCESS
-    })
+    finish(&report, &args.threshold, None)
 }

@@ -1,0 +1,153 @@
+//! `loadgen run` (what `cargo run -p loadgen` does): check the flags, run every
+//! variant through the run matrix, and write the run folder
+//! `results/runs/<UTC timestamp>/` (report, summary, histograms, charts), with
+//! `results/runs/latest` pointing at it.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use servers::variant::Variant;
+
+use super::{finish, CommandError};
+use crate::cli::RunArgs;
+use crate::cpu;
+use crate::files::write_atomically;
+use crate::interrupt::Interrupt;
+use crate::matrix::{self, RunPlan};
+use crate::report::hgrm::Hgrm;
+use crate::report::json::Json;
+use crate::report::{markdown, Exporter, Placement, Report, Settings};
+use crate::server_process::{redis_available, Launch};
+
+/// What `args` ask for, checked, with the run's folder at `dir`.
+fn prepare(args: &RunArgs, dir: PathBuf) -> Result<RunPlan, CommandError> {
+    let variants = if args.variant.is_empty() {
+        let redis = redis_available();
+        if !redis {
+            eprintln!(
+                "note: redis-queue skipped: redis-server is not installed (Debian package redis-server; .ci/run installs it)"
+            );
+        }
+        Variant::ALL
+            .into_iter()
+            .filter(|v| !v.needs_redis() || redis)
+            .collect()
+    } else {
+        args.variant.clone()
+    };
+    let mut settings = Settings::new(args.quick);
+    for (phase, value) in [
+        ("idle", args.idle),
+        ("loaded", args.loaded),
+        ("recovery", args.recovery),
+    ] {
+        if let Some(d) = value {
+            settings.set_duration(phase, d);
+        }
+    }
+    settings.job_ms = args.job.as_secs_f64() * 1e3;
+    settings.overload = args.overload;
+    settings.scenario = args.scenario;
+    settings.job_load = args.job_load;
+    settings.probe_rate = args.probe_rate;
+    settings.probe_connections = args.probe_connections;
+    settings.heavy_connections = args.heavy_connections;
+    settings.validate().map_err(CommandError::Usage)?;
+    let cpus = |flag: &str, text: &Option<String>| {
+        text.as_deref()
+            .map(|t| {
+                cpu::parse_cpu_list(t).map_err(|e| CommandError::Usage(format!("{flag}: {e}")))
+            })
+            .transpose()
+    };
+    let placement = Placement {
+        server_cpus: cpus("--server-cpus", &args.server_cpus)?,
+        client_cpus: cpus("--client-cpus", &args.client_cpus)?,
+    };
+    if let (Some(s), Some(c)) = (&placement.server_cpus, &placement.client_cpus) {
+        if s.iter().any(|x| c.contains(x)) {
+            return Err(CommandError::Usage(
+                "--server-cpus and --client-cpus overlap; give them disjoint CPU lists".into(),
+            ));
+        }
+    }
+    if args.workers == Some(0) {
+        return Err(CommandError::Usage("--workers must be at least 1".into()));
+    }
+    Ok(RunPlan {
+        variants,
+        launch: Launch {
+            cpus: placement.server_cpus.clone(),
+            workers: args.workers,
+            telemetry: !args.no_telemetry,
+        },
+        settings,
+        placement,
+        dir,
+    })
+}
+
+/// Runs `loadgen run`.
+pub fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
+    let started = SystemTime::now();
+    let stamp = humantime::format_rfc3339_seconds(started)
+        .to_string()
+        .replace(['-', ':'], "");
+    let plan = prepare(&args, args.out.join(&stamp))?;
+    // Read the thresholds before spending minutes on the run.
+    let thresholds = match &args.check {
+        Some(file) => crate::check::load_thresholds(file)?,
+        None => Vec::new(),
+    };
+    if let Some(cpus) = &plan.placement.client_cpus {
+        // Before the runtime exists, so every thread it starts inherits the mask.
+        cpu::pin_current_thread(cpus)
+            .map_err(|e| anyhow::anyhow!("cannot pin loadgen to {cpus:?}: {e}"))?;
+    }
+    let dir = &plan.dir;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)?;
+    // block_on polls the matrix on this (main) thread, which lives as long as the
+    // process: the servers' PDEATHSIG is tied to the thread that started them.
+    let report = runtime.block_on(async {
+        let interrupt = Interrupt::install().map_err(anyhow::Error::from)?;
+        anyhow::Ok(matrix::run(&plan, started, &interrupt).await)
+    })?;
+
+    let summary = markdown::summary(&report);
+    let report = Report::Run(report);
+    Json.write(&report, &dir.join("report.json"))?;
+    Hgrm.write(&report, dir)?;
+    write_atomically(&dir.join("summary.md"), summary.as_bytes()).map_err(anyhow::Error::from)?;
+    // Charts are drawn from the written report, as `loadgen plot` would; a
+    // failure here costs the pictures, not the measurements.
+    if let Err(e) = crate::charts::render(&report, dir) {
+        eprintln!("warning: charts not drawn: {e:#}");
+    }
+    point_latest_at(&args.out, &stamp);
+
+    println!("\n{summary}");
+    println!("results: {}", dir.display());
+    finish(&report, &thresholds, Some(&dir.join("check.md")))
+}
+
+/// Makes `out/latest` a symbolic link to the run folder `stamp`, replacing the old
+/// link in one rename. A failure only costs the convenience link.
+fn point_latest_at(out: &Path, stamp: &str) {
+    let temporary = out.join(format!(".latest-{}", std::process::id()));
+    let _ = std::fs::remove_file(&temporary);
+    let linked = std::os::unix::fs::symlink(stamp, &temporary)
+        .and_then(|()| std::fs::rename(&temporary, out.join("latest")));
+    if let Err(e) = linked {
+        eprintln!(
+            "warning: cannot update {}: {e}",
+            out.join("latest").display()
+        );
+    }
+}

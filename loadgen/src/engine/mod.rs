@@ -1,0 +1,479 @@
+//! The measuring core: runs a [`Plan`] and returns what each stream recorded.
+//!
+//! Each connection is one task that owns one HTTP/1.1 connection ([`stream`]).
+//! Open-loop streams take their requests from an [`OpenLoop`]; closed-loop streams
+//! send back to back. Every response is recorded into its stream's current-interval
+//! [`Recorded`]; once per interval the engine moves that into the run's total and
+//! hands it to the observer (the interval log, the progress bar). Warm-up requests
+//! are sent but not recorded.
+
+mod stream;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::Method;
+use tokio::task::JoinSet;
+
+use crate::client::Connection;
+use crate::interrupt::Interrupt;
+use crate::open_loop::{OpenLoop, START_DELAY};
+use crate::plan::{Load, Plan, StreamSpec};
+use crate::recorder::{Counts, Recorded};
+use crate::stats::Percentiles;
+use stream::{StreamRun, StreamShared};
+
+/// How often the observer's `progress` is called.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// At the end, how long free connections get to pick up requests released just
+/// before it, so that `unsent` counts a real backlog, not a race at the boundary.
+const END_GRACE: Duration = Duration::from_millis(20);
+
+/// One closed interval of one stream.
+#[derive(Debug)]
+pub struct IntervalRecord<'a> {
+    pub stream: &'a str,
+    /// Start of the interval, from the start of measurement.
+    pub start: Duration,
+    pub length: Duration,
+    pub recorded: &'a Recorded,
+}
+
+/// Figures for a live display.
+#[derive(Debug, Clone)]
+pub struct Live {
+    /// Time since the run started, warm-up included.
+    pub elapsed: Duration,
+    /// Warm-up plus duration.
+    pub planned: Duration,
+    pub warming_up: bool,
+    /// Per stream: name, responses and errors so far in the measured part.
+    pub streams: Vec<(String, u64, u64)>,
+}
+
+/// Receives intervals and progress while a run goes on. Both methods default to
+/// doing nothing.
+pub trait Observer: Send {
+    /// Called once, when the warm-up ends and measurement starts.
+    fn measuring(&mut self, _since: SystemTime) {}
+    fn interval(&mut self, _record: &IntervalRecord<'_>) {}
+    fn progress(&mut self, _live: &Live) {}
+}
+
+/// An observer that ignores everything.
+pub struct NoObserver;
+impl Observer for NoObserver {}
+
+/// Which stream an outcome belongs to, as reports name it.
+#[derive(Debug, Clone)]
+pub struct StreamLabel {
+    pub name: String,
+    pub method: Method,
+    /// Path and query (or a pattern such as `/jobs/{id}`).
+    pub path: String,
+    pub load: Load,
+}
+
+impl StreamLabel {
+    /// The label of a request stream.
+    pub fn of(spec: &StreamSpec) -> StreamLabel {
+        StreamLabel {
+            name: spec.name.clone(),
+            method: spec.method.clone(),
+            path: spec.path.clone(),
+            load: spec.load,
+        }
+    }
+}
+
+/// What one stream measured.
+#[derive(Debug, Clone)]
+pub struct StreamOutcome {
+    pub stream: StreamLabel,
+    /// Everything recorded in the measured part of the run.
+    pub total: Recorded,
+    /// One entry per interval, in order.
+    pub intervals: Vec<IntervalOutcome>,
+    /// Open loop: requests that fell due in the measured part but were never sent
+    /// because no connection became free before the end. Their corrected latency
+    /// is in the total as a lower bound (from the due time to the stop).
+    pub unsent: u64,
+    /// Outcomes that arrived inside the measured window (not during the drain):
+    /// the basis of throughput.
+    pub in_window: Counts,
+}
+
+/// One interval of one stream, summarised: the full histograms went to the
+/// observer and were dropped, so memory does not grow with the run's length beyond
+/// these few numbers per interval.
+#[derive(Debug, Clone)]
+pub struct IntervalOutcome {
+    pub start: Duration,
+    pub length: Duration,
+    pub counts: Counts,
+    pub corrected: Percentiles,
+    pub uncorrected: Percentiles,
+}
+
+impl IntervalOutcome {
+    /// The summary of `recorded`, the interval `[start, start + length)` from the
+    /// start of measurement.
+    pub fn of(start: Duration, length: Duration, recorded: &Recorded) -> IntervalOutcome {
+        IntervalOutcome {
+            start,
+            length,
+            counts: recorded.counts,
+            corrected: Percentiles::of(&recorded.corrected),
+            uncorrected: Percentiles::of(&recorded.uncorrected),
+        }
+    }
+}
+
+/// What a run measured.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// Wall-clock time the run (warm-up included) started.
+    pub started_at: SystemTime,
+    /// Wall-clock time measurement started (after the warm-up).
+    pub measure_started_at: SystemTime,
+    /// Length of the measured part: the duration, or less when interrupted. Responses
+    /// to requests sent in it may arrive a little later and are still recorded.
+    pub measured: Duration,
+    /// True when the run was stopped early by Ctrl-C/SIGTERM.
+    pub interrupted: bool,
+    pub addr: SocketAddr,
+    pub streams: Vec<StreamOutcome>,
+}
+
+/// Opens `n` connections at once; `None` where a connection failed (the task will
+/// retry, and count the failure, when it has a request to send).
+async fn open_connections(
+    addr: SocketAddr,
+    n: usize,
+    timeout: Duration,
+) -> Vec<Option<Connection>> {
+    let mut set = JoinSet::new();
+    for _ in 0..n {
+        set.spawn(async move {
+            tokio::time::timeout(timeout, Connection::open(addr))
+                .await
+                .ok()
+                .and_then(Result::ok)
+        });
+    }
+    set.join_all().await
+}
+
+/// Checks that the server accepts connections at all, so an unreachable server is a
+/// clear error before the run rather than a run full of connect errors.
+async fn preflight(plan: &Plan) -> anyhow::Result<SocketAddr> {
+    let addrs = plan.target.resolve().await?;
+    let mut last_error = None;
+    for addr in addrs {
+        match tokio::time::timeout(plan.timing.timeout, tokio::net::TcpStream::connect(addr)).await
+        {
+            Ok(Ok(_)) => return Ok(addr),
+            Ok(Err(e)) => last_error = Some(e.to_string()),
+            Err(_) => last_error = Some(format!("no answer within {:?}", plan.timing.timeout)),
+        }
+    }
+    anyhow::bail!(
+        "cannot connect to {} ({}); is the server running?",
+        plan.target.url,
+        last_error.unwrap_or_default()
+    )
+}
+
+/// The run's moments: when the first request is due, when measurement starts
+/// (after the warm-up) and when it ends.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    started_at: SystemTime,
+    start: Instant,
+    measure_start: Instant,
+    end: Instant,
+}
+
+impl Clock {
+    fn new(plan: &Plan) -> Clock {
+        let started_at = SystemTime::now();
+        let start = Instant::now() + START_DELAY;
+        let measure_start = start + plan.timing.warmup;
+        Clock {
+            started_at,
+            start,
+            measure_start,
+            end: measure_start + plan.timing.duration,
+        }
+    }
+}
+
+/// Rolls the streams' intervals over and tells the observer.
+struct Intervals<'a> {
+    /// Start of the interval now being recorded.
+    start: Instant,
+    measure_start: Instant,
+    observer: &'a mut dyn Observer,
+}
+
+impl Intervals<'_> {
+    /// Closes the interval `[self.start, now)` of every stream.
+    fn roll_over(&mut self, streams: &mut [StreamRun], now: Instant) {
+        let start = self.start.saturating_duration_since(self.measure_start);
+        let length = now.saturating_duration_since(self.start);
+        for stream in streams.iter_mut() {
+            let recorded = stream.close_interval(start, length);
+            self.observer.interval(&IntervalRecord {
+                stream: &stream.shared.spec.name,
+                start,
+                length,
+                recorded: &recorded,
+            });
+        }
+        self.start = now;
+    }
+}
+
+/// Runs `plan` to the end (or until `interrupt` fires) and returns what was measured.
+pub async fn run(
+    plan: &Plan,
+    observer: &mut dyn Observer,
+    interrupt: &Interrupt,
+) -> anyhow::Result<RunOutcome> {
+    let addr = preflight(plan).await?;
+    let timing = plan.timing;
+
+    // Connections are opened before the clock starts, as wrk2 does, so the first
+    // requests do not pay for the handshakes.
+    let mut prepared = Vec::new();
+    for spec in &plan.streams {
+        prepared.push(open_connections(addr, spec.load.connections(), timing.timeout).await);
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let clock = Clock::new(plan);
+    let mut tasks = JoinSet::new();
+    let mut streams = Vec::new();
+    for (spec, connections) in plan.streams.iter().zip(prepared) {
+        let shared = StreamShared::new(spec, plan, clock.start, clock.measure_start)?;
+        streams.push(StreamRun::start(
+            shared,
+            connections,
+            addr,
+            timing.warmup + timing.duration,
+            clock.end,
+            &stop,
+            &mut tasks,
+        )?);
+    }
+
+    let mut intervals = Intervals {
+        start: clock.measure_start,
+        measure_start: clock.measure_start,
+        observer,
+    };
+    let (stopped, interrupted) =
+        measure(&mut streams, plan, &clock, &mut intervals, interrupt).await;
+    // Close the last interval of the measured window here, so that completions
+    // during the drain land in an interval of their own and throughput counts only
+    // what completed inside the window.
+    let window_end = Instant::now();
+    if window_end > intervals.start && window_end > clock.measure_start {
+        intervals.roll_over(&mut streams, window_end);
+    }
+    let in_window: Vec<Counts> = streams
+        .iter()
+        .map(|s| {
+            s.intervals.iter().fold(Counts::default(), |mut sum, i| {
+                sum.add(&i.counts);
+                sum
+            })
+        })
+        .collect();
+
+    // Stop sending. Requests in flight finish (or time out) and are recorded.
+    stop.store(true, Ordering::Relaxed);
+    for (open_loop, _) in streams.iter().filter_map(|s| s.open_loop.as_ref()) {
+        open_loop.close();
+    }
+    drain(&mut tasks, &streams, timing.drain).await;
+    let finished = Instant::now();
+    if finished > intervals.start + Duration::from_millis(1) {
+        intervals.roll_over(&mut streams, finished);
+    }
+
+    let mut outcomes = Vec::new();
+    for (stream, in_window) in streams.into_iter().zip(in_window) {
+        outcomes.push(finish_stream(stream, in_window, plan, &clock, stopped, interrupted).await?);
+    }
+    Ok(RunOutcome {
+        started_at: clock.started_at,
+        measure_started_at: clock.started_at + START_DELAY + timing.warmup,
+        measured: stopped.saturating_duration_since(clock.measure_start),
+        interrupted,
+        addr,
+        streams: outcomes,
+    })
+}
+
+/// The clock of the measured run: rolls intervals over, reports progress, and
+/// returns when the run ends (at its end, or on Ctrl-C) with that moment and
+/// whether it was interrupted. Afterwards the observer has been told that
+/// measurement started, even if the run stopped before.
+async fn measure(
+    streams: &mut [StreamRun],
+    plan: &Plan,
+    clock: &Clock,
+    intervals: &mut Intervals<'_>,
+    interrupt: &Interrupt,
+) -> (Instant, bool) {
+    let timing = plan.timing;
+    let planned = timing.warmup + timing.duration;
+    let mut next_progress = Instant::now();
+    let mut measuring = false;
+    let (stopped, interrupted) = loop {
+        let now = Instant::now();
+        if now >= clock.end {
+            break (clock.end, false);
+        }
+        if !measuring && now >= clock.measure_start {
+            intervals
+                .observer
+                .measuring(SystemTime::now() - now.duration_since(clock.measure_start));
+            measuring = true;
+        }
+        if now >= next_progress {
+            intervals.observer.progress(&live(streams, clock, planned));
+            next_progress = now + PROGRESS_EVERY;
+        }
+        let mut wake = (intervals.start + timing.interval)
+            .min(next_progress)
+            .min(clock.end);
+        if !measuring {
+            wake = wake.min(clock.measure_start);
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(wake.into()) => {}
+            () = interrupt.wait() => break (Instant::now(), true),
+        }
+        let now = Instant::now();
+        if now >= intervals.start + timing.interval {
+            // Whole intervals only; the partial last one is closed after the drain.
+            intervals.roll_over(streams, now);
+        }
+    };
+    if !interrupted {
+        let grace_end = Instant::now() + END_GRACE;
+        while Instant::now() < grace_end && streams.iter().any(|s| s.backlog() > 0) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    if !measuring {
+        intervals.observer.measuring(SystemTime::now());
+    }
+    (stopped, interrupted)
+}
+
+/// Lets requests in flight complete for up to `drain`; those still unanswered then
+/// are abandoned (and recorded as such), so the run always ends.
+async fn drain(tasks: &mut JoinSet<()>, streams: &[StreamRun], drain: Duration) {
+    let drained =
+        tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        let now = Instant::now();
+        for stream in streams {
+            stream.shared.abandon_in_flight(now);
+        }
+    }
+}
+
+/// The outcome of one stream once its tasks have ended: an open loop's requests that
+/// fell due in the measured part but were never taken enter its total as unsent,
+/// their corrected latency counted to the stop as a lower bound.
+async fn finish_stream(
+    stream: StreamRun,
+    in_window: Counts,
+    plan: &Plan,
+    clock: &Clock,
+    stopped: Instant,
+    interrupted: bool,
+) -> anyhow::Result<StreamOutcome> {
+    let StreamRun {
+        shared,
+        open_loop,
+        intervals,
+        mut total,
+    } = stream;
+    let unsent = match open_loop {
+        Some((open_loop, pacer)) => {
+            unsent(
+                &open_loop,
+                pacer,
+                &mut total,
+                plan,
+                clock,
+                stopped,
+                interrupted,
+            )
+            .await?
+        }
+        None => 0,
+    };
+    Ok(StreamOutcome {
+        stream: StreamLabel::of(&shared.spec),
+        total,
+        intervals,
+        unsent,
+        in_window,
+    })
+}
+
+/// Records an open loop's unsent requests into `total` and counts them.
+async fn unsent(
+    open_loop: &OpenLoop,
+    pacer: crate::pacer::Pacer,
+    total: &mut Recorded,
+    plan: &Plan,
+    clock: &Clock,
+    stopped: Instant,
+    interrupted: bool,
+) -> anyhow::Result<u64> {
+    let schedule = open_loop.schedule();
+    // When interrupted, only what fell due before the stop counts.
+    let due = if interrupted {
+        schedule.due_before(stopped.saturating_duration_since(clock.start))
+    } else {
+        open_loop.total()
+    };
+    tokio::task::spawn_blocking(move || pacer.join()).await?;
+    let first_measured = schedule.due_before(plan.timing.warmup);
+    let claimed = open_loop.claimed().max(first_measured);
+    for k in claimed..due {
+        total.record_unsent(schedule.due(k), stopped);
+    }
+    Ok(due.saturating_sub(claimed))
+}
+
+fn live(streams: &[StreamRun], clock: &Clock, planned: Duration) -> Live {
+    let now = Instant::now();
+    Live {
+        elapsed: now.saturating_duration_since(clock.start),
+        planned,
+        warming_up: now < clock.measure_start,
+        streams: streams
+            .iter()
+            .map(|s| {
+                let current = s.shared.current_counts();
+                (
+                    s.shared.spec.name.clone(),
+                    s.total.counts.responses + current.responses,
+                    s.total.counts.errors() + current.errors(),
+                )
+            })
+            .collect(),
+    }
+}

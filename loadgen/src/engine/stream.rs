@@ -1,0 +1,256 @@
+//! One stream while it runs: the state its connection tasks share (the prepared
+//! request, the current interval's recording, what each task has in flight), the
+//! connection tasks themselves, and the engine's own bookkeeping of the stream
+//! ([`StreamRun`]).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::task::JoinSet;
+
+use super::IntervalOutcome;
+use crate::client::{Connection, Failure, PreparedRequest, Slot};
+use crate::open_loop::OpenLoop;
+use crate::pacer::Pacer;
+use crate::plan::{Load, Plan, StreamSpec};
+use crate::recorder::{Counts, Recorded, Sample};
+
+/// Pause after a failed connect in a closed loop, so a dead server is not hammered
+/// in a busy loop.
+const CLOSED_LOOP_CONNECT_BACKOFF: Duration = Duration::from_millis(10);
+
+/// The per-stream state every connection task of the stream shares.
+pub(super) struct StreamShared {
+    pub(super) spec: StreamSpec,
+    request: PreparedRequest,
+    measure_start: Instant,
+    timeout: Duration,
+    current: Mutex<Recorded>,
+    /// The run's start, the zero of [`InFlight`] times.
+    start: Instant,
+    /// One per connection task: the request it has in flight, if any.
+    in_flight: Mutex<Vec<Arc<InFlight>>>,
+}
+
+/// The request a connection task has in flight, as two plain stores per request,
+/// so the engine can account for it if it has to give up waiting: nanoseconds
+/// after the run's start plus one (zero: nothing in flight).
+#[derive(Default)]
+struct InFlight {
+    due: AtomicU64,
+    sent: AtomicU64,
+}
+
+impl StreamShared {
+    pub(super) fn new(
+        spec: &StreamSpec,
+        plan: &Plan,
+        start: Instant,
+        measure_start: Instant,
+    ) -> anyhow::Result<Self> {
+        let request = spec
+            .request(&plan.target.authority)
+            .with_context(|| format!("stream {}", spec.name))?;
+        Ok(StreamShared {
+            spec: spec.clone(),
+            request,
+            measure_start,
+            timeout: plan.timing.timeout,
+            current: Mutex::new(Recorded::default()),
+            start,
+            in_flight: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A new in-flight marker for one connection task.
+    fn marker(&self) -> Arc<InFlight> {
+        let marker = Arc::new(InFlight::default());
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::clone(&marker));
+        marker
+    }
+
+    fn since_start(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.start).as_nanos() as u64 + 1
+    }
+
+    /// Sends one request on `slot` and records the outcome; returns it with the
+    /// time it completed. `due` is the open-loop due time; a closed loop has none,
+    /// its requests are due when sent.
+    async fn exchange(
+        &self,
+        slot: &mut Slot,
+        due: Option<Instant>,
+        marker: &InFlight,
+    ) -> (Result<http::StatusCode, Failure>, Instant) {
+        let sent = Instant::now();
+        let due = due.unwrap_or(sent);
+        marker.due.store(self.since_start(due), Ordering::Relaxed);
+        marker.sent.store(self.since_start(sent), Ordering::Relaxed);
+        let result = slot
+            .exchange(&self.request, sent + self.timeout, None)
+            .await;
+        marker.due.store(0, Ordering::Relaxed);
+        let done = Instant::now();
+        self.record(Sample {
+            due,
+            sent,
+            done,
+            result,
+        });
+        (result, done)
+    }
+
+    /// Records every request still in flight as abandoned at `now` (their tasks
+    /// have been stopped).
+    pub(super) fn abandon_in_flight(&self, now: Instant) {
+        let markers = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        for marker in markers.iter() {
+            let due = marker.due.swap(0, Ordering::Relaxed);
+            if due == 0 {
+                continue;
+            }
+            let at = |ns: u64| self.start + Duration::from_nanos(ns - 1);
+            self.record(Sample {
+                due: at(due),
+                sent: at(marker.sent.load(Ordering::Relaxed).max(1)),
+                done: now,
+                result: Err(Failure::Abandoned),
+            });
+        }
+    }
+
+    fn record(&self, sample: Sample) {
+        if sample.due < self.measure_start {
+            return; // warm-up
+        }
+        let open_loop = matches!(self.spec.load, Load::Open { .. });
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(&sample, open_loop);
+    }
+
+    /// Takes the current interval's recording, leaving an empty one.
+    pub(super) fn take_interval(&self) -> Recorded {
+        std::mem::take(&mut *self.current.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Counts of the current interval so far.
+    pub(super) fn current_counts(&self) -> Counts {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .counts
+    }
+}
+
+/// The engine's view of one stream while the run goes on.
+pub(super) struct StreamRun {
+    pub(super) shared: Arc<StreamShared>,
+    /// Open loop: the driver handing out due requests, and its pacing thread.
+    pub(super) open_loop: Option<(Arc<OpenLoop>, Pacer)>,
+    /// The intervals closed so far.
+    pub(super) intervals: Vec<IntervalOutcome>,
+    /// Everything recorded in the intervals closed so far.
+    pub(super) total: Recorded,
+}
+
+impl StreamRun {
+    /// Starts the stream's connection tasks on `connections` (opened beforehand;
+    /// `None` where opening failed) in `tasks`.
+    pub(super) fn start(
+        shared: StreamShared,
+        connections: Vec<Option<Connection>>,
+        addr: SocketAddr,
+        span: Duration,
+        end: Instant,
+        stop: &Arc<AtomicBool>,
+        tasks: &mut JoinSet<()>,
+    ) -> anyhow::Result<StreamRun> {
+        let shared = Arc::new(shared);
+        let open_loop = match shared.spec.load {
+            Load::Open { rate, .. } => {
+                let schedule = crate::pacer::Schedule::new(shared.start, rate);
+                let total = schedule.due_before(span);
+                let (open_loop, pacer) = OpenLoop::start(schedule, total, Arc::clone(stop))?;
+                for connection in connections {
+                    tasks.spawn(open_loop_connection(
+                        Arc::clone(&shared),
+                        Slot::new(addr, connection),
+                        Arc::clone(&open_loop),
+                    ));
+                }
+                Some((open_loop, pacer))
+            }
+            Load::Closed { .. } => {
+                for connection in connections {
+                    tasks.spawn(closed_loop_connection(
+                        Arc::clone(&shared),
+                        Slot::new(addr, connection),
+                        end,
+                        Arc::clone(stop),
+                    ));
+                }
+                None
+            }
+        };
+        Ok(StreamRun {
+            shared,
+            open_loop,
+            intervals: Vec::new(),
+            total: Recorded::default(),
+        })
+    }
+
+    /// Requests of an open-loop stream due by the end and not yet taken by a
+    /// connection (whether or not the pacer has released them yet).
+    pub(super) fn backlog(&self) -> u64 {
+        self.open_loop.as_ref().map_or(0, |(open_loop, _)| {
+            open_loop.total().saturating_sub(open_loop.claimed())
+        })
+    }
+
+    /// Closes the interval `[start, start + length)`: its recording joins the total
+    /// and its summary the series; the recording itself is returned.
+    pub(super) fn close_interval(&mut self, start: Duration, length: Duration) -> Recorded {
+        let recorded = self.shared.take_interval();
+        self.total.merge(&recorded);
+        self.intervals
+            .push(IntervalOutcome::of(start, length, &recorded));
+        recorded
+    }
+}
+
+/// Connection task of an open-loop stream: take a due request, send it, record it.
+async fn open_loop_connection(shared: Arc<StreamShared>, mut slot: Slot, open_loop: Arc<OpenLoop>) {
+    let marker = shared.marker();
+    while let Some((_, due)) = open_loop.next().await {
+        // The outcome is recorded; an open loop sends the next request regardless.
+        let _ = shared.exchange(&mut slot, Some(due), &marker).await;
+    }
+}
+
+/// Connection task of a closed-loop stream: send, wait for the response, repeat.
+async fn closed_loop_connection(
+    shared: Arc<StreamShared>,
+    mut slot: Slot,
+    end: Instant,
+    stop: Arc<AtomicBool>,
+) {
+    let marker = shared.marker();
+    let mut now = Instant::now();
+    while !stop.load(Ordering::Relaxed) && now < end {
+        let (result, done) = shared.exchange(&mut slot, None, &marker).await;
+        now = done;
+        if result == Err(Failure::Connect) {
+            tokio::time::sleep(CLOSED_LOOP_CONNECT_BACKOFF).await;
+            now = Instant::now();
+        }
+    }
+}

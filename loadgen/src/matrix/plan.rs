@@ -1,0 +1,126 @@
+//! What each phase of a variant sends: the probe always, and in the loaded phase the
+//! scenario's load: heavy `GET /work/cpu` requests sized for this server, or
+//! background jobs (`POST /jobs`) driven beside the request streams.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::background_jobs::JobsPlan;
+use crate::plan::{Load, Plan, StreamSpec, Timing};
+use crate::report::{HeavySize, PhaseSpec, Scenario, Settings};
+use crate::target::Target;
+
+/// Connections submitting background jobs in the jobs scenario.
+const JOB_CONNECTIONS: usize = 16;
+
+/// The request streams of `phase` against the server at `addr`.
+pub fn phase_plan(
+    phase: &PhaseSpec,
+    addr: SocketAddr,
+    settings: &Settings,
+    heavy: &HeavySize,
+) -> Plan {
+    let target =
+        Target::parse(&format!("http://{addr}/")).expect("a socket address makes a valid URL");
+    let stream = |name: &str, path: String, load| StreamSpec {
+        name: name.into(),
+        method: http::Method::GET,
+        path,
+        headers: Vec::new(),
+        body: None,
+        load,
+    };
+    let mut streams = vec![stream(
+        "probe",
+        "/health".into(),
+        Load::Open {
+            rate: settings.probe_rate,
+            connections: settings.probe_connections,
+        },
+    )];
+    // In the jobs scenario the load is background jobs, driven beside this plan.
+    if phase.heavy && settings.scenario == Scenario::Responsiveness {
+        streams.push(stream(
+            "heavy",
+            format!("/work/cpu?units={}", heavy.units),
+            Load::Open {
+                rate: heavy.offered_per_s,
+                connections: settings.heavy_connections,
+            },
+        ));
+    }
+    Plan {
+        target,
+        streams,
+        timing: Timing {
+            duration: Duration::from_secs_f64(phase.duration_s),
+            warmup: Duration::from_secs_f64(phase.warmup_s),
+            timeout: Duration::from_secs_f64(settings.timeout_s),
+            interval: Duration::from_secs(1),
+            drain: Duration::from_secs_f64(settings.drain_s),
+        },
+    }
+}
+
+/// The background jobs of `phase` in the jobs scenario (its loaded phase), or
+/// `None` when the phase has none.
+pub fn jobs_plan(
+    phase: &PhaseSpec,
+    addr: SocketAddr,
+    settings: &Settings,
+    heavy: &HeavySize,
+) -> Option<JobsPlan> {
+    (settings.scenario == Scenario::Jobs && phase.heavy).then(|| JobsPlan {
+        addr,
+        path: "/jobs".into(),
+        name: "jobs".into(),
+        rate: settings.job_load * heavy.ideal_per_s,
+        body: format!(r#"{{"kind": "cpu", "units": {}}}"#, heavy.units),
+        duration: Duration::from_secs_f64(phase.warmup_s + phase.duration_s),
+        connections: JOB_CONNECTIONS,
+        timeout: Duration::from_secs_f64(settings.timeout_s),
+        drain: Duration::from_secs_f64((2.0 * phase.duration_s).max(10.0)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sized(settings: &Settings) -> HeavySize {
+        let info = serde_json::json!({ "ns_per_unit": 1000.0, "cores": 2 });
+        HeavySize::from_info(&info, settings).unwrap()
+    }
+
+    #[test]
+    fn the_loaded_phase_adds_the_heavy_stream() {
+        let settings = Settings::new(false);
+        let heavy = sized(&settings);
+        let addr = "127.0.0.1:9".parse().unwrap();
+        let loaded = phase_plan(&settings.phases[1], addr, &settings, &heavy);
+        assert_eq!(loaded.streams.len(), 2);
+        assert_eq!(loaded.streams[1].path, "/work/cpu?units=20000");
+        loaded.validate().unwrap();
+        assert_eq!(
+            phase_plan(&settings.phases[0], addr, &settings, &heavy)
+                .streams
+                .len(),
+            1
+        );
+        assert!(jobs_plan(&settings.phases[1], addr, &settings, &heavy).is_none());
+    }
+
+    #[test]
+    fn the_jobs_scenario_loads_with_jobs_instead() {
+        let mut settings = Settings::new(true);
+        settings.scenario = Scenario::Jobs;
+        let heavy = sized(&settings);
+        let addr = "127.0.0.1:9".parse().unwrap();
+        let loaded = phase_plan(&settings.phases[1], addr, &settings, &heavy);
+        assert_eq!(loaded.streams.len(), 1, "the probe only");
+        let jobs = jobs_plan(&settings.phases[1], addr, &settings, &heavy).unwrap();
+        assert!((jobs.rate - settings.job_load * 100.0).abs() < 1e-9);
+        assert!(jobs.body.contains("20000"));
+        assert!(jobs_plan(&settings.phases[0], addr, &settings, &heavy).is_none());
+    }
+}

@@ -1,0 +1,120 @@
+//! One variant of a run: start its server as a child process, read `/info`, size
+//! the heavy job, run every phase, and stop the server, whatever happened. A variant
+//! that fails is reported with its error; the run goes on with the next.
+
+use std::time::Duration;
+
+use servers::variant::Variant;
+
+use super::phase::{PhaseObserver, PhaseRunner};
+use super::RunPlan;
+use crate::cpu;
+use crate::interrupt::Interrupt;
+use crate::progress::Progress;
+use crate::report::hlog::HlogWriter;
+use crate::report::{Figures, HeavySize, VariantReport, VariantStatus};
+use crate::server_process::ServerProcess;
+
+/// What running one variant needs.
+pub(super) struct VariantRunner<'a> {
+    pub(super) run: &'a RunPlan,
+    pub(super) progress: &'a Progress,
+    pub(super) interrupt: &'a Interrupt,
+    /// `[i/n] name`, for the progress line.
+    pub(super) label: String,
+    /// Planned time of the variants before this one.
+    pub(super) position: Duration,
+}
+
+impl VariantRunner<'_> {
+    /// Runs `variant` through every phase; never fails: what went wrong is in the
+    /// report's status and error.
+    pub(super) async fn run(&self, variant: Variant) -> VariantReport {
+        let mut report = VariantReport {
+            name: variant.name().into(),
+            summary: variant.summary().into(),
+            status: VariantStatus::Ok,
+            error: None,
+            server: None,
+            heavy: None,
+            phases: Vec::new(),
+            figures: None,
+        };
+        let log = self.run.dir.join(format!("{variant}.server.log"));
+        let mut server = match ServerProcess::start(variant, &self.run.launch, &log).await {
+            Ok(server) => server,
+            Err(e) => {
+                report.status = VariantStatus::Failed;
+                report.error = Some(format!("did not start: {e:#}"));
+                self.progress
+                    .note(&format!("{}: failed to start: {e:#}", self.label));
+                return report;
+            }
+        };
+        if let Err(e) = self.measure(&mut server, &mut report).await {
+            report.status = if self.interrupt.fired() {
+                VariantStatus::Interrupted
+            } else {
+                VariantStatus::Failed
+            };
+            self.progress.note(&format!("{}: {e:#}", self.label));
+            report.error = Some(format!("{e:#}"));
+        } else if self.interrupt.fired() {
+            report.status = VariantStatus::Interrupted;
+        }
+        server.stop().await;
+        report
+    }
+
+    /// Sizes the heavy job and runs the phases into `report`.
+    async fn measure(
+        &self,
+        server: &mut ServerProcess,
+        report: &mut VariantReport,
+    ) -> anyhow::Result<()> {
+        let settings = &self.run.settings;
+        let info = server.info().await?;
+        let heavy = HeavySize::from_info(&info, settings)?;
+        report.server = Some(info);
+        report.heavy = Some(heavy);
+        let name = report.name.clone();
+        let hlog = HlogWriter::create(
+            &self.run.dir.join(format!("{name}.hlog")),
+            &format!("variant {name}"),
+        )?;
+        let client_cores = self
+            .run
+            .placement
+            .client_cpus
+            .as_ref()
+            .map_or_else(|| cpu::online_cpus().len(), Vec::len);
+        let mut phases = PhaseRunner {
+            settings,
+            telemetry: self.run.launch.telemetry,
+            heavy,
+            client_cores,
+            interrupt: self.interrupt,
+            observer: PhaseObserver::new(self.progress, &hlog, self.position),
+        };
+        for phase in &settings.phases {
+            if self.interrupt.fired() {
+                break;
+            }
+            self.progress
+                .set_label(format!("{} {}", self.label, phase.name));
+            report.phases.push(phases.run(phase, server).await?);
+            if let Some(status) = server.exited() {
+                hlog.finish()?;
+                anyhow::bail!(
+                    "the server exited during the {} phase ({status})",
+                    phase.name
+                );
+            }
+        }
+        hlog.finish()?;
+        if !self.interrupt.fired() {
+            report.figures = Figures::derive(&report.phases, &heavy);
+        }
+        Ok(())
+    }
+}

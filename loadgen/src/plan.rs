@@ -1,0 +1,267 @@
+//! What to send: one or more named streams of requests, each open-loop (a fixed
+//! rate) or closed-loop (a fixed number of connections sending back to back), plus
+//! the run's timing. Built from `bench` flags, a scenario file
+//! ([`crate::scenario_file`]) or the run matrix, and validated before anything is
+//! sent.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method};
+
+use crate::client::{PreparedRequest, RequestError};
+use crate::config::ConfigError;
+use crate::target::Target;
+
+/// Connections an open-loop stream gets when none are given.
+pub const DEFAULT_OPEN_LOOP_CONNECTIONS: usize = 16;
+
+/// How a stream decides when to send.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Load {
+    /// Request k is due at `start + k / rate`, whatever the server does (wrk2's
+    /// model); it is sent on the first free one of `connections`.
+    Open { rate: f64, connections: usize },
+    /// Each connection sends its next request as soon as the last one completes.
+    Closed { connections: usize },
+}
+
+impl Load {
+    pub fn connections(&self) -> usize {
+        match *self {
+            Load::Open { connections, .. } | Load::Closed { connections } => connections,
+        }
+    }
+
+    /// The target rate of an open-loop stream.
+    pub fn rate(&self) -> Option<f64> {
+        match *self {
+            Load::Open { rate, .. } => Some(rate),
+            Load::Closed { .. } => None,
+        }
+    }
+}
+
+/// One named stream of identical requests, recorded separately from the others.
+#[derive(Debug, Clone)]
+pub struct StreamSpec {
+    pub name: String,
+    pub method: Method,
+    /// Path and query sent in the request line.
+    pub path: String,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Option<Bytes>,
+    pub load: Load,
+}
+
+impl StreamSpec {
+    /// The stream's request as it goes on the wire to `authority` (the `Host`).
+    pub fn request(&self, authority: &str) -> Result<PreparedRequest, RequestError> {
+        PreparedRequest::new(
+            &self.method,
+            &self.path,
+            authority,
+            &self.headers,
+            self.body.as_deref().unwrap_or_default(),
+        )
+    }
+}
+
+/// The run's clock settings, shared by every stream.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    /// Measured time, after the warm-up.
+    pub duration: Duration,
+    /// Time at the start whose requests are sent but not recorded.
+    pub warmup: Duration,
+    /// Longest a request may take, connect included.
+    pub timeout: Duration,
+    /// Length of one interval of the time series.
+    pub interval: Duration,
+    /// After the end, how long requests still in flight may take to complete;
+    /// those still unanswered then are counted as abandoned.
+    pub drain: Duration,
+}
+
+impl Timing {
+    /// A drain long enough for every request in flight at the end to complete or
+    /// time out.
+    pub fn with_full_drain(mut self) -> Timing {
+        self.drain = self.timeout + Duration::from_millis(100);
+        self
+    }
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(2),
+            timeout: Duration::from_secs(5),
+            interval: Duration::from_secs(1),
+            drain: Duration::from_millis(5_100),
+        }
+    }
+}
+
+/// Everything one run needs: where, what, and for how long.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub target: Target,
+    pub streams: Vec<StreamSpec>,
+    pub timing: Timing,
+}
+
+impl Plan {
+    /// A plan of one stream, named `name`, of GETs to `url`.
+    pub fn get(url: &str, name: &str, load: Load, timing: Timing) -> Result<Plan, ConfigError> {
+        let target = Target::parse(url)?;
+        Ok(Plan {
+            streams: vec![StreamSpec {
+                name: name.into(),
+                method: Method::GET,
+                path: target.path_and_query.clone(),
+                headers: Vec::new(),
+                body: None,
+                load,
+            }],
+            target,
+            timing,
+        })
+    }
+
+    /// Checks the plan as a whole; every message says what to change.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let t = &self.timing;
+        if t.duration.is_zero() {
+            return Err(ConfigError("--duration must be longer than zero".into()));
+        }
+        if t.timeout.is_zero() {
+            return Err(ConfigError("--timeout must be longer than zero".into()));
+        }
+        if t.interval < Duration::from_millis(10) {
+            return Err(ConfigError("--interval must be at least 10ms".into()));
+        }
+        if self.streams.is_empty() {
+            return Err(ConfigError("the scenario has no [[stream]]".into()));
+        }
+        let mut names = HashSet::new();
+        for s in &self.streams {
+            if s.name.is_empty() || s.name.contains(|c: char| c.is_whitespace() || c == ',') {
+                return Err(ConfigError(format!(
+                    "stream name {:?} must be non-empty, without spaces or commas",
+                    s.name
+                )));
+            }
+            if !names.insert(s.name.as_str()) {
+                return Err(ConfigError(format!("two streams are named {:?}", s.name)));
+            }
+            s.request(&self.target.authority)
+                .map_err(|e| ConfigError(format!("stream {:?}: {e}", s.name)))?;
+            if s.load.connections() == 0 {
+                return Err(ConfigError(format!(
+                    "stream {:?}: connections must be at least 1",
+                    s.name
+                )));
+            }
+            if let Load::Open { rate, .. } = s.load {
+                if !(rate.is_finite() && rate > 0.0) {
+                    return Err(ConfigError(format!(
+                        "stream {:?}: rate must be a positive number of requests per second, got {rate}",
+                        s.name
+                    )));
+                }
+                let expected = rate * t.duration.as_secs_f64();
+                if expected < 1.0 {
+                    return Err(ConfigError(format!(
+                        "stream {:?}: {rate}/s for {} sends no request; raise the rate to at least {:.3}/s or lengthen --duration",
+                        s.name,
+                        humantime::format_duration(t.duration),
+                        1.0 / t.duration.as_secs_f64()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(load: Load, duration: Duration) -> Plan {
+        Plan {
+            target: Target::parse("http://127.0.0.1:1").unwrap(),
+            streams: vec![StreamSpec {
+                name: "s".into(),
+                method: Method::GET,
+                path: "/".into(),
+                headers: vec![],
+                body: None,
+                load,
+            }],
+            timing: Timing {
+                duration,
+                ..Timing::default()
+            },
+        }
+    }
+
+    #[test]
+    fn refuses_zero_rates_connections_and_empty_runs() {
+        let ten = Duration::from_secs(10);
+        assert!(plan(
+            Load::Open {
+                rate: 0.0,
+                connections: 1
+            },
+            ten
+        )
+        .validate()
+        .is_err());
+        assert!(plan(
+            Load::Open {
+                rate: f64::NAN,
+                connections: 1
+            },
+            ten
+        )
+        .validate()
+        .is_err());
+        assert!(plan(
+            Load::Open {
+                rate: 5.0,
+                connections: 0
+            },
+            ten
+        )
+        .validate()
+        .is_err());
+        assert!(plan(Load::Closed { connections: 0 }, ten)
+            .validate()
+            .is_err());
+        assert!(plan(Load::Closed { connections: 1 }, Duration::ZERO)
+            .validate()
+            .is_err());
+        let too_slow = plan(
+            Load::Open {
+                rate: 0.05,
+                connections: 1,
+            },
+            ten,
+        )
+        .validate();
+        assert!(too_slow.unwrap_err().0.contains("at least 0.100/s"));
+        assert!(plan(
+            Load::Open {
+                rate: 0.1,
+                connections: 1
+            },
+            ten
+        )
+        .validate()
+        .is_ok());
+    }
+}

@@ -1,0 +1,78 @@
+//! The report of a `loadgen bench` run: its configuration, environment and
+//! streams (request streams, then the submit and end-to-end streams of any job
+//! stream), with the job streams' own figures.
+
+use serde::{Deserialize, Serialize};
+
+use super::jobs::JobsFigures;
+use super::stream::StreamReport;
+use super::SCHEMA_VERSION;
+use crate::engine::RunOutcome;
+use crate::environment::Environment;
+use crate::plan::Plan;
+
+/// Everything a `bench` run measured, with its configuration and environment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchReport {
+    pub schema_version: u32,
+    pub tool: String,
+    pub tool_version: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    /// Stopped early by Ctrl-C/SIGTERM: the figures cover less than the duration.
+    pub interrupted: bool,
+    pub environment: Environment,
+    pub config: RunConfig,
+    pub streams: Vec<StreamReport>,
+    /// Job streams of a scenario file (`kind = "job"`): counts and server-side
+    /// times; their submit and end-to-end latencies are streams above.
+    #[serde(default)]
+    pub jobs: Vec<NamedJobsFigures>,
+}
+
+/// The figures of one job stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NamedJobsFigures {
+    pub name: String,
+    pub figures: JobsFigures,
+}
+
+/// The settings of the run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub url: String,
+    /// The address connected to.
+    pub addr: String,
+    pub duration_s: f64,
+    pub warmup_s: f64,
+    pub timeout_s: f64,
+    pub interval_s: f64,
+}
+
+impl BenchReport {
+    /// The report of `outcome`, a run of `plan`.
+    pub fn new(plan: &Plan, outcome: &RunOutcome, environment: Environment) -> BenchReport {
+        BenchReport {
+            schema_version: SCHEMA_VERSION,
+            tool: "loadgen".into(),
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            started_at: humantime::format_rfc3339_seconds(outcome.started_at).to_string(),
+            interrupted: outcome.interrupted,
+            environment,
+            config: RunConfig {
+                url: plan.target.url.clone(),
+                addr: outcome.addr.to_string(),
+                duration_s: plan.timing.duration.as_secs_f64(),
+                warmup_s: plan.timing.warmup.as_secs_f64(),
+                timeout_s: plan.timing.timeout.as_secs_f64(),
+                interval_s: plan.timing.interval.as_secs_f64(),
+            },
+            streams: outcome
+                .streams
+                .iter()
+                .map(|s| StreamReport::from_outcome(s, outcome.measured))
+                .collect(),
+            jobs: Vec::new(),
+        }
+    }
+}

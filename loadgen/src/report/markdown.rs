@@ -1,0 +1,90 @@
+//! `summary.md` of a run: what was run and where, the comparison table and the
+//! warnings; printed at the end of `loadgen run` too. Its sentences that describe the
+//! run are Markdown (code in backticks) and `report.html` shows the same ones.
+
+use std::fmt::Write;
+
+use super::format::format_us;
+use super::run::RunReport;
+use super::settings::Scenario;
+use super::warnings::run_warnings;
+
+/// What loaded the server in the loaded phase.
+pub fn describe_load(report: &RunReport) -> String {
+    let s = &report.settings;
+    match report.scenario {
+        Scenario::Jobs => format!(
+            "background `POST /jobs` of ~{} ms CPU offered open loop at {}× what the cores can finish, each polled until done",
+            s.job_ms, s.job_load
+        ),
+        Scenario::Responsiveness => format!(
+            "heavy `GET /work/cpu` jobs of ~{} ms CPU offered open loop at {}× what the cores can finish, on {} connections",
+            s.job_ms, s.overload, s.heavy_connections
+        ),
+    }
+}
+
+/// The phases, the probe, the load and the timeout, in one sentence.
+pub fn describe_scenario(report: &RunReport) -> String {
+    let s = &report.settings;
+    let phases: Vec<String> = s
+        .phases
+        .iter()
+        .map(|p| format!("{} {}s (+{}s warm-up)", p.name, p.duration_s, p.warmup_s))
+        .collect();
+    format!(
+        "Scenario: {}; probe `GET /health` open loop at {}/s on {} connections; {}; timeout {}s.",
+        phases.join(", "),
+        s.probe_rate,
+        s.probe_connections,
+        describe_load(report),
+        s.timeout_s
+    )
+}
+
+/// What the comparison table's columns mean and how it is sorted.
+pub fn describe_table(scenario: Scenario) -> &'static str {
+    match scenario {
+        Scenario::Jobs => "Probe latency (corrected) while background jobs run, sorted by probe p99. Submit: due time to the 202. Queue wait and run: the server's own `queued_at`→`started_at`→`finished_at`. End-to-end: due time to `finished_at`. Failed: jobs failed and submissions that got neither 202 nor 503. Lost: accepted but never finished (must be 0).",
+        Scenario::Responsiveness => "Probe latency under load (corrected for coordinated omission), sorted by inflation (loaded p99 ÷ idle p99). Server lag max: the longest the server's own event-loop lag probe (a 5 ms timer) waited past its due time in the loaded phase; about 1–2 ms is tokio's timer granularity. Heavy done/s: 2xx completions inside the loaded window; efficiency: that ÷ (cores ÷ job cost). Heavy latency includes 503 refusals, which are answered at once. Failed: heavy requests that timed out, errored, or were never sent or answered.",
+    }
+}
+
+/// How fine the tool's own measurements were in this run, if known.
+pub fn describe_resolution(report: &RunReport) -> Option<String> {
+    report.resolution.map(|r| {
+        format!(
+            "Tool resolution in this run: idle probe round trip (the floor) p50 {}; idle probe send lateness p99 {}, max {}. Figures near these measure the tool, not the server.",
+            format_us(r.floor_p50_us),
+            format_us(r.idle_lateness_p99_us),
+            format_us(r.idle_lateness_max_us)
+        )
+    })
+}
+
+/// `summary.md`: what was run, where, the table and the warnings.
+pub fn summary(report: &RunReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# {}: {}\n",
+        report.scenario.title(),
+        report.started_at
+    );
+    let _ = writeln!(out, "Environment: {}.", report.environment.one_line());
+    let _ = writeln!(out, "Placement: {}.", report.placement.describe());
+    let _ = writeln!(out, "{}\n", describe_scenario(report));
+    if let Some(resolution) = describe_resolution(report) {
+        let _ = writeln!(out, "{resolution}\n");
+    }
+    let _ = writeln!(out, "{}\n", describe_table(report.scenario));
+    out.push_str(&report.table());
+    let warnings = run_warnings(report);
+    if !warnings.is_empty() {
+        out.push_str("\nWarnings:\n\n");
+        for w in warnings {
+            let _ = writeln!(out, "- {w}");
+        }
+    }
+    out
+}

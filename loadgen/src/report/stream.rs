@@ -1,0 +1,128 @@
+//! What one stream measured, as every report carries it: counts, rates, latency
+//! percentiles (corrected first), the full histograms and the interval series.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::StreamOutcome;
+use crate::plan::Load;
+use crate::recorder::Counts;
+use crate::stats::{encode, Percentiles};
+
+/// How a stream decided when to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamMode {
+    /// At a fixed rate, whatever the server does.
+    Open,
+    /// Back to back on each connection.
+    Closed,
+}
+
+/// What one stream measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamReport {
+    pub name: String,
+    pub method: String,
+    pub path: String,
+    pub mode: StreamMode,
+    pub connections: usize,
+    /// Open loop: requests per second asked for.
+    pub target_rate: Option<f64>,
+    /// Length of the measured part in seconds.
+    pub measured_s: f64,
+    /// Requests sent per second.
+    pub achieved_rate: f64,
+    /// Responses (any status) completed inside the measured window, per second.
+    pub throughput: f64,
+    /// 2xx responses completed inside the measured window, per second.
+    pub ok_throughput: f64,
+    pub counts: Counts,
+    /// Open loop: due in the measured part but never sent (no free connection);
+    /// in the corrected latency as lower bounds.
+    pub unsent: u64,
+    pub latency: Latency,
+    /// Open loop: send time minus due time.
+    pub lateness: Option<Percentiles>,
+    /// Full distributions, HdrHistogram V2 compressed and base64-encoded, in ns.
+    pub histograms: EncodedHistograms,
+    pub intervals: Vec<IntervalReport>,
+}
+
+/// Corrected (from the due time) first, then uncorrected (from the send time).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Latency {
+    pub corrected: Percentiles,
+    pub uncorrected: Percentiles,
+}
+
+/// See [`StreamReport::histograms`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EncodedHistograms {
+    pub corrected: String,
+    pub uncorrected: String,
+}
+
+/// One interval of the time series.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IntervalReport {
+    /// From the start of measurement, in seconds.
+    pub start_s: f64,
+    pub length_s: f64,
+    pub responses: u64,
+    pub errors: u64,
+    /// Responses per second in this interval.
+    pub throughput: f64,
+    pub corrected: Percentiles,
+    pub uncorrected: Percentiles,
+}
+
+impl StreamReport {
+    /// Summarises one stream's outcome; `measured` is the measured length.
+    pub fn from_outcome(outcome: &StreamOutcome, measured: std::time::Duration) -> StreamReport {
+        let stream = &outcome.stream;
+        let total = &outcome.total;
+        let seconds = measured.as_secs_f64().max(f64::MIN_POSITIVE);
+        let open = matches!(stream.load, Load::Open { .. });
+        StreamReport {
+            name: stream.name.clone(),
+            method: stream.method.to_string(),
+            path: stream.path.clone(),
+            mode: if open {
+                StreamMode::Open
+            } else {
+                StreamMode::Closed
+            },
+            connections: stream.load.connections(),
+            target_rate: stream.load.rate(),
+            measured_s: measured.as_secs_f64(),
+            achieved_rate: total.counts.sent as f64 / seconds,
+            throughput: outcome.in_window.responses as f64 / seconds,
+            ok_throughput: outcome.in_window.status_2xx as f64 / seconds,
+            counts: total.counts,
+            unsent: outcome.unsent,
+            latency: Latency {
+                corrected: Percentiles::of(&total.corrected),
+                uncorrected: Percentiles::of(&total.uncorrected),
+            },
+            lateness: open.then(|| Percentiles::of(&total.lateness)),
+            histograms: EncodedHistograms {
+                corrected: encode(&total.corrected),
+                uncorrected: encode(&total.uncorrected),
+            },
+            intervals: outcome
+                .intervals
+                .iter()
+                .map(|i| IntervalReport {
+                    start_s: i.start.as_secs_f64(),
+                    length_s: i.length.as_secs_f64(),
+                    responses: i.counts.responses,
+                    errors: i.counts.errors(),
+                    throughput: i.counts.responses as f64
+                        / i.length.as_secs_f64().max(f64::MIN_POSITIVE),
+                    corrected: i.corrected,
+                    uncorrected: i.uncorrected,
+                })
+                .collect(),
+        }
+    }
+}
