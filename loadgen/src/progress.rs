@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::engine::Live;
 
-/// The bar of one run (or of one phase of a longer job).
+/// The bar of one run (or of one phase of a longer run).
 pub struct Progress {
     bar: ProgressBar,
 }
@@ -28,12 +28,12 @@ impl Progress {
         Progress { bar }
     }
 
-    /// Shows the latest figures of a run that is the whole job.
+    /// Shows the latest figures of a run that is the whole bar.
     pub fn update(&self, live: &Live) {
         self.update_at(live.elapsed, live);
     }
 
-    /// Shows the latest figures of a run that started `position` into the job.
+    /// Shows the latest figures of a run that started `position` into the bar.
     pub fn update_at(&self, position: Duration, live: &Live) {
         self.bar.set_position(position.as_millis() as u64);
         let mut msg = if live.warming_up {

@@ -238,7 +238,10 @@ fn a_jobs_run_gets_its_own_page_and_comparison() {
     assert!(page.contains("with background jobs") && page.contains("end-to-end p99"));
     // The comparison ranks by loaded probe p99 and shows the jobs' end-to-end p99.
     let svg = check_svg(&dir.join("charts/comparison.svg"), &VARIANTS);
-    assert!(svg.contains("jobs end-to-end p99"), "the jobs axis is drawn");
+    assert!(
+        svg.contains("jobs end-to-end p99"),
+        "the jobs axis is drawn"
+    );
     assert!(
         svg.matches("<rect").count() >= 2 * VARIANTS.len(),
         "two bars per variant"

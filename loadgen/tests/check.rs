@@ -408,7 +408,11 @@ fn compare_reads_the_figures_of_a_jobs_run() {
     // Jobs that take ten times longer end to end are a regression.
     let mut slower = base.clone();
     let loaded = &mut slower.variants[1].phases[1];
-    let jobs = loaded.streams.iter_mut().find(|s| s.name == "jobs").unwrap();
+    let jobs = loaded
+        .streams
+        .iter_mut()
+        .find(|s| s.name == "jobs")
+        .unwrap();
     jobs.latency.corrected.p99_us *= 10.0;
     let worse: Vec<_> = compare(
         std::slice::from_ref(&base),

@@ -46,7 +46,7 @@ fn prepare(args: &RunArgs, dir: PathBuf) -> Result<RunPlan, CommandError> {
             settings.set_duration(phase, d);
         }
     }
-    settings.job_ms = args.job.as_secs_f64() * 1e3;
+    settings.heavy_ms = args.job.as_secs_f64() * 1e3;
     settings.overload = args.overload;
     settings.scenario = args.scenario;
     settings.job_load = args.job_load;

@@ -15,11 +15,11 @@ pub fn describe_load(report: &RunReport) -> String {
     match report.scenario {
         Scenario::Jobs => format!(
             "background `POST /jobs` of ~{} ms CPU offered open loop at {}× what the cores can finish, each polled until done",
-            s.job_ms, s.job_load
+            s.heavy_ms, s.job_load
         ),
         Scenario::Responsiveness => format!(
             "heavy `GET /work/cpu` jobs of ~{} ms CPU offered open loop at {}× what the cores can finish, on {} connections",
-            s.job_ms, s.overload, s.heavy_connections
+            s.heavy_ms, s.overload, s.heavy_connections
         ),
     }
 }

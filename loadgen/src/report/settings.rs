@@ -73,8 +73,10 @@ pub struct PhaseSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
     pub phases: Vec<PhaseSpec>,
-    /// Target CPU time of one heavy job, in milliseconds.
-    pub job_ms: f64,
+    /// Target CPU time of one piece of heavy work (a heavy request or a
+    /// background job), in milliseconds (`--job`).
+    #[serde(rename = "job_ms")]
+    pub heavy_ms: f64,
     /// Heavy work offered, as a multiple of what the cores can finish.
     pub overload: f64,
     pub probe_rate: f64,
@@ -128,7 +130,7 @@ impl Settings {
                 phase("loaded", l.loaded, true),
                 phase("recovery", l.recovery, false),
             ],
-            job_ms: 20.0,
+            heavy_ms: 20.0,
             overload: 1.5,
             scenario: Scenario::Responsiveness,
             job_load: 0.8,
@@ -164,7 +166,7 @@ impl Settings {
                 return Err(format!("--{} must be longer than zero", p.name));
             }
         }
-        if !(self.job_ms.is_finite() && self.job_ms > 0.0) {
+        if !(self.heavy_ms.is_finite() && self.heavy_ms > 0.0) {
             return Err("--job must be longer than zero".into());
         }
         if !(self.overload > 0.0 && self.overload.is_finite()) {
@@ -206,7 +208,7 @@ impl HeavySize {
             .filter(|n| *n > 0.0)
             .ok_or_else(|| anyhow::anyhow!("/info has no ns_per_unit"))?;
         let cores = info["cores"].as_u64().unwrap_or(1).max(1) as usize;
-        let units = ((settings.job_ms * 1e6 / ns_per_unit).round() as u64).max(1);
+        let units = ((settings.heavy_ms * 1e6 / ns_per_unit).round() as u64).max(1);
         let cost_ms = units as f64 * ns_per_unit / 1e6;
         let ideal_per_s = cores as f64 * 1_000.0 / cost_ms;
         Ok(HeavySize {
