@@ -4,8 +4,12 @@
 //! assume) into a histogram tracking 1 µs to one hour at three significant digits.
 //! Histograms are only ever merged (exactly), never averaged.
 
+pub mod interval;
+
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+
+pub use interval::{quantile_interval, Interval, CONFIDENCE};
 
 // One histogram form for both crates, so the servers' lag histograms and the
 // client's latency histograms read and merge the same way.
@@ -23,6 +27,17 @@ pub struct Percentiles {
     pub p99_9_us: f64,
     pub p99_99_us: f64,
     pub max_us: f64,
+    /// 95 % confidence intervals of p50, p90, p99 and p99.9 from the order
+    /// statistics ([`interval`]); `None` where the samples are too few to bound the
+    /// percentile from above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_ci: Option<Interval>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p90_ci: Option<Interval>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ci: Option<Interval>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_9_ci: Option<Interval>,
 }
 
 impl Percentiles {
@@ -43,6 +58,10 @@ impl Percentiles {
             p99_99_us: us(h.value_at_quantile(0.9999)),
             // The highest equivalent value: the max is never rounded down.
             max_us: us(h.highest_equivalent(h.max())),
+            p50_ci: quantile_interval(h, 0.5),
+            p90_ci: quantile_interval(h, 0.9),
+            p99_ci: quantile_interval(h, 0.99),
+            p99_9_ci: quantile_interval(h, 0.999),
         }
     }
 }
@@ -73,6 +92,9 @@ mod tests {
         assert!((p.p50_us - 500.0).abs() <= 1.0, "{p:?}");
         assert!((p.p99_us - 990.0).abs() <= 1.0, "{p:?}");
         assert!(p.max_us >= 1000.0);
+        let ci = p.p99_ci.expect("1000 samples bound p99");
+        assert!(ci.low_us <= p.p99_us && p.p99_us <= ci.high_us, "{ci:?}");
+        assert_eq!(p.p99_9_ci, None, "1000 samples cannot bound p99.9");
         assert_eq!(Percentiles::of(&new_histogram()), Percentiles::default());
     }
 }
