@@ -117,10 +117,11 @@ pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsO
         submitters_left: plan.connections,
         drain_deadline: None,
     }));
-    let schedule = Schedule::new(Instant::now() + START_DELAY, plan.rate);
+    let start = Instant::now() + START_DELAY;
+    let schedule = Schedule::new(start, plan.rate);
     let total = schedule.due_before(plan.duration);
     let stop = Arc::new(AtomicBool::new(false));
-    let (open_loop, pacer) = OpenLoop::start(schedule, total, Arc::clone(&stop))
+    let (open_loop, pacer) = OpenLoop::start(schedule, total, start, Arc::clone(&stop))
         .map_err(|e| anyhow::anyhow!("cannot start the job pacer thread: {e}"))?;
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -140,10 +141,10 @@ pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsO
 
     let mut joined = tokio::task::spawn_blocking(move || pacer.join());
     let released = tokio::select! {
-        released = &mut joined => released.unwrap_or(0),
+        joined = &mut joined => joined.map_or(0, |(released, _)| released),
         () = interrupt.wait() => {
             stop.store(true, Ordering::Relaxed);
-            (&mut joined).await.unwrap_or(0)
+            (&mut joined).await.map_or(0, |(released, _)| released)
         }
     };
     // The submitters take what was released, then see the end.
@@ -195,6 +196,7 @@ pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsO
         intervals: Vec::new(),
         unsent: 0,
         in_window: recorded.counts,
+        pacer_lateness: None,
     };
     let submit_name = if plan.name == "jobs" {
         "submit".to_owned()

@@ -143,8 +143,13 @@ pub struct RunArgs {
     pub job_load: f64,
 
     /// Probe requests per second (open loop).
-    #[arg(long, default_value_t = 100.0)]
+    #[arg(long, default_value_t = crate::report::settings::DEFAULT_PROBE_RATE)]
     pub probe_rate: f64,
+
+    /// The responsiveness objective: a variant is responsive when its probe p99
+    /// under load is at most this (judged by the p99's 95 % interval).
+    #[arg(long, value_parser = duration, default_value = "50ms")]
+    pub objective: Duration,
 
     /// Connections of the probe stream.
     #[arg(long, default_value_t = 8)]
@@ -171,7 +176,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_telemetry: bool,
 
-    /// Check these thresholds (a TOML file) after the run: exit 99 if any fails.
+    /// Run the whole matrix N times, rotating the order of the variants each
+    /// round; report each round and the medians and ranges over the rounds.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+
+    /// Check these thresholds (a TOML file) after the run: exit 99 if any fails
+    /// (with --repeat, if it fails in more than half of the rounds).
     #[arg(long)]
     pub check: Option<PathBuf>,
 
@@ -235,10 +246,11 @@ pub struct CompareArgs {
 /// Options of `loadgen selftest`.
 #[derive(Debug, Clone, Args)]
 pub struct SelftestArgs {
-    /// Send-lateness p99 allowed at moderate rates (100/s and 1000/s); raise it on
-    /// a machine whose noise you want tolerated.
+    /// Send-lateness p99 allowed at moderate rates (100/s and 1000/s) beyond this
+    /// machine's own timer jitter p99 (measured first); raise it on a machine whose
+    /// noise you want tolerated.
     #[arg(long, value_parser = duration, default_value = "1ms")]
-    pub lateness_limit: Duration,
+    pub lateness_allowance: Duration,
 }
 
 /// Options of `loadgen plot`.

@@ -19,6 +19,7 @@ pub mod engine;
 pub mod environment;
 pub mod files;
 pub mod interrupt;
+pub mod jitter;
 pub mod matrix;
 pub mod open_loop;
 pub mod pacer;

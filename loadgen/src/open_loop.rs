@@ -30,14 +30,16 @@ pub struct OpenLoop {
 
 impl OpenLoop {
     /// Starts releasing requests `0..total` of `schedule` at their due times, until
-    /// done or `stop` is set. The pacing thread is returned to be joined by whoever
+    /// done or `stop` is set; the pacer records its own lateness for requests due
+    /// from `record_from`. The pacing thread is returned to be joined by whoever
     /// ends the loop.
     pub fn start(
         schedule: Schedule,
         total: u64,
+        record_from: Instant,
         stop: Arc<AtomicBool>,
     ) -> std::io::Result<(Arc<OpenLoop>, Pacer)> {
-        let pacer = Pacer::start(schedule, total, stop)?;
+        let pacer = Pacer::start(schedule, total, record_from, stop)?;
         let open_loop = OpenLoop {
             schedule,
             permits: Arc::clone(&pacer.permits),
@@ -93,7 +95,8 @@ mod tests {
     async fn hands_out_each_request_once_in_order_then_ends() {
         let start = Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
-        let (open_loop, pacer) = OpenLoop::start(Schedule::new(start, 1_000.0), 5, stop).unwrap();
+        let (open_loop, pacer) =
+            OpenLoop::start(Schedule::new(start, 1_000.0), 5, start, stop).unwrap();
         let mut taken = Vec::new();
         for _ in 0..5 {
             let (k, due) = open_loop.next().await.unwrap();
@@ -101,12 +104,10 @@ mod tests {
             taken.push(k);
         }
         assert_eq!(taken, [0, 1, 2, 3, 4]);
-        assert_eq!(
-            tokio::task::spawn_blocking(move || pacer.join())
-                .await
-                .unwrap(),
-            5
-        );
+        let (released, lateness) = tokio::task::spawn_blocking(move || pacer.join())
+            .await
+            .unwrap();
+        assert_eq!((released, lateness.len()), (5, 5));
         open_loop.end_after(5, 1);
         assert_eq!(
             open_loop.next().await,
@@ -121,7 +122,7 @@ mod tests {
         let stop = Arc::new(AtomicBool::new(false));
         let later = Instant::now() + Duration::from_secs(60);
         let (open_loop, pacer) =
-            OpenLoop::start(Schedule::new(later, 1.0), 10, Arc::clone(&stop)).unwrap();
+            OpenLoop::start(Schedule::new(later, 1.0), 10, later, Arc::clone(&stop)).unwrap();
         let waiter = {
             let open_loop = Arc::clone(&open_loop);
             tokio::spawn(async move { open_loop.next().await })
@@ -129,11 +130,9 @@ mod tests {
         open_loop.close();
         assert_eq!(waiter.await.unwrap(), None);
         stop.store(true, Ordering::Relaxed);
-        assert_eq!(
-            tokio::task::spawn_blocking(move || pacer.join())
-                .await
-                .unwrap(),
-            0
-        );
+        let (released, _) = tokio::task::spawn_blocking(move || pacer.join())
+            .await
+            .unwrap();
+        assert_eq!(released, 0);
     }
 }

@@ -17,7 +17,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
+
+use crate::stats::new_histogram;
 
 /// Longest single sleep of the pacing thread, so it notices a stop request quickly.
 const STOP_CHECK: Duration = Duration::from_millis(20);
@@ -58,16 +61,23 @@ pub struct Pacer {
     pub permits: Arc<Semaphore>,
     /// Requests it will release in all.
     total: u64,
-    /// The pacing thread; it returns how many requests it released.
-    thread: std::thread::JoinHandle<u64>,
+    /// The pacing thread; it returns how many requests it released and how late
+    /// it released them.
+    thread: std::thread::JoinHandle<(u64, Histogram<u64>)>,
 }
 
 impl Pacer {
     /// Starts releasing requests `0..total` of `schedule` at their due times, until
-    /// done or `stop` is set. Whoever runs the connection tasks closes
-    /// [`Pacer::permits`] to end them: the pacer cannot know when the last released
-    /// request has been taken.
-    pub fn start(schedule: Schedule, total: u64, stop: Arc<AtomicBool>) -> std::io::Result<Pacer> {
+    /// done or `stop` is set, recording how late it released those due from
+    /// `record_from` on (its own lateness: the machine's, not the server's).
+    /// Whoever runs the connection tasks closes [`Pacer::permits`] to end them: the
+    /// pacer cannot know when the last released request has been taken.
+    pub fn start(
+        schedule: Schedule,
+        total: u64,
+        record_from: Instant,
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<Pacer> {
         let permits = Arc::new(Semaphore::new(0));
         let thread = {
             let permits = Arc::clone(&permits);
@@ -81,6 +91,7 @@ impl Pacer {
                         libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
                     }
                     let mut k = 0u64;
+                    let mut lateness = new_histogram();
                     while k < total && !stop.load(Ordering::Relaxed) {
                         let due = schedule.due(k);
                         let now = Instant::now();
@@ -94,10 +105,16 @@ impl Pacer {
                         while k + n < total && schedule.due(k + n) <= now {
                             n += 1;
                         }
-                        k += n;
                         permits.add_permits(n as usize);
+                        for due in (k..k + n).map(|j| schedule.due(j)) {
+                            if due >= record_from {
+                                let late = now.saturating_duration_since(due);
+                                lateness.saturating_record(late.as_nanos() as u64);
+                            }
+                        }
+                        k += n;
                     }
-                    k
+                    (k, lateness)
                 })?
         };
         Ok(Pacer {
@@ -113,9 +130,9 @@ impl Pacer {
     }
 
     /// Waits for the pacing thread to finish (it has been told to stop, or is done)
-    /// and returns how many requests it released.
-    pub fn join(self) -> u64 {
-        self.thread.join().unwrap_or(0)
+    /// and returns how many requests it released and how late (from `record_from`).
+    pub fn join(self) -> (u64, Histogram<u64>) {
+        self.thread.join().unwrap_or_else(|_| (0, new_histogram()))
     }
 }
 
@@ -153,12 +170,14 @@ mod tests {
         let pacer = Pacer::start(
             Schedule::new(start, 1000.0),
             50,
+            start,
             Arc::new(AtomicBool::new(false)),
         )
         .unwrap();
         let permits = Arc::clone(&pacer.permits);
-        let released = pacer.join();
+        let (released, lateness) = pacer.join();
         assert_eq!(released, 50);
+        assert_eq!(lateness.len(), 50, "each release's lateness recorded");
         // The last request is due 49 ms in; releasing them all cannot take less.
         assert!(start.elapsed() >= Duration::from_millis(49));
         assert_eq!(permits.available_permits(), 50);
@@ -167,15 +186,12 @@ mod tests {
     #[test]
     fn pacer_stops_when_told() {
         let stop = Arc::new(AtomicBool::new(false));
-        let pacer = Pacer::start(
-            Schedule::new(Instant::now(), 10.0),
-            1_000,
-            Arc::clone(&stop),
-        )
-        .unwrap();
+        let start = Instant::now();
+        let pacer =
+            Pacer::start(Schedule::new(start, 10.0), 1_000, start, Arc::clone(&stop)).unwrap();
         std::thread::sleep(Duration::from_millis(150));
         stop.store(true, Ordering::Relaxed);
-        let released = pacer.join();
+        let (released, _) = pacer.join();
         assert!((1..100).contains(&released), "{released}");
     }
 }

@@ -29,7 +29,7 @@ fn sentence(markdown: &str) -> String {
 const STYLE: &str = "body{font-family:sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}\
 table{border-collapse:collapse;font-size:14px;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}\
 td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}figure{margin:2em 0}svg{max-width:100%;height:auto}\
-.small{color:#666;font-size:13px}";
+.small{color:#666;font-size:13px}.weak{color:#aaa}";
 
 /// The page of a `loadgen run`; `charts` are (title, SVG text) pairs.
 pub fn run_page(report: &RunReport, charts: &[(String, String)]) -> String {
@@ -82,7 +82,7 @@ pub fn run_page(report: &RunReport, charts: &[(String, String)]) -> String {
     let _ = writeln!(
         out,
         "<h2>Comparison</h2><p>{} Requests that timed out or were never answered count at the time they were given up (lower bounds).</p>",
-        sentence(describe_table(report.scenario))
+        sentence(&describe_table(report))
     );
     let _ = write!(out, "<table id=\"comparison\"><tr>");
     for column in report.header() {
@@ -99,11 +99,23 @@ pub fn run_page(report: &RunReport, charts: &[(String, String)]) -> String {
             } else {
                 String::new()
             };
-            let _ = write!(out, "<td{colspan}>{}</td>", escape(cell));
+            // A weak figure is greyed, with what it means on hover.
+            let weak = if cell.weak {
+                " class=\"weak\" title=\"too few samples to bound this percentile\""
+            } else {
+                ""
+            };
+            let _ = write!(out, "<td{colspan}{weak}>{}</td>", escape(&cell.text));
         }
         let _ = writeln!(out, "</tr>");
     }
     let _ = writeln!(out, "</table>");
+    if report.rows().iter().flatten().any(|c| c.weak) {
+        let _ = writeln!(
+            out,
+            "<p class=\"small\"><span class=\"weak\">Grey</span>: too few samples for a 95 % upper bound on that percentile; it is about the largest sample, not a figure to compare. ≥: a lower bound (requests given up on count at the time they were given up).</p>"
+        );
+    }
     let warnings = run_warnings(report);
     if !warnings.is_empty() {
         let _ = writeln!(out, "<h3>Warnings</h3><ul>");

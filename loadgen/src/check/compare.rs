@@ -1,82 +1,110 @@
-//! `loadgen compare BASE CURRENT`: two runs, or two sets of repeated runs, variant
-//! by variant. Each figure is the median across a side's runs; the ratio is
-//! current ÷ base. A change is a regression only when it is worse than the noise
-//! factor *and*, with repeated runs, the two sides' ranges do not overlap: on a
-//! shared machine a single bad run must not turn CI red.
+//! `loadgen compare BASE CURRENT`: two runs, or two sets of repeated runs (such as
+//! the rounds of `run --repeat N`), variant by variant.
+//!
+//! Each side of a figure is an interval: for a percentile, the envelope of its
+//! runs' 95 % confidence intervals (order statistics of each run's samples); for a
+//! throughput, the range of its runs' values. A change is a regression only when
+//! the two sides' intervals are apart by more than the noise factor (the current
+//! side's best is worse than the base's worst times the noise): sampling noise is
+//! inside the intervals, run-to-run drift of a shared machine is what the noise
+//! factor covers (measured by A/A runs: `scripts/compare-power.sh`).
 
 use std::fmt::Write;
 
 use crate::report::format::format_us;
-use crate::report::table::loaded_probe_p99;
+use crate::report::repeat::median;
 use crate::report::{Figures, RunReport, Scenario, StreamReport, VariantReport};
+use crate::stats::{Interval, Percentiles};
 
-/// How many samples a variant's percentile was read from.
-type SampleCount = fn(&VariantReport) -> Option<u64>;
+/// One figure of one run.
+#[derive(Debug, Clone, Copy)]
+enum Measure {
+    /// A latency percentile with its 95 % interval (`None`: too few samples to
+    /// bound it).
+    Percentile(f64, Option<Interval>),
+    /// A rate or a share.
+    Rate(f64),
+}
+
+impl Measure {
+    fn value(self) -> f64 {
+        match self {
+            Measure::Percentile(v, _) | Measure::Rate(v) => v,
+        }
+    }
+
+    /// The run's own interval: its confidence interval, or the value itself.
+    fn interval(self) -> (f64, f64) {
+        match self {
+            Measure::Percentile(_, Some(ci)) => (ci.low_us, ci.high_us),
+            Measure::Percentile(v, None) | Measure::Rate(v) => (v, v),
+        }
+    }
+}
 
 /// One compared figure.
 struct FigureSpec {
     name: &'static str,
     /// Latency-like (lower is better) or throughput-like (higher is better).
     lower_is_better: bool,
-    latency: bool,
     /// The figure of a variant, if it was measured.
-    get: fn(&VariantReport) -> Option<f64>,
-    /// For a percentile: its quantile and how many samples it was read from.
-    percentile: Option<(f64, SampleCount)>,
+    get: fn(&VariantReport) -> Option<Measure>,
+}
+
+fn p50(p: &Percentiles) -> Measure {
+    Measure::Percentile(p.p50_us, p.p50_ci)
+}
+
+fn p99(p: &Percentiles) -> Measure {
+    Measure::Percentile(p.p99_us, p.p99_ci)
+}
+
+fn p99_9(p: &Percentiles) -> Measure {
+    Measure::Percentile(p.p99_9_us, p.p99_9_ci)
 }
 
 /// A figure of a responsiveness run's derived [`Figures`].
-fn figure(v: &VariantReport, get: fn(&Figures) -> f64) -> Option<f64> {
+fn figure(v: &VariantReport, get: fn(&Figures) -> Measure) -> Option<Measure> {
     v.figures.as_ref().map(get)
 }
 
-/// The loaded phase's stream `name`.
-fn loaded<'a>(v: &'a VariantReport, name: &str) -> Option<&'a StreamReport> {
-    v.phase("loaded")?.stream(name)
+/// The corrected latency of stream `name` in `phase`.
+fn latency<'a>(v: &'a VariantReport, phase: &str, name: &str) -> Option<&'a Percentiles> {
+    v.phase(phase)?
+        .stream(name)
+        .map(|s: &StreamReport| &s.latency.corrected)
 }
 
 const RESPONSIVENESS_FIGURES: [FigureSpec; 6] = [
     FigureSpec {
         name: "probe loaded p99",
         lower_is_better: true,
-        latency: true,
-        get: |v| figure(v, |f| f.probe_loaded.p99_us),
-        percentile: Some((0.99, |v| v.figures.as_ref().map(|f| f.probe_loaded.count))),
+        get: |v| figure(v, |f| p99(&f.probe_loaded)),
     },
     FigureSpec {
         name: "probe loaded p99.9",
         lower_is_better: true,
-        latency: true,
-        get: |v| figure(v, |f| f.probe_loaded.p99_9_us),
-        percentile: Some((0.999, |v| v.figures.as_ref().map(|f| f.probe_loaded.count))),
+        get: |v| figure(v, |f| p99_9(&f.probe_loaded)),
     },
     FigureSpec {
         name: "probe idle p99",
         lower_is_better: true,
-        latency: true,
-        get: |v| figure(v, |f| f.probe_idle.p99_us),
-        percentile: Some((0.99, |v| v.figures.as_ref().map(|f| f.probe_idle.count))),
+        get: |v| figure(v, |f| p99(&f.probe_idle)),
     },
     FigureSpec {
         name: "heavy done/s",
         lower_is_better: false,
-        latency: false,
-        get: |v| figure(v, |f| f.heavy_completions_per_s),
-        percentile: None,
+        get: |v| figure(v, |f| Measure::Rate(f.heavy_completions_per_s)),
     },
     FigureSpec {
         name: "heavy efficiency",
         lower_is_better: false,
-        latency: false,
-        get: |v| figure(v, |f| f.heavy_efficiency),
-        percentile: None,
+        get: |v| figure(v, |f| Measure::Rate(f.heavy_efficiency)),
     },
     FigureSpec {
         name: "heavy p99",
         lower_is_better: true,
-        latency: true,
-        get: |v| figure(v, |f| f.heavy_latency.p99_us),
-        percentile: Some((0.99, |v| v.figures.as_ref().map(|f| f.heavy_latency.count))),
+        get: |v| figure(v, |f| p99(&f.heavy_latency)),
     },
 ];
 
@@ -86,50 +114,37 @@ const JOBS_FIGURES: [FigureSpec; 6] = [
     FigureSpec {
         name: "probe loaded p99",
         lower_is_better: true,
-        latency: true,
-        get: loaded_probe_p99,
-        percentile: Some((0.99, |v| Some(loaded(v, "probe")?.latency.corrected.count))),
+        get: |v| latency(v, "loaded", "probe").map(p99),
     },
     FigureSpec {
         name: "probe loaded p99.9",
         lower_is_better: true,
-        latency: true,
-        get: |v| Some(loaded(v, "probe")?.latency.corrected.p99_9_us),
-        percentile: Some((0.999, |v| Some(loaded(v, "probe")?.latency.corrected.count))),
+        get: |v| latency(v, "loaded", "probe").map(p99_9),
     },
     FigureSpec {
         name: "probe idle p99",
         lower_is_better: true,
-        latency: true,
-        get: |v| Some(v.phase("idle")?.stream("probe")?.latency.corrected.p99_us),
-        percentile: Some((0.99, |v| {
-            Some(v.phase("idle")?.stream("probe")?.latency.corrected.count)
-        })),
+        get: |v| latency(v, "idle", "probe").map(p99),
     },
     FigureSpec {
         name: "jobs done/s",
         lower_is_better: false,
-        latency: false,
         get: |v| {
             let phase = v.phase("loaded")?;
             let jobs = phase.stream("jobs")?;
-            Some(phase.jobs.as_ref()?.done as f64 / jobs.measured_s.max(f64::MIN_POSITIVE))
+            let done = phase.jobs.as_ref()?.done as f64;
+            Some(Measure::Rate(done / jobs.measured_s.max(f64::MIN_POSITIVE)))
         },
-        percentile: None,
     },
     FigureSpec {
         name: "jobs end-to-end p50",
         lower_is_better: true,
-        latency: true,
-        get: |v| Some(loaded(v, "jobs")?.latency.corrected.p50_us),
-        percentile: Some((0.5, |v| Some(loaded(v, "jobs")?.latency.corrected.count))),
+        get: |v| latency(v, "loaded", "jobs").map(p50),
     },
     FigureSpec {
         name: "jobs end-to-end p99",
         lower_is_better: true,
-        latency: true,
-        get: |v| Some(loaded(v, "jobs")?.latency.corrected.p99_us),
-        percentile: Some((0.99, |v| Some(loaded(v, "jobs")?.latency.corrected.count))),
+        get: |v| latency(v, "loaded", "jobs").map(p99),
     },
 ];
 
@@ -147,10 +162,11 @@ pub enum Verdict {
     Same,
     Better,
     Worse,
-    /// Worse by more than the noise factor, but the runs' ranges overlap.
+    /// The medians differ by more than the noise factor, but the intervals are not
+    /// that far apart.
     WorseWithinNoise,
-    /// A percentile read from fewer than 1/(1-q) samples (p99.9 of a few hundred
-    /// requests is just their maximum): shown, not judged.
+    /// A percentile some run's samples cannot bound (p99.9 of a few hundred
+    /// requests is about their maximum): shown, not judged.
     TooFewSamples,
 }
 
@@ -159,39 +175,67 @@ pub enum Verdict {
 pub struct Row {
     pub variant: String,
     pub figure: &'static str,
+    /// Each run's value.
     pub base: Vec<f64>,
     pub current: Vec<f64>,
+    /// Each side's interval: the envelope of its runs' intervals.
+    pub base_interval: (f64, f64),
+    pub current_interval: (f64, f64),
+    /// Median current ÷ median base.
     pub ratio: f64,
     pub verdict: Verdict,
     latency: bool,
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+/// Noise factors: how far apart two sides' intervals must be before a change
+/// counts.
+#[derive(Debug, Clone, Copy)]
+pub struct Noise {
+    /// For latencies: the current interval's low end above the base's high end
+    /// times this.
+    pub latency: f64,
+    /// For throughput and efficiency: the current interval's high end below the
+    /// base's low end divided by this.
+    pub throughput: f64,
 }
 
-fn range(values: &[f64]) -> (f64, f64) {
-    values
+/// The envelope of `measures`' intervals.
+fn envelope(measures: &[Measure]) -> (f64, f64) {
+    measures
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
+        .map(|m| m.interval())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (l, h)| {
+            (lo.min(l), hi.max(h))
         })
 }
 
-/// Noise factors: how much worse a figure may get before it counts.
-#[derive(Debug, Clone, Copy)]
-pub struct Noise {
-    /// For latencies (ratio current ÷ base).
-    pub latency: f64,
-    /// For throughput and efficiency (ratio base ÷ current).
-    pub throughput: f64,
+/// Judges one figure: `base` and `current` are its measures in each side's runs.
+fn judge(spec: &FigureSpec, base: &[Measure], current: &[Measure], noise: Noise) -> Verdict {
+    let unbounded = |m: &Measure| matches!(m, Measure::Percentile(_, None));
+    if base.iter().chain(current).any(unbounded) {
+        return Verdict::TooFewSamples;
+    }
+    let values = |ms: &[Measure]| ms.iter().map(|m| m.value()).collect::<Vec<_>>();
+    let ratio = median(&values(current)) / median(&values(base));
+    let ((b_lo, b_hi), (c_lo, c_hi)) = (envelope(base), envelope(current));
+    let (worse_by_median, worse_apart, better_apart, allowed) = if spec.lower_is_better {
+        let n = noise.latency;
+        (ratio > n, c_lo > b_hi * n, c_hi * n < b_lo, n)
+    } else {
+        let n = noise.throughput;
+        (1.0 / ratio > n, c_hi * n < b_lo, c_lo > b_hi * n, n)
+    };
+    if !ratio.is_finite() || allowed.is_nan() {
+        Verdict::Same
+    } else if worse_apart {
+        Verdict::Worse
+    } else if better_apart {
+        Verdict::Better
+    } else if worse_by_median {
+        Verdict::WorseWithinNoise
+    } else {
+        Verdict::Same
+    }
 }
 
 /// Compares every figure of every variant present on both sides. The runs of both
@@ -209,60 +253,23 @@ pub fn compare<'a>(base: &'a [RunReport], current: &'a [RunReport], noise: Noise
         };
         let (b, c) = (reports(base), reports(current));
         for spec in figures_of(first.scenario) {
-            let bv: Vec<f64> = b.iter().copied().filter_map(spec.get).collect();
-            let cv: Vec<f64> = c.iter().copied().filter_map(spec.get).collect();
-            if bv.is_empty() || cv.is_empty() {
+            let bm: Vec<Measure> = b.iter().copied().filter_map(spec.get).collect();
+            let cm: Vec<Measure> = c.iter().copied().filter_map(spec.get).collect();
+            if bm.is_empty() || cm.is_empty() {
                 continue;
             }
-            let ratio = median(&cv) / median(&bv);
-            let worse_by = if spec.lower_is_better {
-                ratio
-            } else {
-                1.0 / ratio
-            };
-            let allowed = if spec.latency {
-                noise.latency
-            } else {
-                noise.throughput
-            };
-            let ((b_lo, b_hi), (c_lo, c_hi)) = (range(&bv), range(&cv));
-            let separated = if spec.lower_is_better {
-                c_lo > b_hi
-            } else {
-                c_hi < b_lo
-            };
-            let repeated = bv.len() > 1 && cv.len() > 1;
-            let too_few = spec.percentile.is_some_and(|(q, samples)| {
-                let needed = (1.0 / (1.0 - q)).round() as u64;
-                b.iter()
-                    .chain(&c)
-                    .copied()
-                    .filter_map(samples)
-                    .any(|n| n < needed)
-            });
-            let verdict = if too_few {
-                Verdict::TooFewSamples
-            } else if !worse_by.is_finite() || worse_by.is_nan() {
-                Verdict::Same
-            } else if worse_by > allowed {
-                if repeated && !separated {
-                    Verdict::WorseWithinNoise
-                } else {
-                    Verdict::Worse
-                }
-            } else if worse_by < 1.0 / allowed {
-                Verdict::Better
-            } else {
-                Verdict::Same
-            };
+            let values = |ms: &[Measure]| ms.iter().map(|m| m.value()).collect::<Vec<_>>();
+            let (bv, cv) = (values(&bm), values(&cm));
             rows.push(Row {
                 variant: variant.name.clone(),
                 figure: spec.name,
+                ratio: median(&cv) / median(&bv),
+                base_interval: envelope(&bm),
+                current_interval: envelope(&cm),
+                verdict: judge(spec, &bm, &cm, noise),
                 base: bv,
                 current: cv,
-                ratio,
-                verdict,
-                latency: spec.latency,
+                latency: spec.lower_is_better && matches!(bm[0], Measure::Percentile(..)),
             });
         }
     }
@@ -277,19 +284,19 @@ fn show(latency: bool, v: f64) -> String {
     }
 }
 
-fn side(latency: bool, values: &[f64]) -> String {
+/// A side: its median, and its interval.
+fn side(latency: bool, values: &[f64], (lo, hi): (f64, f64)) -> String {
     let m = show(latency, median(values));
-    if values.len() < 2 {
+    if lo == hi {
         return m;
     }
-    let (lo, hi) = range(values);
     format!("{m} [{}–{}]", show(latency, lo), show(latency, hi))
 }
 
 /// The comparison as a text table.
 pub fn render(rows: &[Row]) -> String {
     let mut out = format!(
-        "{:<18} {:<20} {:>26} {:>26} {:>8}  verdict\n",
+        "{:<18} {:<20} {:>30} {:>30} {:>8}  verdict\n",
         "variant", "figure", "base", "current", "ratio"
     );
     for r in rows {
@@ -297,16 +304,16 @@ pub fn render(rows: &[Row]) -> String {
             Verdict::Same => "same",
             Verdict::Better => "better",
             Verdict::Worse => "REGRESSION",
-            Verdict::WorseWithinNoise => "worse, ranges overlap",
+            Verdict::WorseWithinNoise => "worse, within noise",
             Verdict::TooFewSamples => "too few samples to judge",
         };
         let _ = writeln!(
             out,
-            "{:<18} {:<20} {:>26} {:>26} {:>7.2}×  {verdict}",
+            "{:<18} {:<20} {:>30} {:>30} {:>7.2}×  {verdict}",
             r.variant,
             r.figure,
-            side(r.latency, &r.base),
-            side(r.latency, &r.current),
+            side(r.latency, &r.base, r.base_interval),
+            side(r.latency, &r.current, r.current_interval),
             r.ratio
         );
     }

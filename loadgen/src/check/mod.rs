@@ -47,6 +47,42 @@ pub fn evaluate_all(report: &Report, expressions: &[String]) -> anyhow::Result<V
     Ok(outcomes)
 }
 
+/// The outcomes of the same thresholds over several rounds, one per threshold: it
+/// fails when it failed in more than half of the rounds; with several rounds its
+/// detail lists each round's. One round's outcomes come back as they are.
+pub fn by_majority(rounds: &[Vec<Outcome>]) -> Vec<Outcome> {
+    let Some(first) = rounds.first() else {
+        return Vec::new();
+    };
+    if rounds.len() == 1 {
+        return first.clone();
+    }
+    first
+        .iter()
+        .map(|o| {
+            let same: Vec<&Outcome> = rounds
+                .iter()
+                .filter_map(|r| r.iter().find(|x| x.name == o.name))
+                .collect();
+            let failed = same.iter().filter(|x| !x.passed).count();
+            let details: Vec<String> = same
+                .iter()
+                .enumerate()
+                .map(|(i, x)| format!("round {}: {}", i + 1, x.detail))
+                .collect();
+            Outcome {
+                name: o.name.clone(),
+                passed: failed * 2 <= same.len(),
+                detail: format!(
+                    "failed in {failed} of {} rounds; {}",
+                    same.len(),
+                    details.join("; ")
+                ),
+            }
+        })
+        .collect()
+}
+
 /// One line per outcome.
 pub fn lines(outcomes: &[Outcome]) -> String {
     let mut out = String::new();

@@ -213,5 +213,5 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
             eprintln!("wrote {}", file.display());
         }
     }
-    finish(&report, &args.threshold, None)
+    finish(std::slice::from_ref(&report), &args.threshold, None)
 }

@@ -75,26 +75,33 @@ pub fn dispatch(cli: Cli) -> ExitCode {
 }
 
 /// How every measuring command ends: checks `thresholds` against the finished
-/// `report` (printing the results, and writing them as Markdown to `check_markdown`
-/// if given), then maps the outcome to an exit status: 130 when interrupted, 1 when
-/// part of the run failed, 99 when a threshold failed, 0 otherwise.
+/// `rounds` (one report, or the rounds of a repeated run; printing the results, and
+/// writing them as Markdown to `check_markdown` if given), then maps the outcome to
+/// an exit status: 130 when interrupted, 1 when part of the run failed, 99 when a
+/// threshold failed, 0 otherwise. Over several rounds a threshold fails when it
+/// fails in more than half of them, so one noisy round on a shared machine does not
+/// decide.
 pub fn finish(
-    report: &Report,
+    rounds: &[Report],
     thresholds: &[String],
     check_markdown: Option<&Path>,
 ) -> Result<ExitCode, CommandError> {
     let mut outcomes: Vec<Outcome> = Vec::new();
     if !thresholds.is_empty() {
-        outcomes = thresholds::evaluate_all(report, thresholds)?;
+        let mut each = Vec::new();
+        for report in rounds {
+            each.push(thresholds::evaluate_all(report, thresholds)?);
+        }
+        outcomes = thresholds::by_majority(&each);
         print!("\nthresholds:\n{}", thresholds::lines(&outcomes));
         if let Some(path) = check_markdown {
             write_atomically(path, thresholds::markdown(&outcomes).as_bytes())
                 .map_err(anyhow::Error::from)?;
         }
     }
-    Ok(if report.interrupted() {
+    Ok(if rounds.iter().any(Report::interrupted) {
         ExitCode::from(EXIT_INTERRUPTED)
-    } else if report.has_failures() {
+    } else if rounds.iter().any(Report::has_failures) {
         ExitCode::FAILURE
     } else if outcomes.iter().any(|o| !o.passed) {
         ExitCode::from(EXIT_THRESHOLD_FAILED)

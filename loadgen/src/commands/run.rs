@@ -1,7 +1,9 @@
 //! `loadgen run` (what `cargo run -p loadgen` does): check the flags, run every
 //! variant through the run matrix, and write the run folder
 //! `results/runs/<UTC timestamp>/` (report, summary, histograms, charts), with
-//! `results/runs/latest` pointing at it.
+//! `results/runs/latest` pointing at it. With `--repeat N`, the folder holds one
+//! run folder per round (`round-1/` …, the variants' order rotated each round) and
+//! what the rounds say together (`summary.md`, `repeat.json`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,7 +19,8 @@ use crate::interrupt::Interrupt;
 use crate::matrix::{self, RunPlan};
 use crate::report::hgrm::Hgrm;
 use crate::report::json::Json;
-use crate::report::{markdown, Exporter, Placement, Report, Settings};
+use crate::report::repeat::{rotated, RepeatReport};
+use crate::report::{markdown, Exporter, Placement, Report, RunReport, Settings};
 use crate::server_process::{redis_available, Launch};
 
 /// What `args` ask for, checked, with the run's folder at `dir`.
@@ -51,6 +54,7 @@ fn prepare(args: &RunArgs, dir: PathBuf) -> Result<RunPlan, CommandError> {
     settings.scenario = args.scenario;
     settings.job_load = args.job_load;
     settings.probe_rate = args.probe_rate;
+    settings.objective_ms = args.objective.as_secs_f64() * 1e3;
     settings.probe_connections = args.probe_connections;
     settings.heavy_connections = args.heavy_connections;
     settings.validate().map_err(CommandError::Usage)?;
@@ -94,7 +98,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
     let stamp = humantime::format_rfc3339_seconds(started)
         .to_string()
         .replace(['-', ':'], "");
-    let plan = prepare(&args, args.out.join(&stamp))?;
+    let dir = args.out.join(&stamp);
+    let plan = prepare(&args, dir.clone())?;
+    if args.repeat == 0 {
+        return Err(CommandError::Usage("--repeat must be at least 1".into()));
+    }
     // Read the thresholds before spending minutes on the run.
     let thresholds = match &args.check {
         Some(file) => crate::check::load_thresholds(file)?,
@@ -105,36 +113,70 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
         cpu::pin_current_thread(cpus)
             .map_err(|e| anyhow::anyhow!("cannot pin loadgen to {cpus:?}: {e}"))?;
     }
-    let dir = &plan.dir;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)?;
     // block_on polls the matrix on this (main) thread, which lives as long as the
     // process: the servers' PDEATHSIG is tied to the thread that started them.
-    let report = runtime.block_on(async {
-        let interrupt = Interrupt::install().map_err(anyhow::Error::from)?;
-        anyhow::Ok(matrix::run(&plan, started, &interrupt).await)
-    })?;
+    let interrupt = runtime
+        .block_on(async { Interrupt::install() })
+        .map_err(anyhow::Error::from)?;
 
-    let summary = markdown::summary(&report);
-    let report = Report::Run(report);
+    let mut rounds = Vec::new();
+    let mut round_dirs = Vec::new();
+    for round in 0..args.repeat {
+        if interrupt.fired() {
+            break;
+        }
+        let mut round_plan = plan.clone();
+        if args.repeat > 1 {
+            let name = format!("round-{}", round + 1);
+            round_plan.dir = dir.join(&name);
+            round_plan.variants = rotated(&plan.variants, round);
+            eprintln!("round {} of {}", round + 1, args.repeat);
+            round_dirs.push(name);
+        }
+        let report = runtime.block_on(async {
+            std::fs::create_dir_all(&round_plan.dir)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", round_plan.dir.display()))?;
+            anyhow::Ok(matrix::run(&round_plan, SystemTime::now(), &interrupt).await)
+        })?;
+        let summary = write_run_folder(&report, &round_plan.dir)?;
+        println!("\n{summary}");
+        println!("results: {}", round_plan.dir.display());
+        rounds.push(report);
+    }
+    if args.repeat > 1 && !rounds.is_empty() {
+        let repeat = RepeatReport::of(&rounds, round_dirs);
+        let summary = repeat.summary();
+        let mut json = serde_json::to_vec_pretty(&repeat).map_err(anyhow::Error::from)?;
+        json.push(b'\n');
+        write_atomically(&dir.join("repeat.json"), &json).map_err(anyhow::Error::from)?;
+        write_atomically(&dir.join("summary.md"), summary.as_bytes())
+            .map_err(anyhow::Error::from)?;
+        println!("\n{summary}");
+        println!("results: {}", dir.display());
+    }
+    point_latest_at(&args.out, &stamp);
+    let rounds: Vec<Report> = rounds.into_iter().map(Report::Run).collect();
+    finish(&rounds, &thresholds, Some(&dir.join("check.md")))
+}
+
+/// Writes a run's folder: report.json, summary.md, the percentile tables and the
+/// charts; returns the summary.
+fn write_run_folder(report: &RunReport, dir: &Path) -> anyhow::Result<String> {
+    let summary = markdown::summary(report);
+    let report = Report::Run(report.clone());
     Json.write(&report, &dir.join("report.json"))?;
     Hgrm.write(&report, dir)?;
-    write_atomically(&dir.join("summary.md"), summary.as_bytes()).map_err(anyhow::Error::from)?;
+    write_atomically(&dir.join("summary.md"), summary.as_bytes())?;
     // Charts are drawn from the written report, as `loadgen plot` would; a
     // failure here costs the pictures, not the measurements.
     if let Err(e) = crate::charts::render(&report, dir) {
         eprintln!("warning: charts not drawn: {e:#}");
     }
-    point_latest_at(&args.out, &stamp);
-
-    println!("\n{summary}");
-    println!("results: {}", dir.display());
-    finish(&report, &thresholds, Some(&dir.join("check.md")))
+    Ok(summary)
 }
 
 /// Makes `out/latest` a symbolic link to the run folder `stamp`, replacing the old

@@ -15,7 +15,9 @@ pub fn run(args: &SelftestArgs) -> Result<ExitCode, CommandError> {
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)?;
-    let rows = runtime.block_on(run_checks(args.lateness_limit, &|line| eprintln!("{line}")))?;
+    let rows = runtime.block_on(run_checks(args.lateness_allowance, &|line| {
+        eprintln!("{line}")
+    }))?;
     println!("{}", Environment::detect().one_line());
     print!("{}", render(&rows));
     Ok(if rows.iter().any(|r| r.verdict == Verdict::Fail) {

@@ -103,6 +103,9 @@ pub struct StreamOutcome {
     /// Outcomes that arrived inside the measured window (not during the drain):
     /// the basis of throughput.
     pub in_window: Counts,
+    /// Open loop: how late the pacer itself released the measured requests (the
+    /// client machine's delay, before any connection took them).
+    pub pacer_lateness: Option<Percentiles>,
 }
 
 /// One interval of one stream, summarised: the full histograms went to the
@@ -408,9 +411,9 @@ async fn finish_stream(
         intervals,
         mut total,
     } = stream;
-    let unsent = match open_loop {
+    let (unsent, pacer_lateness) = match open_loop {
         Some((open_loop, pacer)) => {
-            unsent(
+            let (unsent, lateness) = unsent(
                 &open_loop,
                 pacer,
                 &mut total,
@@ -419,9 +422,10 @@ async fn finish_stream(
                 stopped,
                 interrupted,
             )
-            .await?
+            .await?;
+            (unsent, Some(lateness))
         }
-        None => 0,
+        None => (0, None),
     };
     Ok(StreamOutcome {
         stream: StreamLabel::of(&shared.spec),
@@ -429,10 +433,12 @@ async fn finish_stream(
         intervals,
         unsent,
         in_window,
+        pacer_lateness,
     })
 }
 
-/// Records an open loop's unsent requests into `total` and counts them.
+/// Records an open loop's unsent requests into `total` and counts them; returns
+/// that count with the pacer's own lateness.
 async fn unsent(
     open_loop: &OpenLoop,
     pacer: crate::pacer::Pacer,
@@ -441,7 +447,7 @@ async fn unsent(
     clock: &Clock,
     stopped: Instant,
     interrupted: bool,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<(u64, Percentiles)> {
     let schedule = open_loop.schedule();
     // When interrupted, only what fell due before the stop counts.
     let due = if interrupted {
@@ -449,13 +455,13 @@ async fn unsent(
     } else {
         open_loop.total()
     };
-    tokio::task::spawn_blocking(move || pacer.join()).await?;
+    let (_, lateness) = tokio::task::spawn_blocking(move || pacer.join()).await?;
     let first_measured = schedule.due_before(plan.timing.warmup);
     let claimed = open_loop.claimed().max(first_measured);
     for k in claimed..due {
         total.record_unsent(schedule.due(k), stopped);
     }
-    Ok(due.saturating_sub(claimed))
+    Ok((due.saturating_sub(claimed), Percentiles::of(&lateness)))
 }
 
 fn live(streams: &[StreamRun], clock: &Clock, planned: Duration) -> Live {

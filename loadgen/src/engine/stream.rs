@@ -178,7 +178,8 @@ impl StreamRun {
             Load::Open { rate, .. } => {
                 let schedule = crate::pacer::Schedule::new(shared.start, rate);
                 let total = schedule.due_before(span);
-                let (open_loop, pacer) = OpenLoop::start(schedule, total, Arc::clone(stop))?;
+                let (open_loop, pacer) =
+                    OpenLoop::start(schedule, total, shared.measure_start, Arc::clone(stop))?;
                 for connection in connections {
                     tasks.spawn(open_loop_connection(
                         Arc::clone(&shared),

@@ -20,10 +20,14 @@ use servers::variant::Variant;
 
 use crate::environment::Environment;
 use crate::interrupt::Interrupt;
+use crate::jitter;
 use crate::progress::Progress;
 use crate::report::{Placement, Resolution, RunReport, Settings, SCHEMA_VERSION};
 use crate::server_process::Launch;
 use variant::VariantRunner;
+
+/// Sleeps of the timer-jitter measurement before a run (about half a second).
+const JITTER_SAMPLES: usize = 500;
 
 /// What `run` was asked to do, checked.
 #[derive(Debug, Clone)]
@@ -40,6 +44,11 @@ pub struct RunPlan {
 /// Runs every variant of `run` in turn and returns what was measured; stops early
 /// (the report says so) when `interrupt` fires.
 pub async fn run(run: &RunPlan, started: SystemTime, interrupt: &Interrupt) -> RunReport {
+    // The machine's timer jitter, while nothing else of the run is going on.
+    let timer_jitter = tokio::task::spawn_blocking(|| jitter::measure(JITTER_SAMPLES).ok())
+        .await
+        .ok()
+        .flatten();
     let per_variant = run.settings.planned_run(1);
     let progress = Progress::new("run", run.settings.planned_run(run.variants.len()));
     let mut variants = Vec::new();
@@ -68,7 +77,7 @@ pub async fn run(run: &RunPlan, started: SystemTime, interrupt: &Interrupt) -> R
         environment: Environment::detect(),
         placement: run.placement.clone(),
         settings: run.settings.clone(),
-        resolution: Resolution::of(&variants),
+        resolution: Resolution::of(&variants, timer_jitter),
         variants,
     }
 }

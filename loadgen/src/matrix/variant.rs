@@ -39,6 +39,7 @@ impl VariantRunner<'_> {
             heavy: None,
             phases: Vec::new(),
             figures: None,
+            verdict: None,
         };
         let log = self.run.dir.join(format!("{variant}.server.log"));
         let mut server = match ServerProcess::start(variant, &self.run.launch, &log).await {
@@ -115,6 +116,7 @@ impl VariantRunner<'_> {
         if !self.interrupt.fired() {
             report.figures = Figures::derive(&report.phases, &heavy);
         }
+        report.verdict = report.judge(settings.objective_ms);
         Ok(())
     }
 }

@@ -43,18 +43,31 @@ pub fn describe_scenario(report: &RunReport) -> String {
 }
 
 /// What the comparison table's columns mean and how it is sorted.
-pub fn describe_table(scenario: Scenario) -> &'static str {
-    match scenario {
+pub fn describe_table(report: &RunReport) -> String {
+    let verdict = format!(
+        "Responsive: the 95 % interval of the probe p99 under load (distribution-free, from the order statistics of its n samples) lies within the objective of {} ms (no: it lies beyond; undecided: it straddles the objective or the samples are too few).",
+        report.settings.objective_ms
+    );
+    let columns = match report.scenario {
         Scenario::Jobs => "Probe latency (corrected) while background jobs run, sorted by probe p99. Submit: due time to the 202. Queue wait and run: the server's own `queued_at`→`started_at`→`finished_at`. End-to-end: due time to `finished_at`. Failed: jobs failed and submissions that got neither 202 nor 503. Lost: accepted but never finished (must be 0).",
-        Scenario::Responsiveness => "Probe latency under load (corrected for coordinated omission), sorted by inflation (loaded p99 ÷ idle p99). Server lag max: the longest the server's own event-loop lag probe (a 5 ms timer) waited past its due time in the loaded phase; about 1–2 ms is tokio's timer granularity. Heavy done/s: 2xx completions inside the loaded window; efficiency: that ÷ (cores ÷ job cost). Heavy latency includes 503 refusals, which are answered at once. Failed: heavy requests that timed out, errored, or were never sent or answered.",
-    }
+        Scenario::Responsiveness => "Probe latency under load (corrected for coordinated omission), sorted by probe p99. Server lag max: the longest the server's own event-loop lag probe (a 5 ms timer) waited past its due time in the loaded phase; about 1–2 ms is tokio's timer granularity. Heavy done/s: 2xx completions inside the loaded window; efficiency: that ÷ (cores ÷ job cost). Heavy latency includes 503 refusals, which are answered at once. Failed: heavy requests that timed out, errored, or were never sent or answered.",
+    };
+    format!("{columns} {verdict}")
 }
 
 /// How fine the tool's own measurements were in this run, if known.
 pub fn describe_resolution(report: &RunReport) -> Option<String> {
     report.resolution.map(|r| {
+        let jitter = r.timer_jitter.map_or_else(String::new, |j| {
+            format!(
+                "; this machine wakes a 1 ms sleep late by p50 {}, p99 {}, max {}",
+                format_us(j.p50_us),
+                format_us(j.p99_us),
+                format_us(j.max_us)
+            )
+        });
         format!(
-            "Tool resolution in this run: idle probe round trip (the floor) p50 {}; idle probe send lateness p99 {}, max {}. Figures near these measure the tool, not the server.",
+            "Tool resolution in this run: idle probe round trip (the floor) p50 {}; idle probe send lateness p99 {}, max {}{jitter}. Figures near these measure the tool and the machine, not the server.",
             format_us(r.floor_p50_us),
             format_us(r.idle_lateness_p99_us),
             format_us(r.idle_lateness_max_us)
@@ -77,7 +90,7 @@ pub fn summary(report: &RunReport) -> String {
     if let Some(resolution) = describe_resolution(report) {
         let _ = writeln!(out, "{resolution}\n");
     }
-    let _ = writeln!(out, "{}\n", describe_table(report.scenario));
+    let _ = writeln!(out, "{}\n", describe_table(report));
     out.push_str(&report.table());
     let warnings = run_warnings(report);
     if !warnings.is_empty() {

@@ -18,11 +18,13 @@ pub mod jobs;
 pub mod json;
 pub mod load;
 pub mod markdown;
+pub mod repeat;
 pub mod run;
 pub mod settings;
 pub mod stream;
 pub mod table;
 pub mod text;
+pub mod verdict;
 pub mod warnings;
 
 use std::path::{Path, PathBuf};
@@ -33,12 +35,15 @@ pub use jobs::JobsFigures;
 pub use run::{PhaseReport, Placement, Resolution, RunReport, VariantReport, VariantStatus};
 pub use settings::{HeavySize, PhaseSpec, Scenario, Settings};
 pub use stream::{EncodedHistograms, IntervalReport, Latency, StreamMode, StreamReport};
+pub use verdict::Verdict;
 
 /// Bumped whenever a field of either report changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// A finished report of either command.
+/// A finished report of either command (built once per command, so the size
+/// difference between the two does not matter).
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
 pub enum Report {
     /// From `loadgen run`: variants, phases, streams.
     Run(RunReport),

@@ -8,6 +8,7 @@ use super::figures::Figures;
 use super::jobs::JobsFigures;
 use super::settings::{HeavySize, Scenario, Settings};
 use super::stream::StreamReport;
+use super::verdict::Verdict;
 use crate::environment::Environment;
 use crate::stats::Percentiles;
 use crate::telemetry::ServerTelemetry;
@@ -32,8 +33,8 @@ pub struct RunReport {
 }
 
 /// The tool's resolution in a run, so a reader can tell whether a figure is near
-/// it: the idle probe round trip (the floor) and how late probes were sent while
-/// nothing else ran.
+/// it: the idle probe round trip (the floor), how late probes were sent while
+/// nothing else ran, and how late this machine wakes a sleeping thread at all.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Resolution {
     /// Lowest idle probe p50 over the variants.
@@ -42,11 +43,16 @@ pub struct Resolution {
     pub idle_lateness_p99_us: f64,
     /// Highest idle probe send-lateness max over the variants.
     pub idle_lateness_max_us: f64,
+    /// The machine's timer jitter measured before the run (how late 1 ms sleeps
+    /// woke: [`crate::jitter`]); no pacer can do better.
+    #[serde(default)]
+    pub timer_jitter: Option<Percentiles>,
 }
 
 impl Resolution {
-    /// From the idle phases of `variants`; `None` if none ran.
-    pub fn of(variants: &[VariantReport]) -> Option<Resolution> {
+    /// From the idle phases of `variants` and the machine's `timer_jitter`; `None`
+    /// if no idle phase ran.
+    pub fn of(variants: &[VariantReport], timer_jitter: Option<Percentiles>) -> Option<Resolution> {
         let idle: Vec<&StreamReport> = variants
             .iter()
             .filter_map(|v| v.phase("idle"))
@@ -65,6 +71,7 @@ impl Resolution {
                 .fold(f64::INFINITY, f64::min),
             idle_lateness_p99_us: lateness(|p| p.p99_us),
             idle_lateness_max_us: lateness(|p| p.max_us),
+            timer_jitter,
         })
     }
 }
@@ -122,6 +129,10 @@ pub struct VariantReport {
     pub heavy: Option<HeavySize>,
     pub phases: Vec<PhaseReport>,
     pub figures: Option<Figures>,
+    /// Whether the probe stayed within the objective under load (`None`: the
+    /// loaded phase did not run).
+    #[serde(default)]
+    pub verdict: Option<Verdict>,
 }
 
 /// One phase of one variant.
@@ -146,6 +157,12 @@ pub struct PhaseReport {
 }
 
 impl VariantReport {
+    /// The verdict on the loaded phase's probe against `objective_ms`, if it ran.
+    pub fn judge(&self, objective_ms: f64) -> Option<Verdict> {
+        let probe = self.phase("loaded")?.stream("probe")?;
+        Some(Verdict::of(&probe.latency.corrected, objective_ms * 1e3))
+    }
+
     /// The phase named `name`, if it ran.
     pub fn phase(&self, name: &str) -> Option<&PhaseReport> {
         self.phases.iter().find(|p| p.name == name)

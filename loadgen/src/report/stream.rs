@@ -43,6 +43,10 @@ pub struct StreamReport {
     pub latency: Latency,
     /// Open loop: send time minus due time.
     pub lateness: Option<Percentiles>,
+    /// Open loop: how late the pacer itself released requests (the client
+    /// machine's part of `lateness`; the rest is waiting for a free connection).
+    #[serde(default)]
+    pub pacer_lateness: Option<Percentiles>,
     /// Full distributions, HdrHistogram V2 compressed and base64-encoded, in ns.
     pub histograms: EncodedHistograms,
     pub intervals: Vec<IntervalReport>,
@@ -105,6 +109,7 @@ impl StreamReport {
                 uncorrected: Percentiles::of(&total.uncorrected),
             },
             lateness: open.then(|| Percentiles::of(&total.lateness)),
+            pacer_lateness: outcome.pacer_lateness,
             histograms: EncodedHistograms {
                 corrected: encode(&total.corrected),
                 uncorrected: encode(&total.uncorrected),

@@ -1,23 +1,29 @@
 //! The comparison table of a run, one row per variant, best first: which columns
 //! and which order depend on the scenario. `summary.md` and `report.html` both show
-//! it.
+//! it. A cell knows when its figure is weak: a percentile the samples cannot bound
+//! (p99.9 of a few hundred requests is about their maximum) is marked, and one that
+//! is only a lower bound (requests given up on) reads `≥`.
 
 use std::fmt::Write;
 
 use super::format::format_us;
 use super::run::{RunReport, VariantReport};
 use super::settings::Scenario;
+use super::stream::StreamReport;
+use super::verdict::is_lower_bound;
+use crate::stats::{Interval, Percentiles};
 
 /// Columns of the responsiveness scenario's table.
-const RESPONSIVENESS_COLUMNS: [&str; 15] = [
+const RESPONSIVENESS_COLUMNS: [&str; 16] = [
     "variant",
+    "responsive",
+    "probe p99 [95% CI]",
+    "probe n",
     "probe p50",
-    "probe p99",
     "probe p99.9",
     "probe max",
     "server lag max",
     "idle p99",
-    "inflation",
     "heavy done/s",
     "efficiency",
     "heavy p50",
@@ -28,10 +34,12 @@ const RESPONSIVENESS_COLUMNS: [&str; 15] = [
 ];
 
 /// Columns of the jobs scenario's table.
-const JOBS_COLUMNS: [&str; 14] = [
+const JOBS_COLUMNS: [&str; 16] = [
     "variant",
+    "responsive",
+    "probe p99 [95% CI]",
+    "probe n",
     "probe p50",
-    "probe p99",
     "probe max",
     "server lag max",
     "submit p99",
@@ -45,6 +53,71 @@ const JOBS_COLUMNS: [&str; 14] = [
     "lost",
 ];
 
+/// One cell of the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    pub text: String,
+    /// Too few samples to bound this percentile: read it as about the largest
+    /// sample, not as a figure to compare.
+    pub weak: bool,
+}
+
+impl Cell {
+    fn plain(text: impl Into<String>) -> Cell {
+        Cell {
+            text: text.into(),
+            weak: false,
+        }
+    }
+}
+
+/// A percentile of `stream` (`q`, read by `value` from `p`, its interval by `ci`).
+fn percentile(
+    stream: &StreamReport,
+    q: f64,
+    value: fn(&Percentiles) -> f64,
+    ci: fn(&Percentiles) -> Option<Interval>,
+) -> Cell {
+    let p = &stream.latency.corrected;
+    let bound = if is_lower_bound(stream, q) { "≥" } else { "" };
+    Cell {
+        text: format!("{bound}{}", format_us(value(p))),
+        weak: p.count > 0 && ci(p).is_none(),
+    }
+}
+
+/// The probe p99 with its interval: `4.47ms [4.10ms–4.93ms]`.
+fn headline(stream: &StreamReport) -> Cell {
+    let p = &stream.latency.corrected;
+    let mut cell = percentile(stream, 0.99, |p| p.p99_us, |p| p.p99_ci);
+    if let Some(ci) = p.p99_ci {
+        let _ = write!(
+            cell.text,
+            " [{}–{}]",
+            format_us(ci.low_us),
+            format_us(ci.high_us)
+        );
+    }
+    cell
+}
+
+fn p50(s: &StreamReport) -> Cell {
+    percentile(s, 0.5, |p| p.p50_us, |p| p.p50_ci)
+}
+
+fn p99(s: &StreamReport) -> Cell {
+    percentile(s, 0.99, |p| p.p99_us, |p| p.p99_ci)
+}
+
+fn p99_9(s: &StreamReport) -> Cell {
+    percentile(s, 0.999, |p| p.p99_9_us, |p| p.p99_9_ci)
+}
+
+fn max(s: &StreamReport) -> Cell {
+    let bound = if is_lower_bound(s, 1.0) { "≥" } else { "" };
+    Cell::plain(format!("{bound}{}", format_us(s.latency.corrected.max_us)))
+}
+
 /// The probe's corrected p99 in the loaded phase, if it ran.
 pub fn loaded_probe_p99(v: &VariantReport) -> Option<f64> {
     v.phase("loaded")
@@ -53,16 +126,9 @@ pub fn loaded_probe_p99(v: &VariantReport) -> Option<f64> {
 }
 
 impl RunReport {
-    /// The variants, best first: by probe inflation (responsiveness) or by loaded
-    /// probe p99 (jobs); variants without figures last.
+    /// The variants, best first: by loaded probe p99; variants without it last.
     pub fn ranked(&self) -> Vec<&VariantReport> {
-        let key = |v: &VariantReport| {
-            match self.scenario {
-                Scenario::Responsiveness => v.figures.as_ref().map(|f| f.probe_inflation),
-                Scenario::Jobs => loaded_probe_p99(v),
-            }
-            .unwrap_or(f64::INFINITY)
-        };
+        let key = |v: &VariantReport| loaded_probe_p99(v).unwrap_or(f64::INFINITY);
         let mut ranked: Vec<&VariantReport> = self.variants.iter().collect();
         ranked.sort_by(|a, b| key(a).total_cmp(&key(b)));
         ranked
@@ -78,7 +144,7 @@ impl RunReport {
 
     /// The table as rows of cells, best variant first: each row starts with the
     /// variant's name; a variant without figures has its error instead.
-    pub fn rows(&self) -> Vec<Vec<String>> {
+    pub fn rows(&self) -> Vec<Vec<Cell>> {
         self.ranked()
             .into_iter()
             .map(|v| {
@@ -86,62 +152,88 @@ impl RunReport {
                     Scenario::Responsiveness => responsiveness_cells(v),
                     Scenario::Jobs => jobs_cells(v),
                 };
-                let mut row = vec![v.name.clone()];
+                let mut row = vec![Cell::plain(v.name.clone())];
                 match cells {
                     Some(cells) => row.extend(cells),
-                    None => row.push(
+                    None => row.push(Cell::plain(
                         v.error
                             .clone()
                             .unwrap_or_else(|| v.status.name().to_owned()),
-                    ),
+                    )),
                 }
                 row
             })
             .collect()
     }
 
-    /// The comparison table in Markdown.
+    /// The comparison table in Markdown; weak figures carry a `*` explained below
+    /// the table.
     pub fn table(&self) -> String {
         let header = self.header();
         let mut out = format!("| {} |\n", header.join(" | "));
         let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
+        let mut any_weak = false;
         for row in self.rows() {
-            let mut cells = row;
+            let mut cells: Vec<String> = row
+                .iter()
+                .map(|c| {
+                    any_weak |= c.weak;
+                    if c.weak {
+                        format!("{}*", c.text)
+                    } else {
+                        c.text.clone()
+                    }
+                })
+                .collect();
             cells.resize(header.len(), String::new());
             let _ = writeln!(out, "| {} |", cells.join(" | "));
+        }
+        if any_weak {
+            out.push_str(WEAK_NOTE);
         }
         out
     }
 }
 
-fn lag_cell(lag_max_us: Option<f64>) -> String {
-    lag_max_us.map_or_else(|| "–".into(), format_us)
+/// What the `*` of a weak figure means.
+pub const WEAK_NOTE: &str = "\n\\* too few samples for a 95 % upper bound on this percentile: it is about the largest sample, not a figure to compare. ≥: a lower bound (requests given up on count at the time they were given up).\n";
+
+fn lag_cell(lag_max_us: Option<f64>) -> Cell {
+    Cell::plain(lag_max_us.map_or_else(|| "–".into(), format_us))
 }
 
-/// The responsiveness columns after the name, from the derived figures.
-fn responsiveness_cells(v: &VariantReport) -> Option<Vec<String>> {
+/// The responsiveness columns after the name.
+fn responsiveness_cells(v: &VariantReport) -> Option<Vec<Cell>> {
     let f = v.figures.as_ref()?;
+    let stream = |phase: &str, name: &str| v.phase(phase)?.stream(name);
+    let (idle, loaded, recovery) = (
+        stream("idle", "probe")?,
+        stream("loaded", "probe")?,
+        stream("recovery", "probe")?,
+    );
+    let heavy = stream("loaded", "heavy")?;
     Some(vec![
-        format_us(f.probe_loaded.p50_us),
-        format_us(f.probe_loaded.p99_us),
-        format_us(f.probe_loaded.p99_9_us),
-        format_us(f.probe_loaded.max_us),
+        Cell::plain(v.verdict.map_or("–", |verdict| verdict.name())),
+        headline(loaded),
+        Cell::plain(loaded.latency.corrected.count.to_string()),
+        p50(loaded),
+        p99_9(loaded),
+        max(loaded),
         lag_cell(f.server_lag_max_us),
-        format_us(f.probe_idle.p99_us),
-        format!("{:.1}×", f.probe_inflation),
-        format!("{:.1}", f.heavy_completions_per_s),
-        format!("{:.0}%", f.heavy_efficiency * 100.0),
-        format_us(f.heavy_latency.p50_us),
-        format_us(f.heavy_latency.p99_us),
-        f.heavy_rejected.to_string(),
-        f.heavy_failed.to_string(),
-        format_us(f.probe_recovery.p99_us),
+        p99(idle),
+        Cell::plain(format!("{:.1}", f.heavy_completions_per_s)),
+        Cell::plain(format!("{:.0}%", f.heavy_efficiency * 100.0)),
+        p50(heavy),
+        p99(heavy),
+        Cell::plain(f.heavy_rejected.to_string()),
+        Cell::plain(f.heavy_failed.to_string()),
+        p99(recovery),
     ])
 }
 
 /// The jobs columns after the name: the probe while background jobs run, the jobs'
 /// own times and counts.
-fn jobs_cells(v: &VariantReport) -> Option<Vec<String>> {
+fn jobs_cells(v: &VariantReport) -> Option<Vec<Cell>> {
     let p = v.phase("loaded")?;
     let (probe, submit, jobs, figures) = (
         p.stream("probe")?,
@@ -150,18 +242,20 @@ fn jobs_cells(v: &VariantReport) -> Option<Vec<String>> {
         p.jobs.as_ref()?,
     );
     Some(vec![
-        format_us(probe.latency.corrected.p50_us),
-        format_us(probe.latency.corrected.p99_us),
-        format_us(probe.latency.corrected.max_us),
+        Cell::plain(v.verdict.map_or("–", |verdict| verdict.name())),
+        headline(probe),
+        Cell::plain(probe.latency.corrected.count.to_string()),
+        p50(probe),
+        max(probe),
         lag_cell(p.server_telemetry.as_ref().and_then(|t| t.lag_max_us)),
-        format_us(submit.latency.corrected.p99_us),
-        format_us(figures.queue_wait.p50_us),
-        format_us(figures.run.p50_us),
-        format_us(jobs.latency.corrected.p50_us),
-        format_us(jobs.latency.corrected.p99_us),
-        figures.done.to_string(),
-        figures.rejected.to_string(),
-        (figures.failed + figures.submit_errors).to_string(),
-        figures.lost.to_string(),
+        p99(submit),
+        Cell::plain(format_us(figures.queue_wait.p50_us)),
+        Cell::plain(format_us(figures.run.p50_us)),
+        p50(jobs),
+        p99(jobs),
+        Cell::plain(figures.done.to_string()),
+        Cell::plain(figures.rejected.to_string()),
+        Cell::plain((figures.failed + figures.submit_errors).to_string()),
+        Cell::plain(figures.lost.to_string()),
     ])
 }

@@ -1,9 +1,14 @@
-//! Warnings a reader must see before trusting a report's figures: a run cut short,
-//! a client short of CPU, requests sent late or never, servers that could not be
-//! read.
+//! Warnings a reader must see before trusting a report's figures, each naming the
+//! cause found in the data and appearing only when that cause compromises a
+//! figure shown: a run cut short, a client short of CPU, a pacer that released
+//! requests late (the client machine, not the server), servers that could not be
+//! read, jobs lost. Requests that waited for a busy connection are not a warning in
+//! a run: that wait is the server's, and the corrected latency counts it.
 
 use super::bench::BenchReport;
+use super::format::format_us;
 use super::run::RunReport;
+use super::stream::StreamReport;
 use crate::recorder::LATE_THRESHOLD;
 
 /// Share of late requests above which a bench summary warns.
@@ -11,6 +16,17 @@ const LATE_WARNING_SHARE: f64 = 0.01;
 
 /// Client CPU use (share of its cores) above which the client's numbers are suspect.
 const CLIENT_SATURATED: f64 = 0.9;
+
+/// Share of a stream's p99 above which the pacer's own lateness compromises it.
+const PACER_SHARE_OF_P99: f64 = 0.1;
+
+/// The pacer's lateness p99 when it compromises `s`'s p99: above the late
+/// threshold and a material part of the figure.
+fn pacer_compromises(s: &StreamReport) -> Option<f64> {
+    let late = s.pacer_lateness.as_ref()?.p99_us;
+    let threshold = LATE_THRESHOLD.as_micros() as f64;
+    (late > threshold && late > PACER_SHARE_OF_P99 * s.latency.corrected.p99_us).then_some(late)
+}
 
 /// Warnings a reader of a bench run must see before trusting its numbers.
 pub fn bench_warnings(report: &BenchReport) -> Vec<String> {
@@ -26,12 +42,20 @@ pub fn bench_warnings(report: &BenchReport) -> Vec<String> {
     }
     for s in &report.streams {
         let sent = s.counts.sent.max(1) as f64;
-        if s.target_rate.is_some() && s.counts.late as f64 / sent > LATE_WARNING_SHARE {
+        let late_share = s.counts.late as f64 / sent;
+        if let Some(pacer) = pacer_compromises(s) {
             warnings.push(format!(
-                "{}: {:.1}% of requests were sent over {}ms late (all connections busy, or the client short of CPU); corrected latency includes that wait",
+                "{}: the client itself released requests late (pacer lateness p99 {}): this machine was short of CPU or slow to wake the pacer, and the latency figures include that delay",
                 s.name,
-                100.0 * s.counts.late as f64 / sent,
-                LATE_THRESHOLD.as_millis()
+                format_us(pacer)
+            ));
+        } else if s.target_rate.is_some() && late_share > LATE_WARNING_SHARE {
+            warnings.push(format!(
+                "{}: {:.1}% of requests were sent over {}ms late because all {} connections were busy; the achieved rate fell short of the target (corrected latency includes the wait; add connections to offer the full rate)",
+                s.name,
+                100.0 * late_share,
+                LATE_THRESHOLD.as_millis(),
+                s.connections
             ));
         }
         if s.unsent > 0 {
@@ -59,6 +83,16 @@ pub fn run_warnings(report: &RunReport) -> Vec<String> {
     if report.interrupted {
         warnings.push("the run was interrupted; variants not run are missing".into());
     }
+    let cores = report.environment.cores.max(1) as f64;
+    let jitter = report
+        .resolution
+        .and_then(|r| r.timer_jitter)
+        .map_or_else(String::new, |j| {
+            format!(
+                " (this machine's timer jitter: p99 {})",
+                format_us(j.p99_us)
+            )
+        });
     for v in &report.variants {
         if let Some(error) = &v.error {
             warnings.push(format!("{}: {error}", v.name));
@@ -66,8 +100,14 @@ pub fn run_warnings(report: &RunReport) -> Vec<String> {
         for p in &v.phases {
             let telemetry = p.server_telemetry.as_ref();
             let busiest = telemetry.map_or(0.0, |t| t.client_cpu_max);
-            let cores = report.environment.cores.max(1) as f64;
-            if busiest / cores > CLIENT_SATURATED && p.client_cpu_share <= CLIENT_SATURATED {
+            if p.client_cpu_share > CLIENT_SATURATED {
+                warnings.push(format!(
+                    "{} {}: the client used {:.0}% of its CPUs; its numbers measure the client too",
+                    v.name,
+                    p.name,
+                    p.client_cpu_share * 100.0
+                ));
+            } else if busiest / cores > CLIENT_SATURATED {
                 warnings.push(format!(
                     "{} {}: in its busiest interval the client used {:.0}% of its CPUs; figures from that time measure the client too",
                     v.name,
@@ -83,28 +123,19 @@ pub fn run_warnings(report: &RunReport) -> Vec<String> {
                     v.name, p.name, t.scrape_failures
                 ));
             }
-            if p.client_cpu_share > CLIENT_SATURATED {
-                warnings.push(format!(
-                    "{} {}: the client used {:.0}% of its CPUs; its numbers measure the client too",
-                    v.name,
-                    p.name,
-                    p.client_cpu_share * 100.0
-                ));
-            }
             if let Some(jobs) = p.jobs.as_ref().filter(|j| j.lost > 0) {
                 warnings.push(format!(
                     "{} {}: {} accepted jobs were never seen finished; {} of them were unknown (404) to the process that answered their status (job state kept per process)",
                     v.name, p.name, jobs.lost, jobs.not_found
                 ));
             }
-            if let Some(probe) = p.stream("probe") {
-                let late = probe.counts.late as f64 / probe.counts.sent.max(1) as f64;
-                if late > 0.01 || probe.unsent > 0 {
-                    warnings.push(format!(
-                        "{} {}: {:.1}% of probes were sent over 1 ms late and {} never sent (all probe connections were waiting); corrected latency includes the wait",
-                        v.name, p.name, late * 100.0, probe.unsent
-                    ));
-                }
+            if let Some(late) = p.stream("probe").and_then(pacer_compromises) {
+                warnings.push(format!(
+                    "{} {}: the client itself released probes late (pacer lateness p99 {}){jitter}; the probe figures include that delay",
+                    v.name,
+                    p.name,
+                    format_us(late)
+                ));
             }
         }
     }

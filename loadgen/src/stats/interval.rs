@@ -182,7 +182,10 @@ mod tests {
         assert_eq!(ranks(100, 0.99, 0.95).1, 101);
         // p99 of 2000: about n·q ± 2 standard deviations (4.45).
         let (l, u) = ranks(2_000, 0.99, 0.95);
-        assert!((1_970..=1_973).contains(&l) && (1_988..=1_990).contains(&u), "{l} {u}");
+        assert!(
+            (1_970..=1_973).contains(&l) && (1_988..=1_990).contains(&u),
+            "{l} {u}"
+        );
     }
 
     #[test]
@@ -223,7 +226,10 @@ mod tests {
         }
         for rank in [1, 40, 61, 100] {
             let v = value_at_rank(&h, rank) as f64 / 1e6;
-            assert!((v - rank as f64).abs() / (rank as f64) < 0.001, "{rank}: {v}");
+            assert!(
+                (v - rank as f64).abs() / (rank as f64) < 0.001,
+                "{rank}: {v}"
+            );
         }
         let median = quantile_interval(&h, 0.5).unwrap();
         assert!((median.low_us / 1e3 - 40.0).abs() < 0.05, "{median:?}");

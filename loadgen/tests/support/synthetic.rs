@@ -20,8 +20,15 @@ use loadgen::telemetry::ServerTelemetry;
 /// (loaded base latency 1, 11 and 21 ms; idle and recovery 1 ms).
 pub const VARIANTS: [&str; 3] = ["spawn-blocking", "rayon", "current-thread"];
 
-/// A stream whose responses take `base_ms` plus a tail, over `seconds` intervals.
+/// A stream whose responses take `base_ms` plus a tail, over `seconds` intervals of
+/// 100 responses.
 pub fn stream(name: &str, base_ms: u64, seconds: u64) -> StreamReport {
+    stream_with(name, base_ms, seconds, 100)
+}
+
+/// A stream of `per_second` responses a second for `seconds`, each taking `base_ms`
+/// plus a tail up to about twice that.
+pub fn stream_with(name: &str, base_ms: u64, seconds: u64, per_second: u64) -> StreamReport {
     let label = StreamLabel {
         name: name.into(),
         method: http::Method::GET,
@@ -36,7 +43,9 @@ pub fn stream(name: &str, base_ms: u64, seconds: u64) -> StreamReport {
     let mut intervals = Vec::new();
     for second in 0..seconds {
         let mut interval = Recorded::default();
-        for k in 0..100u64 {
+        for i in 0..per_second {
+            // The same shape whatever the count: k runs over 0..100.
+            let k = i * 100 / per_second;
             let latency = Duration::from_micros(base_ms * 1000 + (k * k * base_ms) / 10);
             interval.record(
                 &Sample {
@@ -61,6 +70,7 @@ pub fn stream(name: &str, base_ms: u64, seconds: u64) -> StreamReport {
         total,
         intervals,
         unsent: 0,
+        pacer_lateness: None,
     };
     StreamReport::from_outcome(&outcome, Duration::from_secs(seconds))
 }
@@ -122,7 +132,7 @@ pub fn synthetic_report() -> RunReport {
                 phase("recovery", vec![stream("probe", 1, 2)]),
             ];
             let figures = Figures::derive(&phases, &heavy);
-            VariantReport {
+            let mut variant = VariantReport {
                 name: name.to_string(),
                 summary: "test".into(),
                 status: VariantStatus::Ok,
@@ -131,7 +141,10 @@ pub fn synthetic_report() -> RunReport {
                 heavy: Some(heavy),
                 phases,
                 figures,
-            }
+                verdict: None,
+            };
+            variant.verdict = variant.judge(settings.objective_ms);
+            variant
         })
         .collect();
     RunReport {
@@ -148,9 +161,10 @@ pub fn synthetic_report() -> RunReport {
     }
 }
 
-/// The synthetic run as a run of the jobs scenario: the loaded phase has the probe,
-/// `submit` and `jobs` (end-to-end, 100 ms base times the variant's slowness)
-/// streams and job figures instead of a heavy stream; no derived figures.
+/// The synthetic run as a run of the jobs scenario: the loaded phase has the probe
+/// and `jobs` (end-to-end, 100 ms base times the variant's slowness; 1,000 samples
+/// each, enough to bound their p99) and `submit` streams and job figures instead of
+/// a heavy stream; no derived figures.
 pub fn synthetic_jobs_report() -> RunReport {
     let mut report = synthetic_report();
     report.scenario = Scenario::Jobs;
@@ -160,9 +174,9 @@ pub fn synthetic_jobs_report() -> RunReport {
         v.figures = None;
         let loaded = &mut v.phases[1];
         loaded.streams = vec![
-            stream("probe", slow, 2),
+            stream_with("probe", slow, 2, 500),
             stream("submit", 1, 2),
-            stream("jobs", 100 * slow, 2),
+            stream_with("jobs", 100 * slow, 2, 500),
         ];
         loaded.jobs = Some(JobsFigures {
             rate: 80.0,
@@ -173,4 +187,29 @@ pub fn synthetic_jobs_report() -> RunReport {
         });
     }
     report
+}
+
+/// The synthetic run with 5,000 probe samples in every phase (enough to bound the
+/// p99), its figures derived again.
+pub fn well_sampled_report() -> RunReport {
+    let mut report = synthetic_report();
+    for (i, v) in report.variants.iter_mut().enumerate() {
+        let slow = 1 + 10 * i as u64;
+        for p in &mut v.phases {
+            let base = if p.name == "loaded" { slow } else { 1 };
+            p.streams[0] = stream_with("probe", base, 10, 500);
+        }
+        v.figures = Figures::derive(&v.phases, v.heavy.as_ref().unwrap());
+        v.verdict = v.judge(report.settings.objective_ms);
+    }
+    report
+}
+
+/// Multiplies a p99 and its interval by `factor`, as a regression would move them.
+pub fn scale_p99(p: &mut Percentiles, factor: f64) {
+    p.p99_us *= factor;
+    if let Some(ci) = p.p99_ci.as_mut() {
+        ci.low_us *= factor;
+        ci.high_us *= factor;
+    }
 }

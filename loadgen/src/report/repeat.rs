@@ -1,0 +1,240 @@
+//! A repeated run (`loadgen run --repeat N`): N rounds of the whole matrix, the
+//! order of the variants rotated each round so that slow drift of the machine hits
+//! every variant alike. Each round is a run folder of its own; this is what the
+//! rounds say together: per variant, the verdict of every round and the median and
+//! range of the headline figures, with each round's interval.
+
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+use super::format::format_us;
+use super::run::{RunReport, VariantReport};
+use super::settings::Scenario;
+use super::table::loaded_probe_p99;
+use super::verdict::Verdict;
+use crate::stats::Interval;
+
+/// What the rounds of a repeated run say together (`repeat.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RepeatReport {
+    pub scenario: Scenario,
+    pub rounds: usize,
+    /// The round folders, in order.
+    pub round_dirs: Vec<String>,
+    pub variants: Vec<RepeatedVariant>,
+}
+
+/// One variant over every round.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RepeatedVariant {
+    pub name: String,
+    /// The verdict of each round (`None`: the loaded phase did not run).
+    pub verdicts: Vec<Option<Verdict>>,
+    /// Probe p99 under load, in µs.
+    pub probe_p99_us: Spread,
+    /// Each round's 95 % interval of that p99.
+    pub probe_p99_ci: Vec<Option<Interval>>,
+    /// Heavy efficiency (responsiveness scenario).
+    pub heavy_efficiency: Option<Spread>,
+}
+
+/// A figure over the rounds that measured it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub values: Vec<f64>,
+}
+
+impl Spread {
+    /// The spread of `values`; `None` when there are none.
+    pub fn of(values: Vec<f64>) -> Option<Spread> {
+        if values.is_empty() {
+            return None;
+        }
+        Some(Spread {
+            median: median(&values),
+            min: values.iter().copied().fold(f64::INFINITY, f64::min),
+            max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            values,
+        })
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// `variants` rotated left by `round` places: round 0 keeps the order, round 1
+/// starts with the second variant, and so on.
+pub fn rotated<T: Clone>(variants: &[T], round: usize) -> Vec<T> {
+    let mut order = variants.to_vec();
+    if !order.is_empty() {
+        let by = round % order.len();
+        order.rotate_left(by);
+    }
+    order
+}
+
+impl RepeatReport {
+    /// What `rounds` (with their folders' names) say together, variant by variant in
+    /// the first round's order.
+    pub fn of(rounds: &[RunReport], round_dirs: Vec<String>) -> RepeatReport {
+        let mut names: Vec<&str> = Vec::new();
+        for r in rounds {
+            for v in &r.variants {
+                if !names.contains(&v.name.as_str()) {
+                    names.push(&v.name);
+                }
+            }
+        }
+        let variants = names
+            .into_iter()
+            .map(|name| {
+                let each: Vec<Option<&VariantReport>> = rounds
+                    .iter()
+                    .map(|r| r.variants.iter().find(|v| v.name == name))
+                    .collect();
+                let probe = |v: &VariantReport| {
+                    v.phase("loaded")?
+                        .stream("probe")
+                        .map(|s| s.latency.corrected)
+                };
+                RepeatedVariant {
+                    name: name.to_owned(),
+                    verdicts: each.iter().map(|v| v.and_then(|v| v.verdict)).collect(),
+                    probe_p99_us: Spread::of(
+                        each.iter()
+                            .flatten()
+                            .filter_map(|v| loaded_probe_p99(v))
+                            .collect(),
+                    )
+                    .unwrap_or(Spread {
+                        median: f64::NAN,
+                        min: f64::NAN,
+                        max: f64::NAN,
+                        values: Vec::new(),
+                    }),
+                    probe_p99_ci: each
+                        .iter()
+                        .map(|v| v.and_then(probe).and_then(|p| p.p99_ci))
+                        .collect(),
+                    heavy_efficiency: Spread::of(
+                        each.iter()
+                            .flatten()
+                            .filter_map(|v| v.figures.as_ref().map(|f| f.heavy_efficiency))
+                            .collect(),
+                    ),
+                }
+            })
+            .collect();
+        RepeatReport {
+            scenario: rounds
+                .first()
+                .map_or_else(Scenario::default, |r| r.scenario),
+            rounds: rounds.len(),
+            round_dirs,
+            variants,
+        }
+    }
+
+    /// The summary of the rounds in Markdown, by median probe p99.
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "# {} rounds, variant order rotated each round\n\nRounds: {}.\n\n",
+            self.rounds,
+            self.round_dirs.join(", ")
+        );
+        out.push_str("Responsive: in how many rounds the probe p99's 95 % interval lay within the objective (no: beyond; ?: undecided). Probe p99 under load: median [min–max] over the rounds, then each round's figure with its interval.\n\n");
+        out.push_str("| variant | responsive | probe p99 median [range] | each round [95% CI] | heavy efficiency median [range] |\n|---|---|---|---|---|\n");
+        let mut ranked: Vec<&RepeatedVariant> = self.variants.iter().collect();
+        ranked.sort_by(|a, b| a.probe_p99_us.median.total_cmp(&b.probe_p99_us.median));
+        for v in ranked {
+            let count = |wanted: Verdict| v.verdicts.iter().filter(|x| **x == Some(wanted)).count();
+            let (yes, no, undecided) = (
+                count(Verdict::Responsive),
+                count(Verdict::Unresponsive),
+                count(Verdict::Undecided),
+            );
+            let mut verdict = format!("yes {yes}/{}", self.rounds);
+            if no > 0 {
+                let _ = write!(verdict, ", no {no}");
+            }
+            if undecided > 0 {
+                let _ = write!(verdict, ", ? {undecided}");
+            }
+            let p = &v.probe_p99_us;
+            let rounds: Vec<String> = p
+                .values
+                .iter()
+                .zip(&v.probe_p99_ci)
+                .map(|(value, ci)| match ci {
+                    Some(ci) => format!(
+                        "{} [{}–{}]",
+                        format_us(*value),
+                        format_us(ci.low_us),
+                        format_us(ci.high_us)
+                    ),
+                    None => format!("{}*", format_us(*value)),
+                })
+                .collect();
+            let efficiency = v.heavy_efficiency.as_ref().map_or_else(
+                || "–".to_owned(),
+                |e| {
+                    format!(
+                        "{:.0}% [{:.0}–{:.0}%]",
+                        e.median * 100.0,
+                        e.min * 100.0,
+                        e.max * 100.0
+                    )
+                },
+            );
+            let _ = writeln!(
+                out,
+                "| {} | {verdict} | {} [{}–{}] | {} | {efficiency} |",
+                v.name,
+                format_us(p.median),
+                format_us(p.min),
+                format_us(p.max),
+                rounds.join("; ")
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_moves_every_variant_through_every_position() {
+        let names = ["a", "b", "c"];
+        assert_eq!(rotated(&names, 0), ["a", "b", "c"]);
+        assert_eq!(rotated(&names, 1), ["b", "c", "a"]);
+        assert_eq!(rotated(&names, 2), ["c", "a", "b"]);
+        assert_eq!(rotated(&names, 3), ["a", "b", "c"]);
+        let firsts: Vec<&str> = (0..3).map(|r| rotated(&names, r)[0]).collect();
+        assert_eq!(firsts, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn medians_and_ranges() {
+        let s = Spread::of(vec![3.0, 1.0, 2.0, 10.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max), (2.5, 1.0, 10.0));
+        assert_eq!(median(&[5.0, 1.0, 3.0]), 3.0);
+        assert!(Spread::of(Vec::new()).is_none());
+    }
+}
