@@ -176,6 +176,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_telemetry: bool,
 
+    /// A known regression, for measuring `compare`: every server's /health waits
+    /// this long before answering (scripts/compare-power.sh uses it).
+    #[arg(long, value_parser = duration)]
+    pub inject_delay: Option<Duration>,
+
     /// Run the whole matrix N times, rotating the order of the variants each
     /// round; report each round and the medians and ranges over the rounds.
     #[arg(long, default_value_t = 1)]

@@ -38,6 +38,8 @@ pub struct Launch {
     pub workers: Option<usize>,
     /// Whether the server runs its telemetry (`--no-telemetry` otherwise).
     pub telemetry: bool,
+    /// `--inject-delay` for the server: a known regression of every `/health`.
+    pub inject_delay: Option<Duration>,
 }
 
 /// A running server child process.
@@ -144,6 +146,12 @@ impl ServerProcess {
         }
         if !launch.telemetry {
             args.push("--no-telemetry".into());
+        }
+        if let Some(delay) = launch.inject_delay {
+            args.extend([
+                "--inject-delay".into(),
+                humantime::format_duration(delay).to_string(),
+            ]);
         }
         let mut companions = Vec::new();
         if variant.needs_redis() {

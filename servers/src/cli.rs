@@ -107,6 +107,12 @@ pub struct Cli {
     #[arg(long)]
     pub no_telemetry: bool,
 
+    /// A known regression, for measuring a regression check: every /health waits
+    /// this long (without blocking anything) before it answers. Off by default;
+    /// loopback only.
+    #[arg(long, value_parser = parse_positive_duration)]
+    pub inject_delay: Option<Duration>,
+
     /// Set by a multi-worker parent: where its processes share their figures.
     #[arg(long, hide = true)]
     pub telemetry_dir: Option<std::path::PathBuf>,
@@ -172,6 +178,12 @@ impl Cli {
                 self.bind
             ));
         }
+        if self.inject_delay.is_some() && !self.bind.is_loopback() {
+            return Err(
+                "--inject-delay slows every /health on purpose; it is refused outside loopback"
+                    .into(),
+            );
+        }
         if self.process_index.is_some() && self.variant != Some(Variant::MultiWorker) {
             return Err("--process-index is only for multi-worker processes".into());
         }
@@ -219,6 +231,7 @@ impl Cli {
             job_ttl: self.job_ttl,
             telemetry: !self.no_telemetry,
             telemetry_dir: self.telemetry_dir,
+            inject_delay: self.inject_delay,
         }
     }
 }

@@ -40,6 +40,9 @@ pub struct ServerConfig {
     pub telemetry: bool,
     /// The folder where the processes of a multi-worker group share their figures.
     pub telemetry_dir: Option<PathBuf>,
+    /// A known regression: how long every `/health` waits before answering
+    /// (`--inject-delay`, loopback only).
+    pub inject_delay: Option<Duration>,
 }
 
 /// Cores this process may run on.

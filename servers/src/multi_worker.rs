@@ -139,6 +139,12 @@ fn spawn_process(
     if let Some(max_units) = config.max_units {
         command.args(["--max-units", &max_units.to_string()]);
     }
+    if let Some(delay) = config.inject_delay {
+        command.args([
+            "--inject-delay",
+            &humantime::format_duration(delay).to_string(),
+        ]);
+    }
     if !addr.ip().is_loopback() {
         command.arg("--allow-remote");
     }

@@ -107,6 +107,7 @@ pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<
             _ => config.workers,
         },
         cores: cores(),
+        inject_delay: config.inject_delay,
         process_index: config.process_index,
         build: build_profile(),
         jobs: match redis {

@@ -48,6 +48,15 @@ fn bad_flags_exit_2_without_starting() {
         &["--variant", "redis-queue"],
         &["--variant", "rayon", "--redis", "redis://127.0.0.1:1"],
         &["--variant", "rayon", "--jobs-capacity", "0"],
+        &[
+            "--variant",
+            "rayon",
+            "--bind",
+            "0.0.0.0",
+            "--allow-remote",
+            "--inject-delay",
+            "5ms",
+        ],
         &["worker"],
         &[
             "worker",

@@ -3,8 +3,10 @@
 
 mod support;
 
+use std::time::Duration;
+
 use servers::variant::Variant;
-use support::{request, Server};
+use support::{request, timed_get, Server};
 
 fn check_variant(variant: Variant) -> String {
     let server = Server::start(variant.name(), &["--workers", "2"]);
@@ -101,4 +103,40 @@ fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
         .wait_exit(std::time::Duration::from_secs(10))
         .expect("server did not exit after SIGTERM");
     assert!(status.success(), "{status}");
+}
+
+#[test]
+fn an_injected_delay_slows_health_without_blocking_the_server() {
+    // A known regression for measuring `loadgen compare`: every /health waits the
+    // delay, on any variant, multi-worker processes included; other requests and
+    // concurrent probes do not queue behind it.
+    let delay = Duration::from_millis(300);
+    for variant in ["current-thread", "multi-worker"] {
+        let server = Server::start(variant, &["--inject-delay", "300ms", "--workers", "2"]);
+        let (response, took) = timed_get(server.addr, "/health");
+        assert_eq!(response.status, 200);
+        assert!(took >= delay, "{variant}: /health took {took:?}");
+        let (info, took) = timed_get(server.addr, "/info");
+        assert_eq!(info.status, 200);
+        assert!(took < delay / 10, "{variant}: /info took {took:?}");
+        // Ten probes at once finish in about one delay: the wait blocks nothing.
+        let started = std::time::Instant::now();
+        let probes: Vec<_> = (0..10)
+            .map(|_| {
+                let addr = server.addr;
+                std::thread::spawn(move || timed_get(addr, "/health"))
+            })
+            .collect();
+        for probe in probes {
+            assert_eq!(probe.join().unwrap().0.status, 200);
+        }
+        assert!(
+            started.elapsed() < delay * 3,
+            "{variant}: ten probes took {:?}",
+            started.elapsed()
+        );
+    }
+    let plain = Server::start("current-thread", &[]);
+    let (_, took) = timed_get(plain.addr, "/health");
+    assert!(took < delay / 10, "without the flag /health took {took:?}");
 }

@@ -85,6 +85,7 @@ fn prepare(args: &RunArgs, dir: PathBuf) -> Result<RunPlan, CommandError> {
             cpus: placement.server_cpus.clone(),
             workers: args.workers,
             telemetry: !args.no_telemetry,
+            inject_delay: args.inject_delay,
         },
         settings,
         placement,

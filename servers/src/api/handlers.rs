@@ -16,8 +16,12 @@ use crate::workload::{Job, Work, ROUNDS_PER_UNIT};
 
 type QueryResult = Result<Query<HashMap<String, String>>, QueryRejection>;
 
-/// The probe: no work, a tiny body.
-pub async fn health() -> &'static str {
+/// The probe: no work, a tiny body (after `--inject-delay`, if given: a sleep,
+/// which blocks nothing).
+pub async fn health(State(state): State<Arc<AppState>>) -> &'static str {
+    if let Some(delay) = state.inject_delay {
+        tokio::time::sleep(delay).await;
+    }
     "ok\n"
 }
 

@@ -36,6 +36,8 @@ pub struct AppState {
     /// Runtime worker threads, or processes for multi-worker.
     pub workers: usize,
     pub cores: usize,
+    /// How long `/health` waits before answering (`--inject-delay`).
+    pub inject_delay: Option<std::time::Duration>,
     /// Index of this process within a multi-worker group.
     pub process_index: Option<usize>,
     pub build: BuildProfile,
