@@ -387,3 +387,46 @@ fn servers_die_with_a_killed_loadgen() {
     wait_gone(&servers);
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+#[test]
+fn repeated_rounds_rotate_the_variants_and_summarise() {
+    let out = temp_dir("repeat");
+    let mut args = vec!["--variant", "rayon,sequential-queue", "--repeat", "2"];
+    args.extend_from_slice(SHORT);
+    let output = finish(spawn(&args, &out), Duration::from_secs(120));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let latest = out.join("latest");
+    let order = |round: &str| -> Vec<String> {
+        let text = std::fs::read_to_string(latest.join(round).join("report.json")).unwrap();
+        let report: RunReport = serde_json::from_str(&text).unwrap();
+        report.variants.into_iter().map(|v| v.name).collect()
+    };
+    assert_eq!(order("round-1"), ["rayon", "sequential-queue"]);
+    assert_eq!(order("round-2"), ["sequential-queue", "rayon"]);
+    let repeat: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(latest.join("repeat.json")).unwrap()).unwrap();
+    assert_eq!(repeat["rounds"], 2);
+    for v in repeat["variants"].as_array().unwrap() {
+        assert_eq!(v["verdicts"].as_array().unwrap().len(), 2, "{v}");
+        assert_eq!(v["probe_p99_us"]["values"].as_array().unwrap().len(), 2);
+    }
+    let summary = std::fs::read_to_string(latest.join("summary.md")).unwrap();
+    assert!(summary.contains("2 rounds") && summary.contains("sequential-queue"));
+    // A repeated run is a set of runs `compare` reads as one side.
+    let compared = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["compare", latest.to_str().unwrap(), latest.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        compared.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&compared.stderr)
+    );
+    assert!(String::from_utf8_lossy(&compared.stdout).contains("base: 2 run(s)"));
+    std::fs::remove_dir_all(&out).unwrap();
+}

@@ -37,7 +37,7 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode, CommandError> {
         return Err(anyhow::anyhow!("no variant has figures on both sides").into());
     }
     println!(
-        "base: {} run(s), current: {} run(s) of the {} scenario; medians, [min–max] across runs",
+        "base: {} run(s), current: {} run(s) of the {} scenario; medians across runs, [the envelope of their 95 % intervals] (for rates: [min–max])",
         base.len(),
         current.len(),
         base[0].scenario
