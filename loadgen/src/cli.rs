@@ -49,8 +49,9 @@ pub enum Command {
     /// Measure built-in servers whose behaviour is known exactly and show expected
     /// against measured (about 30 s): exit 0 if every check passes, 99 otherwise.
     Selftest(SelftestArgs),
-    /// Redraw the charts and report.html of a saved run folder (from `run`),
-    /// without running anything.
+    /// Render the charts, report.html and summary.md of a saved run folder (from
+    /// `run`) again, without running anything; for a `run --repeat` folder, its
+    /// summary.md and repeat.json.
     Plot(PlotArgs),
     /// Run one of the reference servers (what `run` starts as child processes).
     #[command(hide = true)]
@@ -93,9 +94,13 @@ Per variant: start it as a child process on port 0, read /info, size a heavy job
 about 20 ms of CPU, then run three phases: idle (probe only), loaded (probe plus heavy
 jobs offered at 1.5x what the cores can finish), recovery (probe only).
 
+A variant is responsive when the 95 % interval of its probe p99 under load lies
+within --objective (50 ms).
+
 Examples:
   loadgen run
   loadgen run --quick --variant blocking-in-async,spawn-blocking
+  loadgen run --repeat 5          # five rounds, order rotated, medians and ranges
   loadgen run --server-cpus 1 --client-cpus 0 --loaded 20s
 
 Exit status: 0 when every variant ran, 1 when one failed (the others still run),
@@ -238,12 +243,12 @@ pub struct CompareArgs {
     pub base: PathBuf,
     /// The current runs, in the same forms.
     pub current: PathBuf,
-    /// How many times worse a latency may get before it is a regression (the
-    /// default sits above the worst single-run A/A ratio measured here, 5.1x).
-    #[arg(long, default_value_t = 6.0)]
-    pub noise: f64,
-    /// How many times lower throughput or efficiency may get before it is one
-    /// (worst single-run A/A ratio measured here: 1.37x).
+    /// How far apart the two sides' 95 % intervals of a latency must be before it
+    /// is a regression [default: 1.25 with three or more runs a side, 2 otherwise;
+    /// see scripts/compare-power.sh for the false-alarm and detection rates].
+    #[arg(long)]
+    pub noise: Option<f64>,
+    /// How many times lower throughput or efficiency may get before it is one.
     #[arg(long, default_value_t = 1.5)]
     pub noise_throughput: f64,
 }
@@ -261,7 +266,8 @@ pub struct SelftestArgs {
 /// Options of `loadgen plot`.
 #[derive(Debug, Clone, Args)]
 pub struct PlotArgs {
-    /// A run folder holding report.json, e.g. results/runs/latest.
+    /// A run folder holding report.json, e.g. results/runs/latest, or the folder
+    /// of a repeated run.
     pub dir: PathBuf,
 }
 

@@ -113,6 +113,11 @@ fn plot_redraws_the_charts_of_a_saved_run() {
             "{file} differs from a direct rendering"
         );
     }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("summary.md")).unwrap(),
+        loadgen::report::markdown::summary(&report),
+        "the summary is rendered again too"
+    );
     let bad = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args(["plot", "/no/such/dir"])
         .output()

@@ -269,31 +269,49 @@ fn compare_flags_only_real_regressions() {
     );
     assert!(rows.iter().all(|r| r.verdict != Verdict::Worse));
 
-    // Repeated runs: the base's envelope reaches the current one, so a median ten
-    // times worse is within noise (base runs x, x, 20x; current 10x, 10x).
-    let mut noisy_base = base.clone();
-    probe_p99(&mut noisy_base, 20.0);
+    let rayon_p99 = |rows: &[loadgen::check::compare::Row]| {
+        rows.iter()
+            .find(|r| r.variant == "rayon" && r.figure == "probe loaded p99")
+            .unwrap()
+            .verdict
+    };
+    // Repeated runs: one odd run (base x, x, 20x) moves neither end of the median
+    // run's interval, so it does not hide a tenfold regression.
+    let mut odd_base = base.clone();
+    probe_p99(&mut odd_base, 20.0);
     let rows = compare(
-        &[base.clone(), base.clone(), noisy_base],
+        &[base.clone(), base.clone(), odd_base.clone()],
         &[slower.clone(), slower.clone()],
         noise,
     );
-    let row = rows
-        .iter()
-        .find(|r| r.variant == "rayon" && r.figure == "probe loaded p99")
-        .unwrap();
-    assert_eq!(row.verdict, Verdict::WorseWithinNoise);
-    // Without the outlier the same change is a regression.
+    assert_eq!(rayon_p99(&rows), Verdict::Worse);
+    // ...nor make a regression of a run that is not one (current x, x, 20x).
+    let rows = compare(
+        &[base.clone(), base.clone()],
+        &[base.clone(), base.clone(), odd_base],
+        noise,
+    );
+    assert_eq!(rayon_p99(&rows), Verdict::Same);
+    // A p99 ten times worse whose interval reaches down to twice the base: worse,
+    // but within noise.
+    let mut unsure = base.clone();
+    {
+        let p = &mut unsure.variants[1].figures.as_mut().unwrap().probe_loaded;
+        let ci = p.p99_ci.as_mut().unwrap();
+        (p.p99_us, ci.low_us, ci.high_us) = (p.p99_us * 10.0, ci.low_us * 2.0, ci.high_us * 10.0);
+    }
+    let rows = compare(
+        std::slice::from_ref(&base),
+        std::slice::from_ref(&unsure),
+        noise,
+    );
+    assert_eq!(rayon_p99(&rows), Verdict::WorseWithinNoise);
     let rows = compare(
         &[base.clone(), base.clone()],
         &[slower.clone(), slower],
         noise,
     );
-    let row = rows
-        .iter()
-        .find(|r| r.variant == "rayon" && r.figure == "probe loaded p99")
-        .unwrap();
-    assert_eq!(row.verdict, Verdict::Worse);
+    assert_eq!(rayon_p99(&rows), Verdict::Worse);
 
     // A throughput drop beyond its factor is a regression too.
     let mut weaker = base.clone();

@@ -416,9 +416,24 @@ fn repeated_rounds_rotate_the_variants_and_summarise() {
     }
     let summary = std::fs::read_to_string(latest.join("summary.md")).unwrap();
     assert!(summary.contains("2 rounds") && summary.contains("sequential-queue"));
+    // `plot` renders the rounds' summary again from their reports.
+    std::fs::remove_file(latest.join("summary.md")).unwrap();
+    let plotted = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["plot", latest.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(plotted.status.success());
+    assert_eq!(
+        std::fs::read_to_string(latest.join("summary.md")).unwrap(),
+        summary
+    );
     // A repeated run is a set of runs `compare` reads as one side.
     let compared = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["compare", latest.to_str().unwrap(), latest.to_str().unwrap()])
+        .args([
+            "compare",
+            latest.to_str().unwrap(),
+            latest.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(

@@ -16,12 +16,16 @@ pub struct Comparison {
     /// (variant, probe p99 under load in ms, the right-hand figure), best first:
     /// efficiency in % (responsiveness) or jobs end-to-end p99 in ms (jobs).
     rows: Vec<(String, f64, f64)>,
+    /// Each row's 95 % interval of the probe p99, in ms, where the samples bound it.
+    intervals: Vec<Option<(f64, f64)>>,
+    /// The responsiveness objective, in ms: a line across the probe bars.
+    objective_ms: f64,
     footer: String,
 }
 
 impl Comparison {
     pub fn of_run(report: &RunReport, footer: &str) -> Comparison {
-        let rows = report
+        let (rows, intervals) = report
             .ranked()
             .into_iter()
             .filter_map(|v| {
@@ -32,12 +36,19 @@ impl Comparison {
                         jobs.latency.corrected.p99_us / 1e3
                     }
                 };
-                Some((v.name.clone(), loaded_probe_p99(v)? / 1e3, right))
+                let probe = &v.phase("loaded")?.stream("probe")?.latency.corrected;
+                let interval = probe.p99_ci.map(|ci| (ci.low_us / 1e3, ci.high_us / 1e3));
+                Some((
+                    (v.name.clone(), loaded_probe_p99(v)? / 1e3, right),
+                    interval,
+                ))
             })
-            .collect();
+            .unzip();
         Comparison {
             scenario: report.scenario,
             rows,
+            intervals,
+            objective_ms: report.settings.objective_ms,
             footer: footer.to_owned(),
         }
     }
@@ -95,6 +106,8 @@ impl Chart for Comparison {
             .rows
             .iter()
             .map(|r| r.1)
+            .chain(self.intervals.iter().flatten().map(|i| i.1))
+            .chain([self.objective_ms])
             .fold(0.0, f64::max)
             .max(low * 10.0)
             * 3.0;
@@ -110,7 +123,7 @@ impl Chart for Comparison {
             )
             .map_err(plot_error)?;
         p99.configure_mesh()
-            .x_desc("probe p99 under load (log scale)")
+            .x_desc("probe p99 under load, with its 95 % interval (log scale)")
             .x_label_formatter(&|x| ms_label(*x))
             .y_labels(2 * n + 1)
             .y_label_formatter(&name_of)
@@ -125,6 +138,32 @@ impl Chart for Comparison {
                 color(i).filled(),
             )
         }))
+        .map_err(plot_error)?;
+        // Each p99's interval as a whisker across the end of its bar.
+        let whisker = ShapeStyle::from(&BLACK).stroke_width(2);
+        for (i, interval) in self.intervals.iter().enumerate() {
+            if let Some((lo, hi)) = *interval {
+                let (lo, hi, y) = (lo.max(low), hi.max(low), self.y(i) + 0.5);
+                p99.draw_series([
+                    PathElement::new(vec![(lo, y), (hi, y)], whisker),
+                    PathElement::new(vec![(lo, y - 0.15), (lo, y + 0.15)], whisker),
+                    PathElement::new(vec![(hi, y - 0.15), (hi, y + 0.15)], whisker),
+                ])
+                .map_err(plot_error)?;
+            }
+        }
+        // The objective: responsive variants' whole interval lies left of it.
+        let objective = self.objective_ms;
+        p99.draw_series([PathElement::new(
+            vec![(objective, 0.0), (objective, n as f64)],
+            ShapeStyle::from(&RGBColor(200, 0, 0)).stroke_width(2),
+        )])
+        .map_err(plot_error)?;
+        p99.draw_series([Text::new(
+            format!("objective {}", ms_label(objective)),
+            (objective * 1.1, n as f64 - 0.1),
+            (FONT, 14).into_font().color(&RGBColor(200, 0, 0)),
+        )])
         .map_err(plot_error)?;
 
         match self.scenario {

@@ -1,13 +1,15 @@
 //! `loadgen compare BASE CURRENT`: two runs, or two sets of repeated runs (such as
 //! the rounds of `run --repeat N`), variant by variant.
 //!
-//! Each side of a figure is an interval: for a percentile, the envelope of its
-//! runs' 95 % confidence intervals (order statistics of each run's samples); for a
-//! throughput, the range of its runs' values. A change is a regression only when
-//! the two sides' intervals are apart by more than the noise factor (the current
-//! side's best is worse than the base's worst times the noise): sampling noise is
-//! inside the intervals, run-to-run drift of a shared machine is what the noise
-//! factor covers (measured by A/A runs: `scripts/compare-power.sh`).
+//! Each side of a figure is an interval: for a percentile, its 95 % confidence
+//! interval (order statistics of the run's samples), or with several runs the
+//! median of their lower ends to the median of their upper ends, so one odd run
+//! of a shared machine moves neither end; for a throughput, the value (the median
+//! of several). A change is a regression only when the two sides' intervals are
+//! apart by more than the noise factor (the current side's best is worse than the
+//! base's worst times the noise): sampling noise is inside the intervals, run-to-run
+//! drift of a shared machine is what the noise factor covers (measured by A/A runs:
+//! `scripts/compare-power.sh`).
 
 use std::fmt::Write;
 
@@ -178,7 +180,7 @@ pub struct Row {
     /// Each run's value.
     pub base: Vec<f64>,
     pub current: Vec<f64>,
-    /// Each side's interval: the envelope of its runs' intervals.
+    /// Each side's interval (see [`side_interval`]).
     pub base_interval: (f64, f64),
     pub current_interval: (f64, f64),
     /// Median current ÷ median base.
@@ -199,14 +201,11 @@ pub struct Noise {
     pub throughput: f64,
 }
 
-/// The envelope of `measures`' intervals.
-fn envelope(measures: &[Measure]) -> (f64, f64) {
-    measures
-        .iter()
-        .map(|m| m.interval())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (l, h)| {
-            (lo.min(l), hi.max(h))
-        })
+/// A side's interval: the median of its runs' lower ends to the median of their
+/// upper ends (one run: its own interval).
+fn side_interval(measures: &[Measure]) -> (f64, f64) {
+    let (lows, highs): (Vec<f64>, Vec<f64>) = measures.iter().map(|m| m.interval()).unzip();
+    (median(&lows), median(&highs))
 }
 
 /// Judges one figure: `base` and `current` are its measures in each side's runs.
@@ -217,7 +216,7 @@ fn judge(spec: &FigureSpec, base: &[Measure], current: &[Measure], noise: Noise)
     }
     let values = |ms: &[Measure]| ms.iter().map(|m| m.value()).collect::<Vec<_>>();
     let ratio = median(&values(current)) / median(&values(base));
-    let ((b_lo, b_hi), (c_lo, c_hi)) = (envelope(base), envelope(current));
+    let ((b_lo, b_hi), (c_lo, c_hi)) = (side_interval(base), side_interval(current));
     let (worse_by_median, worse_apart, better_apart, allowed) = if spec.lower_is_better {
         let n = noise.latency;
         (ratio > n, c_lo > b_hi * n, c_hi * n < b_lo, n)
@@ -264,8 +263,8 @@ pub fn compare<'a>(base: &'a [RunReport], current: &'a [RunReport], noise: Noise
                 variant: variant.name.clone(),
                 figure: spec.name,
                 ratio: median(&cv) / median(&bv),
-                base_interval: envelope(&bm),
-                current_interval: envelope(&cm),
+                base_interval: side_interval(&bm),
+                current_interval: side_interval(&cm),
                 verdict: judge(spec, &bm, &cm, noise),
                 base: bv,
                 current: cv,

@@ -168,13 +168,16 @@ impl RepeatReport {
                 count(Verdict::Unresponsive),
                 count(Verdict::Undecided),
             );
-            let mut verdict = format!("yes {yes}/{}", self.rounds);
-            if no > 0 {
-                let _ = write!(verdict, ", no {no}");
-            }
-            if undecided > 0 {
-                let _ = write!(verdict, ", ? {undecided}");
-            }
+            let verdict: Vec<String> = [("yes", yes), ("no", no), ("?", undecided)]
+                .into_iter()
+                .filter(|(_, k)| *k > 0)
+                .map(|(name, k)| format!("{name} {k}/{}", self.rounds))
+                .collect();
+            let verdict = if verdict.is_empty() {
+                "–".to_owned()
+            } else {
+                verdict.join(", ")
+            };
             let p = &v.probe_p99_us;
             let rounds: Vec<String> = p
                 .values

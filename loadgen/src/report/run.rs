@@ -86,9 +86,18 @@ pub struct Placement {
 impl Placement {
     /// The placement in words, for summaries and pages.
     pub fn describe(&self) -> String {
+        let cpus = |list: &Option<Vec<usize>>| match list {
+            Some(list) => {
+                let list: Vec<String> = list.iter().map(usize::to_string).collect();
+                format!("CPUs {}", list.join(","))
+            }
+            None => "all CPUs".to_owned(),
+        };
         match (&self.server_cpus, &self.client_cpus) {
             (None, None) => "servers and client share all CPUs".to_owned(),
-            (servers, client) => format!("servers on CPUs {servers:?}, client on CPUs {client:?}"),
+            (servers, client) => {
+                format!("servers on {}, client on {}", cpus(servers), cpus(client))
+            }
         }
     }
 }
