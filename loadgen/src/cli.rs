@@ -259,7 +259,7 @@ pub struct SelftestArgs {
     /// Send-lateness p99 allowed at moderate rates (100/s and 1000/s) beyond this
     /// machine's own timer jitter p99 (measured first); raise it on a machine whose
     /// noise you want tolerated.
-    #[arg(long, value_parser = duration, default_value = "1ms")]
+    #[arg(long, alias = "lateness-limit", value_parser = duration, default_value = "1ms")]
     pub lateness_allowance: Duration,
 }
 

@@ -72,9 +72,11 @@ impl OpenLoop {
         self.permits.add_permits(waiters);
     }
 
-    /// Requests taken so far (at most [`OpenLoop::total`] counted).
+    /// Requests taken so far. Tasks woken at the end also claim a number, past the
+    /// limit, and get `None`; those are not counted.
     pub fn claimed(&self) -> u64 {
-        self.claimed.load(Ordering::Relaxed).min(self.total)
+        let limit = self.limit.load(Ordering::Relaxed);
+        self.claimed.load(Ordering::Relaxed).min(limit)
     }
 
     /// Requests the pacer will release in all.
@@ -115,6 +117,27 @@ mod tests {
             "nothing past the released five"
         );
         assert_eq!(open_loop.claimed(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_loop_ended_early_counts_only_what_was_taken() {
+        // The pacer stops after releasing 3 of 10; three waiting tasks are woken.
+        let start = Instant::now();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (open_loop, pacer) =
+            OpenLoop::start(Schedule::new(start, 1_000.0), 10, start, Arc::clone(&stop)).unwrap();
+        for _ in 0..3 {
+            open_loop.next().await.unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        let (released, _) = tokio::task::spawn_blocking(move || pacer.join())
+            .await
+            .unwrap();
+        open_loop.end_after(released.min(3), 3);
+        for _ in 0..3 {
+            assert_eq!(open_loop.next().await, None);
+        }
+        assert_eq!(open_loop.claimed(), 3, "the wake-ups are not claims");
     }
 
     #[tokio::test]

@@ -213,6 +213,14 @@ fn junit_escapes_and_marks_failures() {
     assert!(doc.descendants().any(|n| n.has_tag_name("failure")));
 }
 
+/// The verdict on rayon's probe p99 under load.
+fn rayon_p99(rows: &[loadgen::check::compare::Row]) -> Verdict {
+    rows.iter()
+        .find(|r| r.variant == "rayon" && r.figure == "probe loaded p99")
+        .unwrap()
+        .verdict
+}
+
 #[test]
 fn compare_flags_only_real_regressions() {
     let base = well_sampled_report();
@@ -234,6 +242,11 @@ fn compare_flags_only_real_regressions() {
             r.verdict
         );
     }
+    // 5,000 probe samples bound the p99: judged, and the same.
+    assert!(same
+        .iter()
+        .filter(|r| r.figure == "probe loaded p99")
+        .all(|r| r.verdict == Verdict::Same));
     // 200 heavy samples cannot bound a p99: not judged.
     let heavy = same.iter().find(|r| r.figure == "heavy p99").unwrap();
     assert_eq!(heavy.verdict, Verdict::TooFewSamples);
@@ -269,12 +282,6 @@ fn compare_flags_only_real_regressions() {
     );
     assert!(rows.iter().all(|r| r.verdict != Verdict::Worse));
 
-    let rayon_p99 = |rows: &[loadgen::check::compare::Row]| {
-        rows.iter()
-            .find(|r| r.variant == "rayon" && r.figure == "probe loaded p99")
-            .unwrap()
-            .verdict
-    };
     // Repeated runs: one odd run (base x, x, 20x) moves neither end of the median
     // run's interval, so it does not hide a tenfold regression.
     let mut odd_base = base.clone();
@@ -328,6 +335,79 @@ fn compare_flags_only_real_regressions() {
     assert!(rows
         .iter()
         .any(|r| r.verdict == Verdict::Worse && r.figure == "heavy done/s"));
+    // ...and a rise beyond it, and a probe ten times faster, are improvements.
+    let rows = compare(
+        std::slice::from_ref(&weaker),
+        std::slice::from_ref(&base),
+        noise,
+    );
+    assert!(rows
+        .iter()
+        .any(|r| r.verdict == Verdict::Better && r.figure == "heavy done/s"));
+    let rows = compare(
+        std::slice::from_ref(&slower_than_base()),
+        std::slice::from_ref(&base),
+        noise,
+    );
+    assert_eq!(rayon_p99(&rows), Verdict::Better);
+}
+
+/// The well-sampled report with rayon's probe p99 under load ten times worse.
+fn slower_than_base() -> loadgen::report::RunReport {
+    let mut report = well_sampled_report();
+    scale_p99(
+        &mut report.variants[1].figures.as_mut().unwrap().probe_loaded,
+        10.0,
+    );
+    report
+}
+
+#[test]
+fn reports_from_before_intervals_are_judged_too() {
+    // A report written before percentiles carried intervals: none in its streams
+    // or figures. Loading it reads them again from the histograms.
+    let strip = |p: &mut loadgen::stats::Percentiles| {
+        (p.p50_ci, p.p90_ci, p.p99_ci, p.p99_9_ci) = (None, None, None, None);
+    };
+    let mut old = well_sampled_report();
+    for v in &mut old.variants {
+        v.verdict = None;
+        for s in v.phases.iter_mut().flat_map(|p| &mut p.streams) {
+            strip(&mut s.latency.corrected);
+            strip(&mut s.latency.uncorrected);
+        }
+        let f = v.figures.as_mut().unwrap();
+        for p in [
+            &mut f.probe_idle,
+            &mut f.probe_loaded,
+            &mut f.probe_recovery,
+        ] {
+            strip(p);
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("loadgen-old-report-{}", rand_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("report.json"), serde_json::to_vec(&old).unwrap()).unwrap();
+    let loaded = loadgen::report::load::load_runs(&dir).unwrap();
+    let rayon = &loaded[0].variants[1];
+    assert!(rayon
+        .figures
+        .as_ref()
+        .unwrap()
+        .probe_loaded
+        .p99_ci
+        .is_some());
+    assert_eq!(rayon.verdict, Some(loadgen::report::Verdict::Responsive));
+    let rows = compare(
+        &loaded,
+        std::slice::from_ref(&slower_than_base()),
+        Noise {
+            latency: 3.0,
+            throughput: 1.3,
+        },
+    );
+    assert_eq!(rayon_p99(&rows), Verdict::Worse);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

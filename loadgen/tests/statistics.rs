@@ -5,10 +5,11 @@
 
 mod support;
 
+use loadgen::report::repeat::RepeatReport;
 use loadgen::report::verdict::Verdict;
 use loadgen::report::warnings::run_warnings;
 use loadgen::stats::Percentiles;
-use support::synthetic::{stream_with, synthetic_report};
+use support::synthetic::{stream_with, synthetic_report, well_sampled_report};
 
 #[test]
 fn the_table_shows_sample_counts_and_marks_weak_percentiles() {
@@ -102,4 +103,34 @@ fn a_quiet_run_has_no_warnings_and_a_late_pacer_is_named() {
         "{}",
         warnings[0]
     );
+}
+
+#[test]
+fn a_repeated_run_keeps_each_rounds_figures_in_their_round() {
+    // rayon did not run in round 1 (it failed to start): its round-2 figure and
+    // interval stay in round 2.
+    let first = {
+        let mut r = well_sampled_report();
+        r.variants.retain(|v| v.name != "rayon");
+        r
+    };
+    let second = well_sampled_report();
+    let repeat = RepeatReport::of(&[first, second], vec!["round-1".into(), "round-2".into()]);
+    let rayon = repeat.variants.iter().find(|v| v.name == "rayon").unwrap();
+    assert_eq!(rayon.probe_p99_by_round[0], None);
+    assert!(rayon.probe_p99_by_round[1].is_some());
+    assert_eq!(rayon.probe_p99_ci[0], None);
+    assert!(rayon.probe_p99_ci[1].is_some());
+    assert_eq!(rayon.probe_p99_us.as_ref().unwrap().values.len(), 1);
+    let line = repeat
+        .summary()
+        .lines()
+        .find(|l| l.starts_with("| rayon |"))
+        .unwrap()
+        .to_owned();
+    assert!(line.contains("yes 1/2") && line.contains("| –; "), "{line}");
+    // What repeat.json holds reads back.
+    let json = serde_json::to_string(&repeat).unwrap();
+    let back: RepeatReport = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.variants.len(), repeat.variants.len());
 }

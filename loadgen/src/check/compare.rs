@@ -217,16 +217,14 @@ fn judge(spec: &FigureSpec, base: &[Measure], current: &[Measure], noise: Noise)
     let values = |ms: &[Measure]| ms.iter().map(|m| m.value()).collect::<Vec<_>>();
     let ratio = median(&values(current)) / median(&values(base));
     let ((b_lo, b_hi), (c_lo, c_hi)) = (side_interval(base), side_interval(current));
-    let (worse_by_median, worse_apart, better_apart, allowed) = if spec.lower_is_better {
+    let (worse_apart, better_apart, worse_by_median) = if spec.lower_is_better {
         let n = noise.latency;
-        (ratio > n, c_lo > b_hi * n, c_hi * n < b_lo, n)
+        (c_lo > b_hi * n, c_hi * n < b_lo, ratio > n)
     } else {
         let n = noise.throughput;
-        (1.0 / ratio > n, c_hi * n < b_lo, c_lo > b_hi * n, n)
+        (c_hi * n < b_lo, c_lo > b_hi * n, ratio * n < 1.0)
     };
-    if !ratio.is_finite() || allowed.is_nan() {
-        Verdict::Same
-    } else if worse_apart {
+    if worse_apart {
         Verdict::Worse
     } else if better_apart {
         Verdict::Better

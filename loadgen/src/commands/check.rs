@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use super::{CommandError, EXIT_THRESHOLD_FAILED};
+use super::{judged, CommandError};
 use crate::check::{evaluate_all, junit, lines, load_thresholds, markdown};
 use crate::cli::CheckArgs;
 use crate::files::write_atomically;
@@ -30,9 +30,5 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, CommandError> {
     if let Some(path) = &args.markdown {
         write_atomically(path, markdown(&outcomes).as_bytes()).map_err(anyhow::Error::from)?;
     }
-    Ok(if outcomes.iter().all(|o| o.passed) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_THRESHOLD_FAILED)
-    })
+    Ok(judged(outcomes.iter().all(|o| o.passed)))
 }

@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use super::{CommandError, EXIT_THRESHOLD_FAILED};
+use super::{judged, CommandError};
 use crate::check::compare::{compare, render, Noise, Verdict};
 use crate::cli::CompareArgs;
 use crate::report::load::load_runs;
@@ -52,16 +52,12 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode, CommandError> {
         return Err(anyhow::anyhow!("no variant has figures on both sides").into());
     }
     println!(
-        "base: {} run(s), current: {} run(s) of the {} scenario; medians across runs, [95 % interval: the median run's ends]; noise factor {noise} for latencies, {} for throughput",
+        "base: {} run(s), current: {} run(s) of the {} scenario; medians across runs, [95 % interval; with several runs, the median of their low ends to the median of their high ends]; noise factor {noise} for latencies, {} for throughput",
         base.len(),
         current.len(),
         base[0].scenario,
         args.noise_throughput
     );
     print!("{}", render(&rows));
-    Ok(if rows.iter().any(|r| r.verdict == Verdict::Worse) {
-        ExitCode::from(EXIT_THRESHOLD_FAILED)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(judged(rows.iter().all(|r| r.verdict != Verdict::Worse)))
 }

@@ -1,6 +1,8 @@
 //! One file per subcommand, each thin: parse what it was given, run the engine or
-//! the run matrix, write the report, and end through [`finish`], so every command
-//! checks thresholds and maps outcomes to exit statuses the same way.
+//! the run matrix (or read saved reports), write what it found, and map the outcome
+//! to an exit status in one place: the measuring commands (`run`, `bench`) end
+//! through [`finish`], which also checks their thresholds; the judging ones
+//! (`check`, `compare`, `selftest`) through [`judged`].
 
 pub mod bench;
 pub mod check;
@@ -71,6 +73,16 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// How a judging command ends: 0 when everything it judged passed, 99 (k6's
+/// threshold status) otherwise.
+pub fn judged(passed: bool) -> ExitCode {
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_THRESHOLD_FAILED)
     }
 }
 

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use super::CommandError;
 use crate::cli::PlotArgs;
 use crate::files::write_atomically;
-use crate::report::load::load_run;
+use crate::report::load::{load_run, run_folders};
 use crate::report::markdown;
 use crate::report::repeat::RepeatReport;
 use crate::report::Report;
@@ -38,14 +38,10 @@ fn run_folder(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(written)
 }
 
-/// A repeated run: what its rounds (the sub-folders holding a report.json, in name
-/// order) say together.
+/// A repeated run: what its rounds (the sub-folders holding a report.json, in
+/// natural order) say together.
 fn repeat_folder(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut rounds: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("report.json").exists())
-        .collect();
-    rounds.sort();
+    let rounds = run_folders(dir)?;
     anyhow::ensure!(
         !rounds.is_empty(),
         "{} holds neither a report.json nor rounds of a repeated run",

@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use super::{CommandError, EXIT_THRESHOLD_FAILED};
+use super::{judged, CommandError};
 use crate::cli::SelftestArgs;
 use crate::environment::Environment;
 use crate::selftest::{render, run_checks, Verdict};
@@ -20,9 +20,5 @@ pub fn run(args: &SelftestArgs) -> Result<ExitCode, CommandError> {
     }))?;
     println!("{}", Environment::detect().one_line());
     print!("{}", render(&rows));
-    Ok(if rows.iter().any(|r| r.verdict == Verdict::Fail) {
-        ExitCode::from(EXIT_THRESHOLD_FAILED)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(judged(rows.iter().all(|r| r.verdict != Verdict::Fail)))
 }

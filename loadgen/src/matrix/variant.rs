@@ -115,8 +115,8 @@ impl VariantRunner<'_> {
         hlog.finish()?;
         if !self.interrupt.fired() {
             report.figures = Figures::derive(&report.phases, &heavy);
+            report.verdict = report.judge(settings.objective_ms);
         }
-        report.verdict = report.judge(settings.objective_ms);
         Ok(())
     }
 }

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::format::format_us;
 use super::run::{RunReport, VariantReport};
 use super::settings::Scenario;
+use super::stream::StreamReport;
 use super::table::loaded_probe_p99;
-use super::verdict::Verdict;
+use super::verdict::{is_lower_bound, Verdict};
 use crate::stats::Interval;
 
 /// What the rounds of a repeated run say together (`repeat.json`).
@@ -31,10 +32,15 @@ pub struct RepeatedVariant {
     pub name: String,
     /// The verdict of each round (`None`: the loaded phase did not run).
     pub verdicts: Vec<Option<Verdict>>,
-    /// Probe p99 under load, in µs.
-    pub probe_p99_us: Spread,
+    /// Probe p99 under load, in µs, over the rounds that measured it.
+    pub probe_p99_us: Option<Spread>,
+    /// Each round's probe p99 under load (`None`: that round did not measure it).
+    pub probe_p99_by_round: Vec<Option<f64>>,
     /// Each round's 95 % interval of that p99.
     pub probe_p99_ci: Vec<Option<Interval>>,
+    /// Each round: whether that p99 is only a lower bound (probes given up on).
+    #[serde(default)]
+    pub probe_p99_lower_bound: Vec<bool>,
     /// Heavy efficiency (responsiveness scenario).
     pub heavy_efficiency: Option<Spread>,
 }
@@ -107,29 +113,23 @@ impl RepeatReport {
                     .iter()
                     .map(|r| r.variants.iter().find(|v| v.name == name))
                     .collect();
-                let probe = |v: &VariantReport| {
-                    v.phase("loaded")?
-                        .stream("probe")
-                        .map(|s| s.latency.corrected)
-                };
+                fn probe(v: &VariantReport) -> Option<&StreamReport> {
+                    v.phase("loaded")?.stream("probe")
+                }
+                let by_round: Vec<Option<f64>> =
+                    each.iter().map(|v| v.and_then(loaded_probe_p99)).collect();
                 RepeatedVariant {
                     name: name.to_owned(),
                     verdicts: each.iter().map(|v| v.and_then(|v| v.verdict)).collect(),
-                    probe_p99_us: Spread::of(
-                        each.iter()
-                            .flatten()
-                            .filter_map(|v| loaded_probe_p99(v))
-                            .collect(),
-                    )
-                    .unwrap_or(Spread {
-                        median: f64::NAN,
-                        min: f64::NAN,
-                        max: f64::NAN,
-                        values: Vec::new(),
-                    }),
+                    probe_p99_us: Spread::of(by_round.iter().flatten().copied().collect()),
+                    probe_p99_by_round: by_round,
                     probe_p99_ci: each
                         .iter()
-                        .map(|v| v.and_then(probe).and_then(|p| p.p99_ci))
+                        .map(|v| v.and_then(probe).and_then(|p| p.latency.corrected.p99_ci))
+                        .collect(),
+                    probe_p99_lower_bound: each
+                        .iter()
+                        .map(|v| v.and_then(probe).is_some_and(|p| is_lower_bound(p, 0.99)))
                         .collect(),
                     heavy_efficiency: Spread::of(
                         each.iter()
@@ -157,10 +157,12 @@ impl RepeatReport {
             self.rounds,
             self.round_dirs.join(", ")
         );
-        out.push_str("Responsive: in how many rounds the probe p99's 95 % interval lay within the objective (no: beyond; ?: undecided). Probe p99 under load: median [min–max] over the rounds, then each round's figure with its interval.\n\n");
+        out.push_str("Responsive: in how many rounds the probe p99's 95 % interval lay within the objective (no: beyond; ?: undecided). Probe p99 under load: median [min–max] over the rounds, then each round's figure with its interval (≥: a lower bound, probes given up on; *: too few samples to bound it).\n\n");
         out.push_str("| variant | responsive | probe p99 median [range] | each round [95% CI] | heavy efficiency median [range] |\n|---|---|---|---|---|\n");
+        let median_p99 =
+            |v: &RepeatedVariant| v.probe_p99_us.as_ref().map_or(f64::INFINITY, |p| p.median);
         let mut ranked: Vec<&RepeatedVariant> = self.variants.iter().collect();
-        ranked.sort_by(|a, b| a.probe_p99_us.median.total_cmp(&b.probe_p99_us.median));
+        ranked.sort_by(|a, b| median_p99(a).total_cmp(&median_p99(b)));
         for v in ranked {
             let count = |wanted: Verdict| v.verdicts.iter().filter(|x| **x == Some(wanted)).count();
             let (yes, no, undecided) = (
@@ -178,21 +180,47 @@ impl RepeatReport {
             } else {
                 verdict.join(", ")
             };
-            let p = &v.probe_p99_us;
-            let rounds: Vec<String> = p
-                .values
+            let bound = |round: usize| {
+                let lower = v.probe_p99_lower_bound.get(round).copied();
+                if lower.unwrap_or(false) {
+                    "≥"
+                } else {
+                    ""
+                }
+            };
+            let rounds: Vec<String> = v
+                .probe_p99_by_round
                 .iter()
                 .zip(&v.probe_p99_ci)
-                .map(|(value, ci)| match ci {
-                    Some(ci) => format!(
-                        "{} [{}–{}]",
+                .enumerate()
+                .map(|(round, (value, ci))| match (value, ci) {
+                    (Some(value), Some(ci)) => format!(
+                        "{}{} [{}–{}]",
+                        bound(round),
                         format_us(*value),
                         format_us(ci.low_us),
                         format_us(ci.high_us)
                     ),
-                    None => format!("{}*", format_us(*value)),
+                    (Some(value), None) => format!("{}{}*", bound(round), format_us(*value)),
+                    (None, _) => "–".to_owned(),
                 })
                 .collect();
+            let any_bound = if v.probe_p99_lower_bound.iter().any(|b| *b) {
+                "≥"
+            } else {
+                ""
+            };
+            let spread = v.probe_p99_us.as_ref().map_or_else(
+                || "–".to_owned(),
+                |p| {
+                    format!(
+                        "{any_bound}{} [{}–{}]",
+                        format_us(p.median),
+                        format_us(p.min),
+                        format_us(p.max)
+                    )
+                },
+            );
             let efficiency = v.heavy_efficiency.as_ref().map_or_else(
                 || "–".to_owned(),
                 |e| {
@@ -206,11 +234,8 @@ impl RepeatReport {
             );
             let _ = writeln!(
                 out,
-                "| {} | {verdict} | {} [{}–{}] | {} | {efficiency} |",
+                "| {} | {verdict} | {spread} | {} | {efficiency} |",
                 v.name,
-                format_us(p.median),
-                format_us(p.min),
-                format_us(p.max),
                 rounds.join("; ")
             );
         }

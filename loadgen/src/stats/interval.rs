@@ -30,8 +30,9 @@ pub const CONFIDENCE: f64 = 0.95;
 pub fn ranks(n: u64, q: f64, confidence: f64) -> (u64, u64) {
     let tail = (1.0 - confidence) / 2.0;
     let cdf = BinomialCdf::new(n, q);
-    // l: the largest k with P(B ≤ k − 1) ≤ tail.
-    let mut l = 0;
+    // l: the largest k with P(B ≤ k − 1) ≤ tail. Below the window P is 0, so the
+    // search starts at its first value (the cost does not grow with n).
+    let mut l = cdf.first.max(0) as u64;
     while l < n && cdf.at(l as i64) <= tail {
         l += 1;
     }
@@ -56,8 +57,14 @@ pub fn quantile_interval(h: &Histogram<u64>, q: f64) -> Option<Interval> {
         return None;
     }
     let us = |ns: u64| ns as f64 / 1_000.0;
+    // The lower end as the lowest value its bucket stands for, the upper end as
+    // the highest: the interval errs wide, never narrow.
     Some(Interval {
-        low_us: if l == 0 { 0.0 } else { us(value_at_rank(h, l)) },
+        low_us: if l == 0 {
+            0.0
+        } else {
+            us(h.lowest_equivalent(value_at_rank(h, l)))
+        },
         high_us: us(value_at_rank(h, u)),
     })
 }
