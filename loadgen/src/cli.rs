@@ -91,8 +91,11 @@ fn scenario(s: &str) -> Result<Scenario, String> {
 
 const RUN_EXAMPLES: &str = "\
 Per variant: start it as a child process on port 0, read /info, size a heavy job of
-about 20 ms of CPU, then run three phases: idle (probe only), loaded (probe plus heavy
-jobs offered at 1.5x what the cores can finish), recovery (probe only).
+about 20 ms of CPU, then: idle (probe only); a load sweep, one step per load (probe
+plus heavy jobs offered at 0.25x ... 1.5x what the cores can finish; a step is
+skipped once the probe went unanswered for a whole step); recovery (probe only).
+Its responsive capacity is the highest load up to which every step kept the probe
+within the objective and answered at least 90 % of the heavy work offered.
 
 A variant is responsive when the 95 % interval of its probe p99 under load lies
 within --objective (50 ms).
@@ -101,7 +104,8 @@ Examples:
   loadgen run
   loadgen run --quick --variant blocking-in-async,spawn-blocking
   loadgen run --repeat 5          # five rounds, order rotated, medians and ranges
-  loadgen run --server-cpus 1 --client-cpus 0 --loaded 20s
+  loadgen run --loads 0.5,0.9,1.1 --loaded 10s
+  loadgen run --server-cpus 1 --client-cpus 0
 
 Exit status: 0 when every variant ran, 1 when one failed (the others still run),
 2 on bad arguments, 130 when interrupted (finished variants are still written).";
@@ -117,15 +121,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub quick: bool,
 
-    /// Measured length of the idle phase [default: 3s, quick 1s].
+    /// Measured length of the idle phase [default: 3s, quick 750ms].
     #[arg(long, value_parser = duration)]
     pub idle: Option<Duration>,
 
-    /// Measured length of the loaded phase [default: 10s, quick 3s].
+    /// Measured length of each step of the load sweep [default: 3s, quick 750ms;
+    /// jobs scenario 10s, quick 3s].
     #[arg(long, value_parser = duration)]
     pub loaded: Option<Duration>,
 
-    /// Measured length of the recovery phase [default: 4s, quick 1.5s].
+    /// Measured length of the recovery phase [default: 3s, quick 750ms].
     #[arg(long, value_parser = duration)]
     pub recovery: Option<Duration>,
 
@@ -133,9 +138,11 @@ pub struct RunArgs {
     #[arg(long, value_parser = duration, default_value = "20ms")]
     pub job: Duration,
 
-    /// Heavy work offered, as a multiple of what the server's cores can finish.
-    #[arg(long, default_value_t = 1.5)]
-    pub overload: f64,
+    /// The load sweep: heavy work offered in each step, as multiples of what the
+    /// server's cores can finish, comma-separated, run in increasing order
+    /// [default: 0.25,0.5,0.75,1,1.25,1.5; quick 0.5,1,1.5; jobs scenario: --job-load].
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub loads: Vec<f64>,
 
     /// `responsiveness` (heavy GET /work/cpu requests beside the probe) or `jobs`
     /// (background jobs: POST /jobs open loop, each polled until done).
@@ -143,7 +150,7 @@ pub struct RunArgs {
     pub scenario: Scenario,
 
     /// jobs scenario: jobs offered, as a multiple of what the cores can finish
-    /// (below 1, so every job can finish and a lost one means something).
+    /// (below 1, so every job can finish and a lost one means something); one step.
     #[arg(long, default_value_t = 0.8)]
     pub job_load: f64,
 

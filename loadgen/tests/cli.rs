@@ -56,6 +56,8 @@ fn invalid_combinations_are_refused_before_sending() {
             "--job-load",
         ),
         (&["run", "--variant", "no-such-variant"], "unknown variant"),
+        (&["run", "--loads", "0.5,0"], "--loads"),
+        (&["run", "--loads", "0.5,x"], "--loads"),
     ];
     for (args, hint) in cases {
         let out = loadgen(args);

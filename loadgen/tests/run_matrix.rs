@@ -133,8 +133,22 @@ fn wait_gone(pids: &[u32]) {
 #[test]
 fn a_run_measures_each_variant_and_sees_blocking() {
     let out = temp_dir("ok");
+    // Phases of 1.5–2 s: a step on a machine busy with the other tests still sees
+    // work done, and every phase spans at least two telemetry scrapes.
     let output = finish(
-        spawn(&["--variant", "current-thread,sequential-queue"], &out),
+        spawn(
+            &[
+                "--variant",
+                "current-thread,sequential-queue",
+                "--idle",
+                "1500ms",
+                "--loaded",
+                "2s",
+                "--recovery",
+                "1500ms",
+            ],
+            &out,
+        ),
         Duration::from_secs(120),
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -156,14 +170,28 @@ fn a_run_measures_each_variant_and_sees_blocking() {
     assert_eq!(names, ["current-thread", "sequential-queue"]);
     for v in &report.variants {
         assert_eq!(v.status, VariantStatus::Ok, "{}: {:?}", v.name, v.error);
+        // Idle, the sweep's steps in increasing order (a frozen variant's heavier
+        // ones skipped), recovery.
         let phases: Vec<&str> = v.phases.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(phases, ["idle", "loaded", "recovery"]);
+        let steps = ["load-50", "load-100", "load-150"];
+        let ran = phases.len() - 2;
+        assert!(ran >= 1, "{phases:?}");
+        assert_eq!(phases[0], "idle");
+        assert_eq!(phases[1..=ran], steps[..ran]);
+        assert_eq!(phases[ran + 1], "recovery");
+        assert_eq!(v.skipped_steps, steps[ran..], "{}", v.name);
+        let sweep = v.sweep.as_ref().expect("sweep");
+        assert_eq!(sweep.steps.len(), 3);
         let f = v.figures.as_ref().expect("figures");
-        assert!(f.heavy_completions_per_s > 0.0 && f.heavy_efficiency > 0.0);
+        // A variant that keeps its event loop free gets heavy work done; a frozen
+        // one may finish none inside a short quick step.
+        if v.name == "sequential-queue" {
+            assert!(f.heavy_completions_per_s > 0.0 && f.heavy_efficiency > 0.0);
+        }
         for file in [
             format!("{}.hlog", v.name),
-            format!("{}.loaded.probe.hgrm", v.name),
-            format!("{}.loaded.heavy.hgrm", v.name),
+            format!("{}.{}.probe.hgrm", v.name, steps[ran - 1]),
+            format!("{}.{}.heavy.hgrm", v.name, steps[ran - 1]),
         ] {
             assert!(out.join("latest").join(&file).exists(), "{file} missing");
         }
@@ -267,9 +295,7 @@ fn the_jobs_scenario_loses_nothing_and_sees_blocking() {
             .iter()
             .find(|v| v.name == name)
             .unwrap()
-            .phases
-            .iter()
-            .find(|p| p.name == "loaded")
+            .phase("loaded")
             .unwrap()
             .clone()
     };
@@ -443,5 +469,45 @@ fn repeated_rounds_rotate_the_variants_and_summarise() {
         String::from_utf8_lossy(&compared.stderr)
     );
     assert!(String::from_utf8_lossy(&compared.stdout).contains("base: 2 run(s)"));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn a_frozen_variant_skips_the_heavier_steps() {
+    // current-thread with jobs of 800 ms: the first heavy request (due as the step
+    // starts) holds the only thread past the step's 0.3 s window, so no probe is
+    // answered in it; the heavier steps are skipped, and reported as such.
+    let out = temp_dir("frozen");
+    let args = [
+        "--variant",
+        "current-thread",
+        "--job",
+        "800ms",
+        "--loads",
+        "0.5,1,2",
+        "--idle",
+        "300ms",
+        "--loaded",
+        "300ms",
+        "--recovery",
+        "300ms",
+    ];
+    let output = finish(spawn(&args, &out), Duration::from_secs(90));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = report(&out);
+    let v = &report.variants[0];
+    let phases: Vec<&str> = v.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(phases, ["idle", "load-50", "recovery"]);
+    assert_eq!(v.skipped_steps, ["load-100", "load-200"]);
+    let sweep = v.sweep.as_ref().expect("sweep");
+    let skipped: Vec<bool> = sweep.steps.iter().map(|s| s.skipped).collect();
+    assert_eq!(skipped, [false, true, true]);
+    assert_eq!(sweep.capacity, 0.0);
+    let summary = std::fs::read_to_string(out.join("latest/summary.md")).unwrap();
+    assert!(summary.contains("skipped (frozen)"), "{summary}");
     std::fs::remove_dir_all(&out).unwrap();
 }

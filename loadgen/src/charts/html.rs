@@ -116,6 +116,22 @@ pub fn run_page(report: &RunReport, charts: &[(String, String)]) -> String {
             "<p class=\"small\"><span class=\"weak\">Grey</span>: too few samples for a 95 % upper bound on that percentile; it is about the largest sample, not a figure to compare. ≥: a lower bound (requests given up on count at the time they were given up).</p>"
         );
     }
+    if let Some(rows) = report.sweep_table() {
+        let _ = writeln!(
+            out,
+            "<h3>The load sweep</h3><p>Probe p99 per step (✓: responsive and at least 90 % of the heavy work answered; ✗: not), then the share of the heavy work offered that was answered.</p><table id=\"sweep\">"
+        );
+        for (i, row) in rows.iter().enumerate() {
+            let tag = if i == 0 { "th" } else { "td" };
+            let _ = write!(out, "<tr>");
+            for cell in row {
+                let weak = if cell.weak { " class=\"weak\"" } else { "" };
+                let _ = write!(out, "<{tag}{weak}>{}</{tag}>", escape(&cell.text));
+            }
+            let _ = writeln!(out, "</tr>");
+        }
+        let _ = writeln!(out, "</table>");
+    }
     let warnings = run_warnings(report);
     if !warnings.is_empty() {
         let _ = writeln!(out, "<h3>Warnings</h3><ul>");

@@ -8,11 +8,13 @@
 //!   classic plot);
 //! - [`timeline`]: probe p50/p99/max per interval with the phases shaded and heavy
 //!   completions on a second axis;
-//! - [`comparison`]: probe p99 under load and heavy efficiency per variant.
+//! - [`comparison`]: probe p99 under load and heavy efficiency per variant;
+//! - [`sweep`]: probe p99 and heavy work done against the offered load.
 
 pub mod comparison;
 pub mod html;
 pub mod spectrum;
+pub mod sweep;
 pub mod timeline;
 
 use std::path::{Path, PathBuf};
@@ -196,6 +198,11 @@ pub fn render_run(report: &RunReport, dir: &Path) -> anyhow::Result<Vec<PathBuf>
     add(write_chart(&probe, &charts_dir)?, probe.title.clone());
     let comparison = comparison::Comparison::of_run(report, &footer);
     add(write_chart(&comparison, &charts_dir)?, comparison.title());
+    for figure in [sweep::SweepFigure::ProbeP99, sweep::SweepFigure::Goodput] {
+        if let Some(chart) = sweep::SweepChart::of_run(report, figure, &footer) {
+            add(write_chart(&chart, &charts_dir)?, chart.title());
+        }
+    }
     // The load's own latency: heavy requests, or the jobs' end-to-end time.
     let heavy = spectrum::Spectrum::of_run(report, report.scenario.load_stream(), &footer)?;
     add(write_chart(&heavy, &charts_dir)?, heavy.title.clone());

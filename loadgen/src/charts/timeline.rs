@@ -23,8 +23,8 @@ struct Point {
 pub struct Timeline {
     pub title: String,
     stem: String,
-    /// (name, start, end) on the time axis, in seconds.
-    phases: Vec<(String, f64, f64)>,
+    /// (name, start, end, loaded) on the time axis, in seconds.
+    phases: Vec<(String, f64, f64, bool)>,
     latency: Vec<Point>,
     /// The server's largest event-loop lag per scrape interval, in ms, placed at
     /// the scrape that reported it.
@@ -77,7 +77,12 @@ impl Timeline {
                     in_window(heavy).map(|i| (offset + i.start_s + i.length_s / 2.0, i.throughput)),
                 );
             }
-            phases.push((phase.name.clone(), offset, offset + phase.measured_s));
+            phases.push((
+                phase.name.clone(),
+                offset,
+                offset + phase.measured_s,
+                phase.load.is_some() || phase.name == "loaded",
+            ));
             offset += phase.measured_s;
         }
         Some(Timeline {
@@ -97,7 +102,7 @@ impl Timeline {
         Timeline {
             title: format!("{}: latency per interval (corrected)", s.name),
             stem: format!("timeline-{}", s.name),
-            phases: vec![("measured".into(), 0.0, s.measured_s)],
+            phases: vec![("measured".into(), 0.0, s.measured_s, false)],
             latency: in_window(s).map(|i| point(0.0, i)).collect(),
             server_lag: Vec::new(),
             throughput: in_window(s)
@@ -161,8 +166,8 @@ impl Chart for Timeline {
             .axis_desc_style((FONT, 16))
             .draw()
             .map_err(plot_error)?;
-        for (name, start, stop) in &self.phases {
-            if name == "loaded" {
+        for (name, start, stop, loaded) in &self.phases {
+            if *loaded {
                 chart
                     .draw_series(std::iter::once(Rectangle::new(
                         [(*start, y_min), (*stop, y_max)],

@@ -77,7 +77,12 @@ fn latency<'a>(v: &'a VariantReport, phase: &str, name: &str) -> Option<&'a Perc
         .map(|s: &StreamReport| &s.latency.corrected)
 }
 
-const RESPONSIVENESS_FIGURES: [FigureSpec; 6] = [
+const RESPONSIVENESS_FIGURES: [FigureSpec; 7] = [
+    FigureSpec {
+        name: "capacity",
+        lower_is_better: false,
+        get: |v| v.sweep.as_ref().map(|s| Measure::Rate(s.capacity)),
+    },
     FigureSpec {
         name: "probe loaded p99",
         lower_is_better: true,

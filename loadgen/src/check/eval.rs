@@ -34,6 +34,9 @@ fn variant<'a>(report: &'a RunReport, name: &str) -> Result<&'a VariantReport, S
 /// The value `sel` names for variant `v`; `Ok(None)` when the variant has no
 /// measurement (it failed), which fails the threshold rather than erroring.
 fn value(v: &VariantReport, sel: &Selector) -> Result<Option<f64>, String> {
+    if sel.stat == Stat::Capacity {
+        return Ok(v.sweep.as_ref().map(|s| s.capacity));
+    }
     match sel.stat {
         Stat::Efficiency | Stat::Inflation => {
             let (stream, what) = if sel.stat == Stat::Efficiency {
@@ -61,8 +64,10 @@ fn value(v: &VariantReport, sel: &Selector) -> Result<Option<f64>, String> {
         return Ok(None);
     }
     let phases: Vec<_> = match &sel.phase {
+        // A step the sweep skipped (the server was frozen) has no measurement.
+        Some(name) if v.skipped_steps.contains(name) => return Ok(None),
         Some(name) => {
-            let phase = v.phases.iter().find(|p| &p.name == name).ok_or_else(|| {
+            let phase = v.phase(name).ok_or_else(|| {
                 let names: Vec<&str> = v.phases.iter().map(|p| p.name.as_str()).collect();
                 format!(
                     "{}: unknown phase {name:?}; use {}",
@@ -120,7 +125,7 @@ fn server_value(phases: &[&PhaseReport], sel: &Selector) -> Result<Option<f64>, 
             .iter()
             .map(|t| t.scrape_failures.values().sum::<u64>() as f64)
             .sum(),
-        Stat::Rate | Stat::Efficiency | Stat::Inflation => {
+        Stat::Rate | Stat::Efficiency | Stat::Inflation | Stat::Capacity => {
             return Err(format!(
                 "{}: the server stream has lag statistics (p50 … max, mean), count and errors",
                 sel.text
@@ -145,9 +150,9 @@ fn stream_value(streams: &[&StreamReport], sel: &Selector) -> Result<f64, String
             .iter()
             .map(|s| (s.counts.errors() + s.unsent) as f64)
             .sum(),
-        Stat::Efficiency | Stat::Inflation => {
+        Stat::Efficiency | Stat::Inflation | Stat::Capacity => {
             return Err(format!(
-                "{}: efficiency and inflation exist only in run reports",
+                "{}: efficiency, inflation and capacity exist only in run reports",
                 sel.text
             ))
         }

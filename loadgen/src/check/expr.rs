@@ -2,8 +2,9 @@
 //! `rayon.heavy.efficiency > 0.8`, `*.probe.errors == 0`, and relative ones between
 //! variants of the same run: `blocking-in-async.probe.loaded.p99 > 10 * rayon.probe.loaded.p99`.
 //!
-//! A selector is `VARIANT.STREAM[.PHASE].STATISTIC`; VARIANT may be `*` (every
-//! variant). Latencies compare in microseconds; a bare number next to a latency
+//! A selector is `VARIANT.STREAM[.PHASE].STATISTIC` (a step of the load sweep is
+//! a phase: `rayon.probe.load-100.p99`), or `VARIANT.capacity`; VARIANT may be `*`
+//! (every variant). Latencies compare in microseconds; a bare number next to a latency
 //! means milliseconds (as in k6), `us`/`µs`/`ms`/`s` say so explicitly.
 
 use std::fmt;
@@ -49,6 +50,9 @@ pub enum Stat {
     Efficiency,
     /// Probe p99 under load over probe p99 idle.
     Inflation,
+    /// The responsive capacity of a run's load sweep (`VARIANT.capacity`), as a
+    /// multiple of what the cores can finish.
+    Capacity,
 }
 
 impl Stat {
@@ -66,6 +70,7 @@ impl Stat {
             "rate" => Stat::Rate,
             "efficiency" => Stat::Efficiency,
             "inflation" => Stat::Inflation,
+            "capacity" => Stat::Capacity,
             _ => return None,
         })
     }
@@ -232,6 +237,17 @@ impl<'a> Parser<'a> {
                 format!("{word:?} is not VARIANT.STREAM[.PHASE].STATISTIC (or STREAM.STATISTIC for a bench report)"),
             ));
         }
+        // VARIANT.capacity: a figure of the variant, not of a stream.
+        if parts.len() == 2 && Stat::parse(parts[1]) == Some(Stat::Capacity) {
+            return Ok(Selector {
+                variant: (parts[0] != "*").then(|| parts[0].to_owned()),
+                bench: false,
+                stream: String::new(),
+                phase: None,
+                stat: Stat::Capacity,
+                text: word.to_owned(),
+            });
+        }
         // STREAM.STATISTIC (a bench report), the statistic possibly dotted (p99.9).
         if let Some(stat) = Stat::parse(&parts[1..].join(".")) {
             return Ok(Selector {
@@ -271,7 +287,7 @@ impl<'a> Parser<'a> {
         Err(self.error(
             at,
             format!(
-                "unknown statistic {last:?}; use p50, p90, p99, p99.9, p99.99, max, mean, count, errors, rate, efficiency or inflation"
+                "unknown statistic {last:?}; use p50, p90, p99, p99.9, p99.99, max, mean, count, errors, rate, efficiency, inflation or capacity"
             ),
         ))
     }

@@ -20,7 +20,7 @@ use crate::matrix::{self, RunPlan};
 use crate::report::hgrm::Hgrm;
 use crate::report::json::Json;
 use crate::report::repeat::{rotated, RepeatReport};
-use crate::report::{markdown, Exporter, Placement, Report, RunReport, Settings};
+use crate::report::{markdown, Exporter, Placement, Report, RunReport, Scenario, Settings};
 use crate::server_process::{redis_available, Launch};
 
 /// What `args` ask for, checked, with the run's folder at `dir`.
@@ -39,7 +39,13 @@ fn prepare(args: &RunArgs, dir: PathBuf) -> Result<RunPlan, CommandError> {
     } else {
         args.variant.clone()
     };
-    let mut settings = Settings::new(args.quick);
+    let mut settings = Settings::new(args.quick, args.scenario);
+    settings.job_load = args.job_load;
+    if !args.loads.is_empty() {
+        settings.set_loads(&args.loads, settings.step_lengths());
+    } else if args.scenario == Scenario::Jobs {
+        settings.set_loads(&[args.job_load], settings.step_lengths());
+    }
     for (phase, value) in [
         ("idle", args.idle),
         ("loaded", args.loaded),
@@ -50,9 +56,6 @@ fn prepare(args: &RunArgs, dir: PathBuf) -> Result<RunPlan, CommandError> {
         }
     }
     settings.heavy_ms = args.job.as_secs_f64() * 1e3;
-    settings.overload = args.overload;
-    settings.scenario = args.scenario;
-    settings.job_load = args.job_load;
     settings.probe_rate = args.probe_rate;
     settings.objective_ms = args.objective.as_secs_f64() * 1e3;
     settings.probe_connections = args.probe_connections;

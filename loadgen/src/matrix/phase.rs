@@ -90,6 +90,8 @@ impl PhaseRunner<'_> {
                 .measured_from
                 .map(|from| ServerTelemetry::from_samples(&samples, from)),
             jobs: jobs.map(|j| j.figures),
+            load: phase.load,
+            settled_s: None,
         };
         self.observer.position += Duration::from_secs_f64(phase.duration_s + phase.warmup_s);
         Ok(report)

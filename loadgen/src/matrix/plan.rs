@@ -39,12 +39,12 @@ pub fn phase_plan(
         },
     )];
     // In the jobs scenario the load is background jobs, driven beside this plan.
-    if phase.heavy && settings.scenario == Scenario::Responsiveness {
+    if let (Some(load), Scenario::Responsiveness) = (phase.load, settings.scenario) {
         streams.push(stream(
             "heavy",
             format!("/work/cpu?units={}", heavy.units),
             Load::Open {
-                rate: heavy.offered_per_s,
+                rate: load * heavy.ideal_per_s,
                 connections: settings.heavy_connections,
             },
         ));
@@ -62,7 +62,7 @@ pub fn phase_plan(
     }
 }
 
-/// The background jobs of `phase` in the jobs scenario (its loaded phase), or
+/// The background jobs of `phase` in the jobs scenario (a step of its sweep), or
 /// `None` when the phase has none.
 pub fn jobs_plan(
     phase: &PhaseSpec,
@@ -70,11 +70,12 @@ pub fn jobs_plan(
     settings: &Settings,
     heavy: &HeavySize,
 ) -> Option<JobsPlan> {
-    (settings.scenario == Scenario::Jobs && phase.heavy).then(|| JobsPlan {
+    let load = phase.load.filter(|_| settings.scenario == Scenario::Jobs)?;
+    Some(JobsPlan {
         addr,
         path: "/jobs".into(),
         name: "jobs".into(),
-        rate: settings.job_load * heavy.ideal_per_s,
+        rate: load * heavy.ideal_per_s,
         body: format!(r#"{{"kind": "cpu", "units": {}}}"#, heavy.units),
         duration: Duration::from_secs_f64(phase.warmup_s + phase.duration_s),
         connections: JOB_CONNECTIONS,
@@ -94,12 +95,17 @@ mod tests {
 
     #[test]
     fn the_loaded_phase_adds_the_heavy_stream() {
-        let settings = Settings::new(false);
+        let settings = Settings::new(false, Scenario::Responsiveness);
         let heavy = sized(&settings);
         let addr = "127.0.0.1:9".parse().unwrap();
         let loaded = phase_plan(&settings.phases[1], addr, &settings, &heavy);
         assert_eq!(loaded.streams.len(), 2);
         assert_eq!(loaded.streams[1].path, "/work/cpu?units=20000");
+        // Each step offers its own load: 0.25 and 1.5 times the ideal 100/s.
+        assert_eq!(loaded.streams[1].load.rate(), Some(25.0));
+        let last = settings.steps().last().unwrap();
+        let top = phase_plan(last, addr, &settings, &heavy);
+        assert_eq!(top.streams[1].load.rate(), Some(150.0));
         loaded.validate().unwrap();
         assert_eq!(
             phase_plan(&settings.phases[0], addr, &settings, &heavy)
@@ -112,8 +118,7 @@ mod tests {
 
     #[test]
     fn the_jobs_scenario_loads_with_jobs_instead() {
-        let mut settings = Settings::new(true);
-        settings.scenario = Scenario::Jobs;
+        let settings = Settings::new(true, Scenario::Jobs);
         let heavy = sized(&settings);
         let addr = "127.0.0.1:9".parse().unwrap();
         let loaded = phase_plan(&settings.phases[1], addr, &settings, &heavy);

@@ -1,6 +1,9 @@
 //! One variant of a run: start its server as a child process, read `/info`, size
-//! the heavy job, run every phase, and stop the server, whatever happened. A variant
-//! that fails is reported with its error; the run goes on with the next.
+//! the heavy job, run every phase (the steps of the load sweep in increasing
+//! order, each after the server has finished what the last one left it, and none
+//! after a step whose probe got no answer at all), and stop the server, whatever
+//! happened. A variant that fails is reported with its error; the run goes on with
+//! the next.
 
 use std::time::Duration;
 
@@ -12,8 +15,30 @@ use crate::cpu;
 use crate::interrupt::Interrupt;
 use crate::progress::Progress;
 use crate::report::hlog::HlogWriter;
-use crate::report::{Figures, HeavySize, VariantReport, VariantStatus};
+use crate::report::{Figures, HeavySize, Sweep, VariantReport, VariantStatus};
 use crate::server_process::ServerProcess;
+
+/// Longest wait between two steps for the server to finish what the first left it.
+const SETTLE_CAP: Duration = Duration::from_secs(3);
+/// How often the server's CPU is sampled while it settles.
+const SETTLE_SAMPLE: Duration = Duration::from_millis(100);
+/// Server CPU below this share of one core counts as quiet.
+const QUIET: f64 = 0.1;
+
+/// Waits until the server's processes use less than [`QUIET`] of a core over a
+/// sample (it has finished the work a step left queued), at most `cap`; returns
+/// how long it waited.
+async fn settle(server: &ServerProcess, cap: Duration) -> Duration {
+    let started = std::time::Instant::now();
+    loop {
+        let before = server.cpu_time();
+        tokio::time::sleep(SETTLE_SAMPLE).await;
+        let used = server.cpu_time().saturating_sub(before);
+        if used.as_secs_f64() < QUIET * SETTLE_SAMPLE.as_secs_f64() || started.elapsed() >= cap {
+            return started.elapsed();
+        }
+    }
+}
 
 /// What running one variant needs.
 pub(super) struct VariantRunner<'a> {
@@ -40,6 +65,8 @@ impl VariantRunner<'_> {
             phases: Vec::new(),
             figures: None,
             verdict: None,
+            sweep: None,
+            skipped_steps: Vec::new(),
         };
         let log = self.run.dir.join(format!("{variant}.server.log"));
         let mut server = match ServerProcess::start(variant, &self.run.launch, &log).await {
@@ -97,13 +124,34 @@ impl VariantRunner<'_> {
             interrupt: self.interrupt,
             observer: PhaseObserver::new(self.progress, &hlog, self.position),
         };
+        let mut frozen = false;
+        let mut after_step = false;
         for phase in &settings.phases {
             if self.interrupt.fired() {
                 break;
             }
+            if phase.load.is_some() && frozen {
+                report.skipped_steps.push(phase.name.clone());
+                continue;
+            }
+            // Between steps, the server first finishes what the last one left it.
+            let settled = if phase.load.is_some() && after_step {
+                Some(settle(server, SETTLE_CAP).await)
+            } else {
+                None
+            };
             self.progress
                 .set_label(format!("{} {}", self.label, phase.name));
-            report.phases.push(phases.run(phase, server).await?);
+            let mut measured = phases.run(phase, server).await?;
+            measured.settled_s = settled.map(|d| d.as_secs_f64());
+            // A step in which not one probe was answered: the server is frozen, and
+            // heavier steps would only burn minutes.
+            frozen |= phase.load.is_some()
+                && measured
+                    .stream("probe")
+                    .is_some_and(|p| p.throughput == 0.0);
+            after_step = phase.load.is_some();
+            report.phases.push(measured);
             if let Some(status) = server.exited() {
                 hlog.finish()?;
                 anyhow::bail!(
@@ -116,6 +164,7 @@ impl VariantRunner<'_> {
         if !self.interrupt.fired() {
             report.figures = Figures::derive(&report.phases, &heavy);
             report.verdict = report.judge(settings.objective_ms);
+            report.sweep = Sweep::derive(report, settings);
         }
         Ok(())
     }

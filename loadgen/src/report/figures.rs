@@ -1,10 +1,11 @@
-//! The comparison figures of one variant of a responsiveness run, derived from its
-//! three phases: the probe in each, how much the load inflated it, and how much
+//! The comparison figures of one variant of a responsiveness run at the overload
+//! point (the sweep's highest step that ran, `loaded`), beside the idle and
+//! recovery phases: the probe in each, how much the load inflated it, and how much
 //! heavy work got done.
 
 use serde::{Deserialize, Serialize};
 
-use super::run::PhaseReport;
+use super::run::{find_phase, PhaseReport};
 use super::settings::HeavySize;
 use crate::stats::Percentiles;
 
@@ -39,7 +40,7 @@ pub struct Figures {
 impl Figures {
     /// Derives the figures from a variant's three phases; `None` if one is missing.
     pub fn derive(phases: &[PhaseReport], heavy_size: &HeavySize) -> Option<Figures> {
-        let phase = |name: &str| phases.iter().find(|p| p.name == name);
+        let phase = |name: &str| find_phase(phases, name);
         let probe = |name: &str| phase(name).and_then(|p| p.stream("probe"));
         let (idle, loaded, recovery) = (probe("idle")?, probe("loaded")?, probe("recovery")?);
         let loaded_phase = phase("loaded")?;

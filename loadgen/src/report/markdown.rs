@@ -17,10 +17,15 @@ pub fn describe_load(report: &RunReport) -> String {
             "background `POST /jobs` of ~{} ms CPU offered open loop at {}× what the cores can finish, each polled until done",
             s.heavy_ms, s.job_load
         ),
-        Scenario::Responsiveness => format!(
-            "heavy `GET /work/cpu` jobs of ~{} ms CPU offered open loop at {}× what the cores can finish, on {} connections",
-            s.heavy_ms, s.overload, s.heavy_connections
-        ),
+        Scenario::Responsiveness => {
+            let loads: Vec<String> = s.loads.iter().map(|l| format!("{l}×")).collect();
+            format!(
+                "heavy `GET /work/cpu` jobs of ~{} ms CPU offered open loop at {} what the cores can finish, one step each, on {} connections",
+                s.heavy_ms,
+                loads.join(", "),
+                s.heavy_connections
+            )
+        }
     }
 }
 
@@ -50,7 +55,7 @@ pub fn describe_table(report: &RunReport) -> String {
     );
     let columns = match report.scenario {
         Scenario::Jobs => "Probe latency (corrected) while background jobs run, sorted by probe p99. Submit: due time to the 202. Queue wait and run: the server's own `queued_at`→`started_at`→`finished_at`. End-to-end: due time to `finished_at`. Failed: jobs failed and submissions that got neither 202 nor 503. Lost: accepted but never finished (must be 0).",
-        Scenario::Responsiveness => "Probe latency under load (corrected for coordinated omission), sorted by probe p99. Server lag max: the longest the server's own event-loop lag probe (a 5 ms timer) waited past its due time in the loaded phase; about 1–2 ms is tokio's timer granularity. Heavy done/s: 2xx completions inside the loaded window; efficiency: that ÷ (cores ÷ job cost). Heavy latency includes 503 refusals, which are answered at once. Failed: heavy requests that timed out, errored, or were never sent or answered.",
+        Scenario::Responsiveness => "Sorted by responsive capacity: the highest offered load up to which every step of the sweep kept the probe responsive and answered (done, or refused with 503) at least 90 % of the heavy work offered in it. The other columns are at the overload point, the sweep's highest step that ran: probe latency corrected for coordinated omission. Server lag max: the longest the server's own event-loop lag probe (a 5 ms timer) waited past its due time in the loaded phase; about 1–2 ms is tokio's timer granularity. Heavy done/s: 2xx completions inside the loaded window; efficiency: that ÷ (cores ÷ job cost). Heavy latency includes 503 refusals, which are answered at once. Failed: heavy requests that timed out, errored, or were never sent or answered.",
     };
     format!("{columns} {verdict}")
 }
@@ -92,6 +97,13 @@ pub fn summary(report: &RunReport) -> String {
     }
     let _ = writeln!(out, "{}\n", describe_table(report));
     out.push_str(&report.table());
+    if let Some(sweep) = report.sweep_markdown() {
+        let _ = writeln!(
+            out,
+            "\nThe load sweep: probe p99 per step (✓: responsive and at least 90 % of the heavy work answered; ✗: not), then the share of the heavy work offered that was answered.\n"
+        );
+        out.push_str(&sweep);
+    }
     let warnings = run_warnings(report);
     if !warnings.is_empty() {
         out.push_str("\nWarnings:\n\n");

@@ -6,7 +6,7 @@
 //!
 //! - [`bench`]: what `loadgen bench` measured ([`BenchReport`]);
 //! - [`run`]: what `loadgen run` measured, variant by variant ([`RunReport`]), with
-//!   its [`settings`], derived [`figures`] and comparison [`table`];
+//!   its [`settings`], derived [`figures`], load [`sweep`] and comparison [`table`];
 //! - [`stream`]: one stream's figures, shared by both.
 
 pub mod bench;
@@ -22,6 +22,7 @@ pub mod repeat;
 pub mod run;
 pub mod settings;
 pub mod stream;
+pub mod sweep;
 pub mod table;
 pub mod text;
 pub mod verdict;
@@ -35,6 +36,7 @@ pub use jobs::JobsFigures;
 pub use run::{PhaseReport, Placement, Resolution, RunReport, VariantReport, VariantStatus};
 pub use settings::{HeavySize, PhaseSpec, Scenario, Settings};
 pub use stream::{EncodedHistograms, IntervalReport, Latency, StreamMode, StreamReport};
+pub use sweep::{StepFigures, Sweep};
 pub use verdict::Verdict;
 
 /// Bumped whenever a field of either report changes meaning or disappears.

@@ -8,6 +8,7 @@ use super::figures::Figures;
 use super::jobs::JobsFigures;
 use super::settings::{HeavySize, Scenario, Settings};
 use super::stream::StreamReport;
+use super::sweep::Sweep;
 use super::verdict::Verdict;
 use crate::environment::Environment;
 use crate::stats::Percentiles;
@@ -142,6 +143,12 @@ pub struct VariantReport {
     /// loaded phase did not run).
     #[serde(default)]
     pub verdict: Option<Verdict>,
+    /// The load sweep, step by step, and the responsive capacity it shows.
+    #[serde(default)]
+    pub sweep: Option<Sweep>,
+    /// Steps of the sweep not run: the probe had gone unanswered for a whole step.
+    #[serde(default)]
+    pub skipped_steps: Vec<String>,
 }
 
 /// One phase of one variant.
@@ -163,6 +170,24 @@ pub struct PhaseReport {
     /// The jobs scenario's loaded phase: job counts and server-side times.
     #[serde(default)]
     pub jobs: Option<JobsFigures>,
+    /// A step of the load sweep: the heavy work offered, as a multiple of what the
+    /// cores can finish.
+    #[serde(default)]
+    pub load: Option<f64>,
+    /// How long the run waited before this phase for the server to finish what the
+    /// previous step left it (until its CPU went quiet, or the cap).
+    #[serde(default)]
+    pub settled_s: Option<f64>,
+}
+
+/// The phase named `name` among `phases`. `loaded` also names the highest step of
+/// the load sweep that ran (the overload point), as it did before the sweep.
+pub fn find_phase<'a>(phases: &'a [PhaseReport], name: &str) -> Option<&'a PhaseReport> {
+    phases.iter().find(|p| p.name == name).or_else(|| {
+        (name == "loaded")
+            .then(|| phases.iter().rev().find(|p| p.load.is_some()))
+            .flatten()
+    })
 }
 
 impl VariantReport {
@@ -172,9 +197,10 @@ impl VariantReport {
         Some(Verdict::of(&probe.latency.corrected, objective_ms * 1e3))
     }
 
-    /// The phase named `name`, if it ran.
+    /// The phase named `name`, if it ran (`loaded`: the highest step of the sweep
+    /// that ran, see [`find_phase`]).
     pub fn phase(&self, name: &str) -> Option<&PhaseReport> {
-        self.phases.iter().find(|p| p.name == name)
+        find_phase(&self.phases, name)
     }
 }
 

@@ -65,8 +65,18 @@ pub struct PhaseSpec {
     pub name: String,
     pub duration_s: f64,
     pub warmup_s: f64,
-    /// Whether the heavy stream runs in this phase.
+    /// Whether heavy work (requests or background jobs) runs in this phase.
     pub heavy: bool,
+    /// A step of the load sweep: the heavy work offered, as a multiple of what the
+    /// cores can finish.
+    #[serde(default)]
+    pub load: Option<f64>,
+}
+
+/// The name of the sweep's step at `load`: `load-150` for 1.5× what the cores can
+/// finish (no dot, so it reads as one part of a check selector).
+pub fn step_name(load: f64) -> String {
+    format!("load-{}", (load * 100.0).round())
 }
 
 /// The scenario's settings, recorded in the report.
@@ -77,8 +87,13 @@ pub struct Settings {
     /// background job), in milliseconds (`--job`).
     #[serde(rename = "job_ms")]
     pub heavy_ms: f64,
-    /// Heavy work offered, as a multiple of what the cores can finish.
+    /// The sweep's highest load: the overload point the comparison table and the
+    /// `loaded` phase name refer to.
     pub overload: f64,
+    /// The steps of the load sweep, in increasing order (multiples of what the
+    /// cores can finish); one step in the jobs scenario.
+    #[serde(default)]
+    pub loads: Vec<f64>,
     pub probe_rate: f64,
     pub probe_connections: usize,
     pub heavy_connections: usize,
@@ -106,68 +121,119 @@ fn default_objective_ms() -> f64 {
 /// notice a delay.
 pub const DEFAULT_OBJECTIVE_MS: f64 = 50.0;
 
-/// Probe requests per second: 2,000 samples in the default run's shortest phase,
-/// 500 in a quick run's, for about 2.5 % of one core of client CPU (measured with
-/// `loadgen bench --rate 500 -c 8` on /health).
-pub const DEFAULT_PROBE_RATE: f64 = 500.0;
+/// Probe requests per second: 2,100 samples in each 3 s phase of the default run,
+/// 525 in each 0.75 s phase of a quick one, for about 3.5 % of one core of client
+/// CPU (measured with `loadgen bench --rate 500 -c 8` on /health: 2.5 %).
+pub const DEFAULT_PROBE_RATE: f64 = 700.0;
+
+/// The default load sweep: from a quarter of what the cores can finish to 1.5×.
+pub const FULL_LOADS: [f64; 6] = [0.25, 0.5, 0.75, 1.0, 1.25, 1.5];
+
+/// The quick sweep: below, at and above capacity.
+pub const QUICK_LOADS: [f64; 3] = [0.5, 1.0, 1.5];
 
 /// Start-up, calibration and drains per variant, for the time estimate.
 pub const OVERHEAD_PER_VARIANT: Duration = Duration::from_secs(2);
 
-/// Phase lengths: (idle, loaded, recovery) durations and warm-ups in seconds.
+/// Phase lengths, each (measured, warm-up) in seconds.
 struct Lengths {
     idle: (f64, f64),
-    loaded: (f64, f64),
+    /// One step of the load sweep (its warm-up is the settle after the load rises).
+    step: (f64, f64),
+    /// The single step of the jobs scenario.
+    jobs: (f64, f64),
     recovery: (f64, f64),
 }
 
-/// At the default probe rate: 2,000, 5,000 and 2,000 probe samples.
 const FULL: Lengths = Lengths {
-    idle: (4.0, 0.5),
-    loaded: (10.0, 1.0),
-    recovery: (4.0, 0.0),
+    idle: (3.0, 0.5),
+    step: (3.0, 0.25),
+    jobs: (10.0, 1.0),
+    recovery: (3.0, 0.0),
 };
 
-/// At the default probe rate: 500, 1,500 and 500 probe samples.
 const QUICK: Lengths = Lengths {
-    idle: (1.0, 0.3),
-    loaded: (3.0, 0.5),
-    recovery: (1.0, 0.0),
+    idle: (0.75, 0.3),
+    step: (0.75, 0.25),
+    jobs: (3.0, 0.5),
+    recovery: (0.75, 0.0),
 };
 
 impl Settings {
-    /// The default settings; `quick` shortens every phase for CI.
-    pub fn new(quick: bool) -> Settings {
+    /// The default settings of `scenario`; `quick` shortens every phase (and the
+    /// sweep) for CI.
+    pub fn new(quick: bool, scenario: Scenario) -> Settings {
         let l = if quick { QUICK } else { FULL };
-        let phase = |name: &str, (duration_s, warmup_s): (f64, f64), heavy| PhaseSpec {
-            name: name.into(),
-            duration_s,
-            warmup_s,
-            heavy,
+        let job_load = 0.8;
+        let loads = match (scenario, quick) {
+            (Scenario::Jobs, _) => vec![job_load],
+            (Scenario::Responsiveness, false) => FULL_LOADS.to_vec(),
+            (Scenario::Responsiveness, true) => QUICK_LOADS.to_vec(),
         };
-        Settings {
-            phases: vec![
-                phase("idle", l.idle, false),
-                phase("loaded", l.loaded, true),
-                phase("recovery", l.recovery, false),
-            ],
+        let step = match scenario {
+            Scenario::Jobs => l.jobs,
+            Scenario::Responsiveness => l.step,
+        };
+        let mut settings = Settings {
+            phases: Vec::new(),
             heavy_ms: 20.0,
             overload: 1.5,
-            scenario: Scenario::Responsiveness,
-            job_load: 0.8,
+            loads: Vec::new(),
+            scenario,
+            job_load,
             probe_rate: DEFAULT_PROBE_RATE,
             probe_connections: 8,
             heavy_connections: 96,
             objective_ms: DEFAULT_OBJECTIVE_MS,
             timeout_s: 5.0,
             drain_s: 1.0,
-        }
+        };
+        settings.phases = vec![
+            probe_only("idle", l.idle),
+            probe_only("recovery", l.recovery),
+        ];
+        settings.set_loads(&loads, step);
+        settings
     }
 
-    /// Sets a phase's measured duration.
+    /// Replaces the sweep with steps at `loads` (sorted), each `(measured,
+    /// warm-up)` seconds long, between the idle and the recovery phase.
+    pub fn set_loads(&mut self, loads: &[f64], (duration_s, warmup_s): (f64, f64)) {
+        let mut loads = loads.to_vec();
+        loads.sort_by(f64::total_cmp);
+        loads.dedup();
+        let steps = loads.iter().map(|&load| PhaseSpec {
+            name: step_name(load),
+            duration_s,
+            warmup_s,
+            heavy: true,
+            load: Some(load),
+        });
+        let idle = self.phases.iter().find(|p| p.name == "idle").cloned();
+        let recovery = self.phases.iter().find(|p| p.name == "recovery").cloned();
+        self.phases = idle.into_iter().chain(steps).chain(recovery).collect();
+        self.overload = loads.last().copied().unwrap_or(self.overload);
+        self.loads = loads;
+    }
+
+    /// The measured and warm-up lengths of the sweep's steps.
+    pub fn step_lengths(&self) -> (f64, f64) {
+        self.steps()
+            .next()
+            .map_or((0.0, 0.0), |p| (p.duration_s, p.warmup_s))
+    }
+
+    /// The steps of the load sweep, in order.
+    pub fn steps(&self) -> impl Iterator<Item = &PhaseSpec> {
+        self.phases.iter().filter(|p| p.load.is_some())
+    }
+
+    /// Sets a phase's measured duration (`loaded`: every step of the sweep).
     pub fn set_duration(&mut self, phase: &str, duration: Duration) {
-        if let Some(p) = self.phases.iter_mut().find(|p| p.name == phase) {
-            p.duration_s = duration.as_secs_f64();
+        for p in &mut self.phases {
+            if p.name == phase || (phase == "loaded" && p.load.is_some()) {
+                p.duration_s = duration.as_secs_f64();
+            }
         }
     }
 
@@ -191,17 +257,24 @@ impl Settings {
         if !(self.heavy_ms.is_finite() && self.heavy_ms > 0.0) {
             return Err("--job must be longer than zero".into());
         }
-        if !(self.overload > 0.0 && self.overload.is_finite()) {
-            return Err("--overload must be a positive number".into());
+        if !(self.job_load > 0.0 && self.job_load.is_finite()) {
+            return Err("--job-load must be a positive number".into());
+        }
+        if self.loads.is_empty()
+            || self
+                .loads
+                .iter()
+                .any(|l| !(l.is_finite() && *l > 0.0 && *l <= 10.0))
+        {
+            return Err(
+                "--loads must be one or more multiples of what the cores can finish, each above 0 and at most 10 (e.g. 0.5,1,1.5)".into(),
+            );
         }
         if !(self.objective_ms > 0.0 && self.objective_ms.is_finite()) {
             return Err("--objective must be longer than zero".into());
         }
         if !(self.probe_rate > 0.0 && self.probe_rate.is_finite()) {
             return Err("--probe-rate must be a positive number".into());
-        }
-        if !(self.job_load > 0.0 && self.job_load.is_finite()) {
-            return Err("--job-load must be a positive number".into());
         }
         if self.probe_connections == 0 || self.heavy_connections == 0 {
             return Err("--probe-connections and --heavy-connections must be at least 1".into());
@@ -221,7 +294,7 @@ pub struct HeavySize {
     pub cores: usize,
     /// Jobs per second the cores could finish: `cores / cost`.
     pub ideal_per_s: f64,
-    /// Jobs per second offered in the loaded phase.
+    /// Jobs per second offered at the sweep's highest load.
     pub offered_per_s: f64,
 }
 
@@ -246,13 +319,24 @@ impl HeavySize {
     }
 }
 
+/// A phase with the probe alone.
+fn probe_only(name: &str, (duration_s, warmup_s): (f64, f64)) -> PhaseSpec {
+    PhaseSpec {
+        name: name.into(),
+        duration_s,
+        warmup_s,
+        heavy: false,
+        load: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn sizes_the_job_from_the_calibration() {
-        let settings = Settings::new(false);
+        let settings = Settings::new(false, Scenario::Responsiveness);
         let info = serde_json::json!({ "ns_per_unit": 1000.0, "cores": 2 });
         let heavy = HeavySize::from_info(&info, &settings).unwrap();
         assert_eq!(heavy.units, 20_000);
@@ -264,7 +348,7 @@ mod tests {
     #[test]
     fn every_phase_has_enough_probe_samples() {
         for (quick, least) in [(false, 2_000.0), (true, 500.0)] {
-            let settings = Settings::new(quick);
+            let settings = Settings::new(quick, Scenario::Responsiveness);
             for p in &settings.phases {
                 let samples = p.duration_s * settings.probe_rate;
                 assert!(samples >= least, "{} (quick {quick}): {samples}", p.name);
@@ -273,11 +357,34 @@ mod tests {
     }
 
     #[test]
-    fn full_matrix_fits_three_and_a_half_minutes_and_quick_about_one() {
+    fn the_default_run_fits_five_minutes_and_quick_about_one() {
         let variants = servers::variant::Variant::ALL.len();
-        let full = Settings::new(false).planned_run(variants);
-        let quick = Settings::new(true).planned_run(variants);
-        assert!(full <= Duration::from_secs(215), "{full:?}");
-        assert!(quick <= Duration::from_secs(90), "{quick:?}");
+        let full = Settings::new(false, Scenario::Responsiveness).planned_run(variants);
+        let quick = Settings::new(true, Scenario::Responsiveness).planned_run(variants);
+        assert!(full <= Duration::from_secs(270), "{full:?}");
+        assert!(quick <= Duration::from_secs(75), "{quick:?}");
+    }
+
+    #[test]
+    fn the_sweep_runs_between_idle_and_recovery_in_increasing_order() {
+        let mut settings = Settings::new(false, Scenario::Responsiveness);
+        let names: Vec<&str> = settings.phases.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "idle", "load-25", "load-50", "load-75", "load-100", "load-125", "load-150",
+                "recovery"
+            ]
+        );
+        settings.set_loads(&[1.2, 0.4, 1.2], (2.0, 0.1));
+        let names: Vec<&str> = settings.phases.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["idle", "load-40", "load-120", "recovery"]);
+        assert_eq!(settings.overload, 1.2);
+        assert_eq!(settings.step_lengths(), (2.0, 0.1));
+        settings.set_duration("loaded", Duration::from_secs(5));
+        assert!(settings.steps().all(|p| p.duration_s == 5.0));
+        let jobs = Settings::new(true, Scenario::Jobs);
+        let steps: Vec<&str> = jobs.steps().map(|p| p.name.as_str()).collect();
+        assert_eq!(steps, ["load-80"]);
     }
 }

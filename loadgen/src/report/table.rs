@@ -13,9 +13,11 @@ use super::stream::StreamReport;
 use super::verdict::is_lower_bound;
 use crate::stats::{Interval, Percentiles};
 
-/// Columns of the responsiveness scenario's table.
-const RESPONSIVENESS_COLUMNS: [&str; 16] = [
+/// Columns of the responsiveness scenario's table: the capacity from the sweep,
+/// then every figure at the overload point (the sweep's highest step that ran).
+const RESPONSIVENESS_COLUMNS: [&str; 17] = [
     "variant",
+    "capacity",
     "responsive",
     "probe p99 [95% CI]",
     "probe n",
@@ -126,12 +128,79 @@ pub fn loaded_probe_p99(v: &VariantReport) -> Option<f64> {
 }
 
 impl RunReport {
-    /// The variants, best first: by loaded probe p99; variants without it last.
+    /// The variants, best first: by responsive capacity (highest first), then by
+    /// probe p99 at the overload point; variants without figures last.
     pub fn ranked(&self) -> Vec<&VariantReport> {
-        let key = |v: &VariantReport| loaded_probe_p99(v).unwrap_or(f64::INFINITY);
+        let capacity = |v: &VariantReport| v.sweep.as_ref().map_or(-1.0, |s| s.capacity);
+        let p99 = |v: &VariantReport| loaded_probe_p99(v).unwrap_or(f64::INFINITY);
         let mut ranked: Vec<&VariantReport> = self.variants.iter().collect();
-        ranked.sort_by(|a, b| key(a).total_cmp(&key(b)));
+        ranked.sort_by(|a, b| {
+            capacity(b)
+                .total_cmp(&capacity(a))
+                .then(p99(a).total_cmp(&p99(b)))
+        });
         ranked
+    }
+
+    /// The load sweep as a table: per variant its capacity and, per step, the
+    /// probe p99 (✓: the step kept the server responsive and keeping up, ✗: it did
+    /// not) and the share of the heavy work offered that was answered. `None`
+    /// without a sweep of more than one step.
+    pub fn sweep_table(&self) -> Option<Vec<Vec<Cell>>> {
+        let loads = &self.settings.loads;
+        if loads.len() < 2 || self.variants.iter().all(|v| v.sweep.is_none()) {
+            return None;
+        }
+        let mut header = vec![Cell::plain("variant"), Cell::plain("capacity")];
+        header.extend(loads.iter().map(|l| Cell::plain(format!("{l}×"))));
+        let mut rows = vec![header];
+        for v in self.ranked() {
+            let Some(sweep) = &v.sweep else { continue };
+            let mut row = vec![Cell::plain(v.name.clone()), capacity_cell(v)];
+            row.extend(sweep.steps.iter().map(|step| {
+                if step.skipped {
+                    return Cell::plain("skipped (frozen)");
+                }
+                let Some(probe) = &step.probe else {
+                    return Cell::plain("–");
+                };
+                let bound = if step.probe_lower_bound { "≥" } else { "" };
+                let mark = if step.passes() { "✓" } else { "✗" };
+                Cell {
+                    text: format!(
+                        "{bound}{} {mark} {:.0}%",
+                        format_us(probe.p99_us),
+                        step.answered_share * 100.0
+                    ),
+                    weak: probe.count > 0 && probe.p99_ci.is_none(),
+                }
+            }));
+            rows.push(row);
+        }
+        Some(rows)
+    }
+
+    /// [`RunReport::sweep_table`] in Markdown.
+    pub fn sweep_markdown(&self) -> Option<String> {
+        let rows = self.sweep_table()?;
+        let mut out = String::new();
+        for (i, row) in rows.iter().enumerate() {
+            let cells: Vec<String> = row
+                .iter()
+                .map(|c| {
+                    if c.weak {
+                        format!("{}*", c.text)
+                    } else {
+                        c.text.clone()
+                    }
+                })
+                .collect();
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+            if i == 0 {
+                let _ = writeln!(out, "|{}", "---|".repeat(row.len()));
+            }
+        }
+        Some(out)
     }
 
     /// The columns of [`RunReport::rows`].
@@ -198,6 +267,15 @@ impl RunReport {
 /// What the `*` of a weak figure means.
 pub const WEAK_NOTE: &str = "\n\\* too few samples for a 95 % upper bound on this percentile: it is about the largest sample, not a figure to compare. ≥: a lower bound (requests given up on count at the time they were given up).\n";
 
+/// The responsive capacity: `1.00× (100/s)`, or below the sweep's lowest step.
+fn capacity_cell(v: &VariantReport) -> Cell {
+    Cell::plain(match &v.sweep {
+        Some(s) if s.capacity > 0.0 => format!("{:.2}× ({:.0}/s)", s.capacity, s.capacity_per_s),
+        Some(s) => format!("< {}×", s.steps.first().map_or(0.0, |step| step.load)),
+        None => "–".to_owned(),
+    })
+}
+
 fn lag_cell(lag_max_us: Option<f64>) -> Cell {
     Cell::plain(lag_max_us.map_or_else(|| "–".into(), format_us))
 }
@@ -213,6 +291,7 @@ fn responsiveness_cells(v: &VariantReport) -> Option<Vec<Cell>> {
     );
     let heavy = stream("loaded", "heavy")?;
     Some(vec![
+        capacity_cell(v),
         Cell::plain(v.verdict.map_or("–", |verdict| verdict.name())),
         headline(loaded),
         Cell::plain(loaded.latency.corrected.count.to_string()),

@@ -1,0 +1,164 @@
+//! The load sweep: responsive capacity from the steps, selectors for steps and
+//! capacity, the table sorted by capacity, the sweep's charts, skipped steps, and
+//! `compare` on capacity; on a synthetic run with known curves.
+
+mod support;
+
+use loadgen::check::compare::{compare, Noise, Verdict};
+use loadgen::check::evaluate_all;
+use loadgen::report::Report;
+use support::synthetic::{synthetic_sweep_report, VARIANTS};
+
+fn capacity(report: &loadgen::report::RunReport, name: &str) -> f64 {
+    report
+        .variants
+        .iter()
+        .find(|v| v.name == name)
+        .unwrap()
+        .sweep
+        .as_ref()
+        .unwrap()
+        .capacity
+}
+
+fn check(expressions: &[&str]) -> Vec<bool> {
+    let expressions: Vec<String> = expressions.iter().map(|e| e.to_string()).collect();
+    evaluate_all(&Report::Run(synthetic_sweep_report()), &expressions)
+        .unwrap()
+        .iter()
+        .map(|o| o.passed)
+        .collect()
+}
+
+#[test]
+fn capacity_is_where_each_variant_breaks() {
+    let report = synthetic_sweep_report();
+    assert_eq!(
+        capacity(&report, "rayon"),
+        1.0,
+        "keeps up to 1x, queues at 1.5x"
+    );
+    assert_eq!(
+        capacity(&report, "spawn-blocking"),
+        0.5,
+        "misses the objective at 1x"
+    );
+    assert_eq!(capacity(&report, "current-thread"), 0.0, "never responsive");
+    let rayon = report.variants.iter().find(|v| v.name == "rayon").unwrap();
+    let sweep = rayon.sweep.as_ref().unwrap();
+    assert_eq!(sweep.capacity_per_s, 100.0);
+    let shares: Vec<f64> = sweep.steps.iter().map(|s| s.answered_share).collect();
+    assert_eq!(shares, [1.0, 0.95, 0.6]);
+}
+
+#[test]
+fn steps_and_capacity_have_selectors() {
+    assert_eq!(check(&["rayon.probe.load-100.p99 < 20ms"]), [true]);
+    assert_eq!(check(&["spawn-blocking.probe.load-100.p99 > 50ms"]), [true]);
+    assert_eq!(check(&["rayon.capacity >= 1"]), [true]);
+    assert_eq!(check(&["spawn-blocking.capacity < rayon.capacity"]), [true]);
+    assert_eq!(check(&["*.capacity > 0"]), [true, true, false]);
+    // `loaded` still names the overload point: the sweep's highest step.
+    assert_eq!(check(&["current-thread.probe.loaded.p99 > 1s"]), [true]);
+    let error = evaluate_all(
+        &Report::Run(synthetic_sweep_report()),
+        &["rayon.probe.load-999.p99 < 1s".to_owned()],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("load-50, load-100, load-150"), "{error}");
+}
+
+#[test]
+fn a_skipped_step_has_no_measurement_and_fails_its_thresholds() {
+    let mut report = synthetic_sweep_report();
+    let settings = report.settings.clone();
+    let frozen = report
+        .variants
+        .iter_mut()
+        .find(|v| v.name == "current-thread")
+        .unwrap();
+    frozen.phases.retain(|p| p.name != "load-150");
+    frozen.skipped_steps = vec!["load-150".into()];
+    frozen.sweep = loadgen::report::Sweep::derive(frozen, &settings);
+    let last = frozen.sweep.as_ref().unwrap().steps.last().unwrap();
+    assert!(last.skipped && last.probe.is_none());
+    let outcomes = evaluate_all(
+        &Report::Run(report.clone()),
+        &["current-thread.probe.load-150.p99 < 1s".to_owned()],
+    )
+    .unwrap();
+    assert!(!outcomes[0].passed && outcomes[0].detail.contains("no measurement"));
+    let sweep = report.sweep_markdown().unwrap();
+    assert!(sweep.contains("skipped (frozen)"), "{sweep}");
+}
+
+#[test]
+fn the_table_is_sorted_by_capacity_and_shows_the_sweep() {
+    let report = synthetic_sweep_report();
+    let table = report.table();
+    let order: Vec<&str> = table
+        .lines()
+        .skip(2)
+        .filter(|l| l.starts_with("| "))
+        .map(|l| l.split('|').nth(1).unwrap().trim())
+        .collect();
+    assert_eq!(order, ["rayon", "spawn-blocking", "current-thread"]);
+    assert!(table.contains("| 1.00× (100/s) |") && table.contains("| < 0.5× |"));
+    let sweep = report.sweep_markdown().unwrap();
+    let rayon = sweep.lines().find(|l| l.starts_with("| rayon |")).unwrap();
+    assert_eq!(rayon.matches('✓').count(), 2, "{rayon}");
+    assert_eq!(rayon.matches('✗').count(), 1, "{rayon}");
+    assert!(rayon.contains("60%"), "{rayon}");
+    let summary = loadgen::report::markdown::summary(&report);
+    assert!(summary.contains("The load sweep") && summary.contains("0.5×, 1×, 1.5×"));
+}
+
+#[test]
+fn the_sweep_is_drawn() {
+    let dir = std::env::temp_dir().join(format!("loadgen-sweep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    loadgen::charts::render_run(&synthetic_sweep_report(), &dir).unwrap();
+    for chart in ["sweep-probe", "sweep-goodput"] {
+        let svg = std::fs::read_to_string(dir.join(format!("charts/{chart}.svg"))).unwrap();
+        assert!(svg.trim_end().ends_with("</svg>"));
+        for name in VARIANTS {
+            assert!(svg.contains(name), "{chart} does not name {name}");
+        }
+        let png = std::fs::read(dir.join(format!("charts/{chart}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG"));
+    }
+    let probe = std::fs::read_to_string(dir.join("charts/sweep-probe.svg")).unwrap();
+    assert!(probe.contains("objective 50ms"));
+    let goodput = std::fs::read_to_string(dir.join("charts/sweep-goodput.svg")).unwrap();
+    assert!(goodput.contains("ideal"));
+    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(page.contains("id=\"sweep\"") && page.contains("Probe p99 against offered heavy load"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn compare_judges_capacity() {
+    let base = synthetic_sweep_report();
+    let mut lower = base.clone();
+    let rayon = lower
+        .variants
+        .iter_mut()
+        .find(|v| v.name == "rayon")
+        .unwrap();
+    rayon.sweep.as_mut().unwrap().capacity = 0.5;
+    let noise = Noise {
+        latency: 1.25,
+        throughput: 1.5,
+    };
+    let rows = compare(
+        std::slice::from_ref(&base),
+        std::slice::from_ref(&lower),
+        noise,
+    );
+    let row = rows
+        .iter()
+        .find(|r| r.variant == "rayon" && r.figure == "capacity")
+        .unwrap();
+    assert_eq!(row.verdict, Verdict::Worse);
+}
