@@ -138,27 +138,32 @@ fn the_sweep_is_drawn() {
 }
 
 #[test]
-fn compare_judges_capacity() {
+fn compare_judges_capacity_by_whole_steps() {
+    // The synthetic sweep's steps are 0.5 apart: rayon's capacity of 1.0 falling to
+    // 0.5 is one step (within noise), to 0 two steps (a regression).
     let base = synthetic_sweep_report();
-    let mut lower = base.clone();
-    let rayon = lower
-        .variants
-        .iter_mut()
-        .find(|v| v.name == "rayon")
-        .unwrap();
-    rayon.sweep.as_mut().unwrap().capacity = 0.5;
+    let with_rayon_capacity = |capacity: f64| {
+        let mut r = base.clone();
+        let rayon = r.variants.iter_mut().find(|v| v.name == "rayon").unwrap();
+        rayon.sweep.as_mut().unwrap().capacity = capacity;
+        r
+    };
     let noise = Noise {
         latency: 1.25,
         throughput: 1.5,
     };
-    let rows = compare(
-        std::slice::from_ref(&base),
-        std::slice::from_ref(&lower),
-        noise,
-    );
-    let row = rows
-        .iter()
+    let verdict = |current: &loadgen::report::RunReport| {
+        compare(
+            std::slice::from_ref(&base),
+            std::slice::from_ref(current),
+            noise,
+        )
+        .into_iter()
         .find(|r| r.variant == "rayon" && r.figure == "capacity")
-        .unwrap();
-    assert_eq!(row.verdict, Verdict::Worse);
+        .unwrap()
+        .verdict
+    };
+    assert_eq!(verdict(&with_rayon_capacity(0.5)), Verdict::Same);
+    assert_eq!(verdict(&with_rayon_capacity(0.0)), Verdict::Worse);
+    assert_eq!(verdict(&base), Verdict::Same);
 }

@@ -9,7 +9,8 @@
 //! apart by more than the noise factor (the current side's best is worse than the
 //! base's worst times the noise): sampling noise is inside the intervals, run-to-run
 //! drift of a shared machine is what the noise factor covers (measured by A/A runs:
-//! `scripts/compare-power.sh`).
+//! `scripts/compare-power.sh`). A responsive capacity moves in whole steps of the
+//! sweep; it counts as changed when the medians are more than one step apart.
 
 use std::fmt::Write;
 
@@ -26,12 +27,15 @@ enum Measure {
     Percentile(f64, Option<Interval>),
     /// A rate or a share.
     Rate(f64),
+    /// A responsive capacity, which moves in steps of the sweep (`step` apart at
+    /// most): a change counts only past one step.
+    Capacity { value: f64, step: f64 },
 }
 
 impl Measure {
     fn value(self) -> f64 {
         match self {
-            Measure::Percentile(v, _) | Measure::Rate(v) => v,
+            Measure::Percentile(v, _) | Measure::Rate(v) | Measure::Capacity { value: v, .. } => v,
         }
     }
 
@@ -39,9 +43,25 @@ impl Measure {
     fn interval(self) -> (f64, f64) {
         match self {
             Measure::Percentile(_, Some(ci)) => (ci.low_us, ci.high_us),
-            Measure::Percentile(v, None) | Measure::Rate(v) => (v, v),
+            Measure::Percentile(v, None)
+            | Measure::Rate(v)
+            | Measure::Capacity { value: v, .. } => (v, v),
         }
     }
+}
+
+/// A variant's responsive capacity with the widest gap between its sweep's steps.
+fn capacity(v: &VariantReport) -> Option<Measure> {
+    let sweep = v.sweep.as_ref()?;
+    let step = sweep
+        .steps
+        .windows(2)
+        .map(|w| w[1].load - w[0].load)
+        .fold(sweep.steps.first().map_or(0.0, |s| s.load), f64::max);
+    Some(Measure::Capacity {
+        value: sweep.capacity,
+        step,
+    })
 }
 
 /// One compared figure.
@@ -81,7 +101,7 @@ const RESPONSIVENESS_FIGURES: [FigureSpec; 7] = [
     FigureSpec {
         name: "capacity",
         lower_is_better: false,
-        get: |v| v.sweep.as_ref().map(|s| Measure::Rate(s.capacity)),
+        get: capacity,
     },
     FigureSpec {
         name: "probe loaded p99",
@@ -220,6 +240,19 @@ fn judge(spec: &FigureSpec, base: &[Measure], current: &[Measure], noise: Noise)
         return Verdict::TooFewSamples;
     }
     let values = |ms: &[Measure]| ms.iter().map(|m| m.value()).collect::<Vec<_>>();
+    if let Some(Measure::Capacity { step, .. }) = base.first() {
+        // Capacities differ by whole steps: a change counts when the medians are
+        // more than one step apart.
+        let (b, c) = (median(&values(base)), median(&values(current)));
+        let step = step + 1e-9;
+        return if c < b - step {
+            Verdict::Worse
+        } else if c > b + step {
+            Verdict::Better
+        } else {
+            Verdict::Same
+        };
+    }
     let ratio = median(&values(current)) / median(&values(base));
     let ((b_lo, b_hi), (c_lo, c_hi)) = (side_interval(base), side_interval(current));
     let (worse_apart, better_apart, worse_by_median) = if spec.lower_is_better {
