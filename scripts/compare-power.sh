@@ -26,7 +26,9 @@ cd "$(dirname "$0")/.."
 PAIRS=${1:-20}
 VARIANTS=${2:-rayon,sequential-queue}
 TARGET=${3:-rayon}
-NOISES="1.25 1.5 2 3 6"
+# Extra flags of every run, e.g. RUN_FLAGS="--loaded 3s" for longer steps.
+RUN_FLAGS=${RUN_FLAGS:-}
+NOISES=${NOISES:-"1.1 1.25 1.5 2 3 6"}
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"; else return 1; fi; }
 if ! command -v jq >/dev/null 2>&1; then
@@ -46,7 +48,8 @@ cp target/debug/loadgen "$loadgen"   # the dev profile is optimised (opt-level 3
 run() { # NAME [FLAGS...]: one quick run into $runs/NAME
   local name=$1
   shift
-  "$loadgen" run --quick --variant "$VARIANTS" --out "$runs/tmp" "$@" >/dev/null 2>"$runs/$name.log" || true
+  # shellcheck disable=SC2086 # RUN_FLAGS is a list of flags
+  "$loadgen" run --quick --variant "$VARIANTS" $RUN_FLAGS --out "$runs/tmp" "$@" >/dev/null 2>"$runs/$name.log" || true
   mv "$(readlink -f "$runs/tmp/latest")" "$runs/$name"
   rm -rf "$runs/tmp"
 }
@@ -121,7 +124,7 @@ rates() { # KIND_AA KIND_AB: one table row per noise factor
   echo "# Power of \`loadgen compare\` on this machine"
   echo
   echo "Environment: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr); dev profile (opt-level 3)."
-  echo "Runs: $((PAIRS + 1)) A and $PAIRS B runs of \`loadgen run --quick --variant $VARIANTS\`, A and B alternating (in \`${runs}\`, not committed)."
+  echo "Runs: $((PAIRS + 1)) A and $PAIRS B runs of \`loadgen run --quick --variant $VARIANTS $RUN_FLAGS\`, A and B alternating (in \`${runs}\`, not committed)."
   echo "Injected regression (B): every /health waits $TARGET's median A-run probe p99 under load ($(ms "$a_p99") ms)."
   echo "Achieved: $TARGET probe p99 under load, median over runs: A $(ms "$a_p99") ms, B $(ms "$b_p99") ms ($(awk -v a="$a_p99" -v b="$b_p99" 'BEGIN {printf "%.2f", b / a}')×)."
   echo "False alarm: \`compare\` exits 99 (any figure of any variant); detection: it reports $TARGET's probe loaded p99 as a regression. --noise-throughput stays at its default."

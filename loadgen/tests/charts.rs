@@ -7,7 +7,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::synthetic::{synthetic_jobs_report, synthetic_report, VARIANTS};
+use support::synthetic::{
+    synthetic_jobs_report, synthetic_report, synthetic_sweep_report, VARIANTS,
+};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("loadgen-charts-{name}-{}", std::process::id()));
@@ -164,7 +166,7 @@ fn the_html_report_renders_in_headless_chromium() {
         return;
     };
     let dir = temp_dir("html");
-    loadgen::charts::render_run(&synthetic_report(), &dir).unwrap();
+    loadgen::charts::render_run(&synthetic_sweep_report(), &dir).unwrap();
     let url = format!("file://{}", dir.join("report.html").display());
     let dom = headless(&browser, &dir.join("profile-dom"))
         .args(["--dump-dom", &url])
@@ -177,8 +179,12 @@ fn the_html_report_renders_in_headless_chromium() {
     );
     let dom = String::from_utf8_lossy(&dom.stdout);
     assert!(
-        dom.contains("id=\"comparison\""),
-        "no comparison table in the rendered page"
+        dom.contains("id=\"comparison\"") && dom.contains("id=\"sweep\""),
+        "no comparison or sweep table in the rendered page"
+    );
+    assert!(
+        dom.contains("Probe p99 against offered heavy load"),
+        "no sweep chart in the rendered page"
     );
     assert!(
         dom.matches("<svg").count() >= 6,

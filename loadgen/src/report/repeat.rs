@@ -43,6 +43,10 @@ pub struct RepeatedVariant {
     pub probe_p99_lower_bound: Vec<bool>,
     /// Heavy efficiency (responsiveness scenario).
     pub heavy_efficiency: Option<Spread>,
+    /// Responsive capacity of the load sweep, as a multiple of what the cores can
+    /// finish.
+    #[serde(default)]
+    pub capacity: Option<Spread>,
 }
 
 /// A figure over the rounds that measured it.
@@ -131,6 +135,12 @@ impl RepeatReport {
                         .iter()
                         .map(|v| v.and_then(probe).is_some_and(|p| is_lower_bound(p, 0.99)))
                         .collect(),
+                    capacity: Spread::of(
+                        each.iter()
+                            .flatten()
+                            .filter_map(|v| v.sweep.as_ref().map(|s| s.capacity))
+                            .collect(),
+                    ),
                     heavy_efficiency: Spread::of(
                         each.iter()
                             .flatten()
@@ -150,19 +160,25 @@ impl RepeatReport {
         }
     }
 
-    /// The summary of the rounds in Markdown, by median probe p99.
+    /// The summary of the rounds in Markdown, by median capacity, then median
+    /// probe p99.
     pub fn summary(&self) -> String {
         let mut out = format!(
             "# {} rounds, variant order rotated each round\n\nRounds: {}.\n\n",
             self.rounds,
             self.round_dirs.join(", ")
         );
-        out.push_str("Responsive: in how many rounds the probe p99's 95 % interval lay within the objective (no: beyond; ?: undecided). Probe p99 under load: median [min–max] over the rounds, then each round's figure with its interval (≥: a lower bound, probes given up on; *: too few samples to bound it).\n\n");
-        out.push_str("| variant | responsive | probe p99 median [range] | each round [95% CI] | heavy efficiency median [range] |\n|---|---|---|---|---|\n");
+        out.push_str("Capacity: the responsive capacity of each round's load sweep. Responsive: in how many rounds the probe p99's 95 % interval at the overload point lay within the objective (no: beyond; ?: undecided). Probe p99 at the overload point: median [min–max] over the rounds, then each round's figure with its interval (≥: a lower bound, probes given up on; *: too few samples to bound it).\n\n");
+        out.push_str("| variant | capacity median [range] | responsive | probe p99 median [range] | each round [95% CI] | heavy efficiency median [range] |\n|---|---|---|---|---|---|\n");
         let median_p99 =
             |v: &RepeatedVariant| v.probe_p99_us.as_ref().map_or(f64::INFINITY, |p| p.median);
+        let median_capacity = |v: &RepeatedVariant| v.capacity.as_ref().map_or(-1.0, |c| c.median);
         let mut ranked: Vec<&RepeatedVariant> = self.variants.iter().collect();
-        ranked.sort_by(|a, b| median_p99(a).total_cmp(&median_p99(b)));
+        ranked.sort_by(|a, b| {
+            median_capacity(b)
+                .total_cmp(&median_capacity(a))
+                .then(median_p99(a).total_cmp(&median_p99(b)))
+        });
         for v in ranked {
             let count = |wanted: Verdict| v.verdicts.iter().filter(|x| **x == Some(wanted)).count();
             let (yes, no, undecided) = (
@@ -232,9 +248,13 @@ impl RepeatReport {
                     )
                 },
             );
+            let capacity = v.capacity.as_ref().map_or_else(
+                || "–".to_owned(),
+                |c| format!("{:.2}× [{:.2}–{:.2}×]", c.median, c.min, c.max),
+            );
             let _ = writeln!(
                 out,
-                "| {} | {verdict} | {spread} | {} | {efficiency} |",
+                "| {} | {capacity} | {verdict} | {spread} | {} | {efficiency} |",
                 v.name,
                 rounds.join("; ")
             );

@@ -97,6 +97,22 @@ pub fn run_warnings(report: &RunReport) -> Vec<String> {
         if let Some(error) = &v.error {
             warnings.push(format!("{}: {error}", v.name));
         }
+        // The pacer's lateness, gathered into one warning per variant.
+        let late: Vec<(&str, f64)> = v
+            .phases
+            .iter()
+            .filter_map(|p| Some((p.name.as_str(), pacer_compromises(p.stream("probe")?)?)))
+            .collect();
+        if !late.is_empty() {
+            let phases: Vec<&str> = late.iter().map(|(name, _)| *name).collect();
+            let worst = late.iter().map(|(_, l)| *l).fold(0.0, f64::max);
+            warnings.push(format!(
+                "{} {}: the client itself released probes late (pacer lateness p99 up to {}){jitter}; the probe figures there include that delay",
+                v.name,
+                phases.join(", "),
+                format_us(worst)
+            ));
+        }
         for p in &v.phases {
             let telemetry = p.server_telemetry.as_ref();
             let busiest = telemetry.map_or(0.0, |t| t.client_cpu_max);
@@ -127,14 +143,6 @@ pub fn run_warnings(report: &RunReport) -> Vec<String> {
                 warnings.push(format!(
                     "{} {}: {} accepted jobs were never seen finished; {} of them were unknown (404) to the process that answered their status (job state kept per process)",
                     v.name, p.name, jobs.lost, jobs.not_found
-                ));
-            }
-            if let Some(late) = p.stream("probe").and_then(pacer_compromises) {
-                warnings.push(format!(
-                    "{} {}: the client itself released probes late (pacer lateness p99 {}){jitter}; the probe figures include that delay",
-                    v.name,
-                    p.name,
-                    format_us(late)
                 ));
             }
         }
