@@ -214,12 +214,15 @@ VARIANT may be * (every variant). STAT: p50 p90 p99 p99.9 p99.99 max mean (laten
 corrected; units us, ms, s; a bare number is ms), count, errors, rate, efficiency
 (heavy), inflation (probe). OP: < <= > >= == !=. In run reports the stream `server`
 is the server's own event-loop lag (percentiles, max, mean; count; errors = failed
-scrapes).
+scrapes); a step of the load sweep is a phase (load-100 for 1x), `loaded` the
+highest step that ran; VARIANT.capacity is the responsive capacity.
 
 Examples:
   loadgen check results/runs/latest --threshold 'rayon.probe.loaded.p99 < 50ms'
   loadgen check results/runs/latest --threshold '*.probe.idle.errors == 0'
   loadgen check results/runs/latest --threshold 'rayon.server.loaded.max < 100ms'
+  loadgen check results/runs/latest --threshold 'spawn-blocking.capacity < rayon.capacity'
+  loadgen check results/runs/latest --threshold 'rayon.probe.load-100.p99 < 20ms'
   loadgen check results/runs/latest \\
       --threshold 'blocking-in-async.probe.loaded.p99 > 10 * rayon.probe.loaded.p99'
   loadgen check results/runs/latest --thresholds ci/thresholds.toml --junit junit.xml";

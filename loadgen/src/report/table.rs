@@ -128,10 +128,15 @@ pub fn loaded_probe_p99(v: &VariantReport) -> Option<f64> {
 }
 
 impl RunReport {
-    /// The variants, best first: by responsive capacity (highest first), then by
-    /// probe p99 at the overload point; variants without figures last.
+    /// The variants, best first: by responsive capacity (highest first; the
+    /// responsiveness scenario), then by probe p99 at the overload point; variants
+    /// without figures last.
     pub fn ranked(&self) -> Vec<&VariantReport> {
-        let capacity = |v: &VariantReport| v.sweep.as_ref().map_or(-1.0, |s| s.capacity);
+        let by_capacity = self.scenario == Scenario::Responsiveness;
+        let capacity = |v: &VariantReport| match &v.sweep {
+            Some(s) if by_capacity => s.capacity,
+            _ => -1.0,
+        };
         let p99 = |v: &VariantReport| loaded_probe_p99(v).unwrap_or(f64::INFINITY);
         let mut ranked: Vec<&VariantReport> = self.variants.iter().collect();
         ranked.sort_by(|a, b| {
