@@ -138,6 +138,10 @@ pub struct RunArgs {
     #[arg(long, value_parser = duration, default_value = "20ms")]
     pub job: Duration,
 
+    /// Replaced by --loads (kept to say so).
+    #[arg(long, hide = true)]
+    pub overload: Option<f64>,
+
     /// The load sweep: heavy work offered in each step, as multiples of what the
     /// server's cores can finish, comma-separated, run in increasing order
     /// [default: 0.25,0.5,0.75,1,1.25,1.5; quick 0.5,1,1.5; jobs scenario: --job-load].
@@ -150,7 +154,8 @@ pub struct RunArgs {
     pub scenario: Scenario,
 
     /// jobs scenario: jobs offered, as a multiple of what the cores can finish
-    /// (below 1, so every job can finish and a lost one means something); one step.
+    /// (below 1, so every job can finish and a lost one means something); one step
+    /// (--loads, if given, replaces it).
     #[arg(long, default_value_t = 0.8)]
     pub job_load: f64,
 

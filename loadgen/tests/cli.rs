@@ -58,6 +58,11 @@ fn invalid_combinations_are_refused_before_sending() {
         (&["run", "--variant", "no-such-variant"], "unknown variant"),
         (&["run", "--loads", "0.5,0"], "--loads"),
         (&["run", "--loads", "0.5,x"], "--loads"),
+        (&["run", "--loads", "nan"], "--loads"),
+        (&["run", "--loads", "inf"], "--loads"),
+        (&["run", "--loads", "0.25,0.251"], "the same step"),
+        (&["run", "--overload", "1.5"], "--loads 1.5"),
+        (&["run", "--loaded", "0s"], "--loaded"),
     ];
     for (args, hint) in cases {
         let out = loadgen(args);

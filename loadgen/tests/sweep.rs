@@ -139,13 +139,19 @@ fn the_sweep_is_drawn() {
 
 #[test]
 fn compare_judges_capacity_by_whole_steps() {
-    // The synthetic sweep's steps are 0.5 apart: rayon's capacity of 1.0 falling to
-    // 0.5 is one step (within noise), to 0 two steps (a regression).
+    // rayon passes the first two steps (capacity 1.0x). Failing its 1x step puts
+    // it one step lower (within noise); failing its first, two steps lower (a
+    // regression). Steps count, not load values, so an uneven sweep is judged
+    // alike.
     let base = synthetic_sweep_report();
-    let with_rayon_capacity = |capacity: f64| {
+    let failing_from = |first_failed: usize| {
         let mut r = base.clone();
         let rayon = r.variants.iter_mut().find(|v| v.name == "rayon").unwrap();
-        rayon.sweep.as_mut().unwrap().capacity = capacity;
+        let sweep = rayon.sweep.as_mut().unwrap();
+        for step in &mut sweep.steps[first_failed..] {
+            step.verdict = Some(loadgen::report::Verdict::Unresponsive);
+        }
+        sweep.capacity = loadgen::report::sweep::capacity(&sweep.steps);
         r
     };
     let noise = Noise {
@@ -163,7 +169,29 @@ fn compare_judges_capacity_by_whole_steps() {
         .unwrap()
         .verdict
     };
-    assert_eq!(verdict(&with_rayon_capacity(0.5)), Verdict::Same);
-    assert_eq!(verdict(&with_rayon_capacity(0.0)), Verdict::Worse);
+    assert_eq!(verdict(&failing_from(1)), Verdict::Same);
+    assert_eq!(verdict(&failing_from(0)), Verdict::Worse);
     assert_eq!(verdict(&base), Verdict::Same);
+}
+
+#[test]
+fn a_failed_variant_has_no_overload_point() {
+    let mut report = synthetic_sweep_report();
+    let rayon = report
+        .variants
+        .iter_mut()
+        .find(|v| v.name == "rayon")
+        .unwrap();
+    assert_eq!(rayon.overload_load(), Some(1.5));
+    // Its server died in the 1.5x step: the steps that ran stay, but `loaded` no
+    // longer names the highest of them.
+    rayon.phases.retain(|p| p.name != "load-150");
+    rayon.status = loadgen::report::VariantStatus::Failed;
+    assert!(rayon.phase("loaded").is_none() && rayon.phase("load-100").is_some());
+    let outcomes = evaluate_all(
+        &Report::Run(report),
+        &["rayon.probe.loaded.p99 < 1s".to_owned()],
+    )
+    .unwrap();
+    assert!(!outcomes[0].passed && outcomes[0].detail.contains("no measurement"));
 }

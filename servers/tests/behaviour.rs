@@ -1,7 +1,9 @@
 //! One test per variant showing its defining property, with large ratios instead of
 //! absolute times: a probe (`/health` on a fresh connection) sent while heavy jobs run
-//! waits at least half a job where the strategy blocks the event loop, and less than a
-//! tenth of one where it does not.
+//! waits at least half a job where the strategy blocks the event loop; where it does
+//! not, no probe waits half a job and 99 % of them wait less than a tenth of one
+//! (the slowest alone can meet a scheduling hiccup of the shared machine: one CI
+//! run saw 56 ms against a 473 ms job).
 //!
 //! The tests share a lock so that only one of them loads the machine at a time.
 
@@ -20,11 +22,13 @@ const JOB: Duration = Duration::from_millis(300);
 /// Every wait in these tests ends by this, whatever happens.
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// What happened while `jobs` heavy jobs ran: their responses and the slowest probe.
+/// What happened while `jobs` heavy jobs ran: their responses and the probes' times.
 struct Observed {
     jobs: Vec<Value>,
     slowest_probe: Duration,
     probes: usize,
+    /// Every probe's time, sorted.
+    probe_times: Vec<Duration>,
 }
 
 impl Observed {
@@ -37,6 +41,12 @@ impl Observed {
             .min()
             .unwrap();
         Duration::from_micros(us)
+    }
+
+    /// The 99th percentile of the probes' times.
+    fn probe_p99(&self) -> Duration {
+        let rank = (self.probe_times.len() * 99).div_ceil(100).max(1);
+        self.probe_times[rank - 1]
     }
 
     /// Shown with `--nocapture`: how far each run is from its threshold.
@@ -58,14 +68,15 @@ fn probe_during_jobs(server: &Server, jobs: usize) -> Observed {
     let heavy: Vec<_> = (0..jobs)
         .map(|_| std::thread::spawn(move || get(addr, &format!("/work/cpu?units={units}"))))
         .collect();
-    let mut slowest_probe = Duration::ZERO;
-    let mut probes = 0;
+    let mut probe_times = Vec::new();
     while !heavy.iter().all(|h| h.is_finished()) && start.elapsed() < LIMIT {
         let (response, took) = timed_get(addr, "/health");
         assert_eq!(response.status, 200);
-        slowest_probe = slowest_probe.max(took);
-        probes += 1;
+        probe_times.push(took);
     }
+    probe_times.sort();
+    let slowest_probe = probe_times.last().copied().unwrap_or_default();
+    let probes = probe_times.len();
     let jobs = heavy
         .into_iter()
         .map(|h| {
@@ -78,6 +89,7 @@ fn probe_during_jobs(server: &Server, jobs: usize) -> Observed {
         jobs,
         slowest_probe,
         probes,
+        probe_times,
     }
 }
 
@@ -102,10 +114,17 @@ fn assert_stays_responsive(variant: &str, args: &[&str], jobs: usize) -> Observe
     seen.print_margin(variant);
     assert!(seen.probes >= 3, "{variant}: only {} probes", seen.probes);
     assert!(
-        seen.slowest_probe < seen.shortest_job() / 10,
-        "{variant}: slowest of {} probes took {:?}, a job {:?}; expected under a tenth",
+        seen.slowest_probe < seen.shortest_job() / 2,
+        "{variant}: slowest of {} probes took {:?}, a job {:?}; expected under half",
         seen.probes,
         seen.slowest_probe,
+        seen.shortest_job()
+    );
+    assert!(
+        seen.probe_p99() < seen.shortest_job() / 10,
+        "{variant}: p99 of {} probes took {:?}, a job {:?}; expected under a tenth",
+        seen.probes,
+        seen.probe_p99(),
         seen.shortest_job()
     );
     seen

@@ -104,6 +104,26 @@ pub fn frame<DB: DrawingBackend>(
     Ok(chart)
 }
 
+/// Draws the legend of `chart`'s labelled series at `position`, the same way on
+/// every chart.
+pub fn draw_legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> anyhow::Result<()>
+where
+    DB: DrawingBackend + 'a,
+    CT: plotters::coord::CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font((FONT, 13))
+        .draw()
+        .map_err(plot_error)
+}
+
 /// The colour of series `i`.
 pub fn color(i: usize) -> RGBColor {
     const COLORS: [RGBColor; 10] = [

@@ -6,7 +6,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{color, frame, log_key_points, ms_label, plot_error, Chart, FONT};
+use super::{color, draw_legend, frame, log_key_points, ms_label, plot_error, Chart, FONT};
 use crate::report::{IntervalReport, StreamReport, VariantReport};
 
 /// One interval of the latency stream.
@@ -266,14 +266,7 @@ impl Chart for Timeline {
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(3))
             });
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FONT, 14))
-            .draw()
-            .map_err(plot_error)?;
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         Ok(())
     }
 }

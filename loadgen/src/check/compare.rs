@@ -27,9 +27,9 @@ enum Measure {
     Percentile(f64, Option<Interval>),
     /// A rate or a share.
     Rate(f64),
-    /// A responsive capacity, which moves in steps of the sweep (`step` apart at
-    /// most): a change counts only past one step.
-    Capacity { value: f64, step: f64 },
+    /// A responsive capacity, which moves in steps of the sweep: `steps` is how
+    /// many of the sweep's steps passed before the first that did not.
+    Capacity { value: f64, steps: usize },
 }
 
 impl Measure {
@@ -50,17 +50,12 @@ impl Measure {
     }
 }
 
-/// A variant's responsive capacity with the widest gap between its sweep's steps.
+/// A variant's responsive capacity, with its position in the sweep.
 fn capacity(v: &VariantReport) -> Option<Measure> {
     let sweep = v.sweep.as_ref()?;
-    let step = sweep
-        .steps
-        .windows(2)
-        .map(|w| w[1].load - w[0].load)
-        .fold(sweep.steps.first().map_or(0.0, |s| s.load), f64::max);
     Some(Measure::Capacity {
         value: sweep.capacity,
-        step,
+        steps: sweep.steps.iter().take_while(|s| s.passes()).count(),
     })
 }
 
@@ -240,14 +235,23 @@ fn judge(spec: &FigureSpec, base: &[Measure], current: &[Measure], noise: Noise)
         return Verdict::TooFewSamples;
     }
     let values = |ms: &[Measure]| ms.iter().map(|m| m.value()).collect::<Vec<_>>();
-    if let Some(Measure::Capacity { step, .. }) = base.first() {
-        // Capacities differ by whole steps: a change counts when the medians are
-        // more than one step apart.
-        let (b, c) = (median(&values(base)), median(&values(current)));
-        let step = step + 1e-9;
-        return if c < b - step {
+    if let Some(Measure::Capacity { .. }) = base.first() {
+        // Capacities differ by whole steps of the sweep: a change counts when the
+        // medians are more than one step apart.
+        let steps = |ms: &[Measure]| {
+            let positions: Vec<f64> = ms
+                .iter()
+                .map(|m| match m {
+                    Measure::Capacity { steps, .. } => *steps as f64,
+                    _ => 0.0,
+                })
+                .collect();
+            median(&positions)
+        };
+        let (b, c) = (steps(base), steps(current));
+        return if c < b - 1.0 {
             Verdict::Worse
-        } else if c > b + step {
+        } else if c > b + 1.0 {
             Verdict::Better
         } else {
             Verdict::Same

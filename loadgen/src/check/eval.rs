@@ -3,7 +3,9 @@
 
 use super::expr::{Operand, Percentile, Selector, Stat, Threshold};
 use crate::report::format::format_us;
-use crate::report::{BenchReport, PhaseReport, Report, RunReport, StreamReport, VariantReport};
+use crate::report::{
+    BenchReport, PhaseReport, Report, RunReport, StreamReport, VariantReport, VariantStatus,
+};
 use crate::telemetry::ServerTelemetry;
 
 /// The result of one threshold for one variant (a `*` threshold gives one per
@@ -64,8 +66,14 @@ fn value(v: &VariantReport, sel: &Selector) -> Result<Option<f64>, String> {
         return Ok(None);
     }
     let phases: Vec<_> = match &sel.phase {
-        // A step the sweep skipped (the server was frozen) has no measurement.
-        Some(name) if v.skipped_steps.contains(name) => return Ok(None),
+        // A step the sweep skipped (the server was frozen), or a phase a failed
+        // variant did not reach, has no measurement.
+        Some(name)
+            if v.skipped_steps.contains(name)
+                || (v.status != VariantStatus::Ok && v.phase(name).is_none()) =>
+        {
+            return Ok(None)
+        }
         Some(name) => {
             let phase = v.phase(name).ok_or_else(|| {
                 let names: Vec<&str> = v.phases.iter().map(|p| p.name.as_str()).collect();

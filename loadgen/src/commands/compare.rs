@@ -11,12 +11,12 @@ use crate::report::load::load_runs;
 
 /// The latency noise factor with three or more runs a side. Measured on 2 shared
 /// cores (`results/compare-power/`, README): no false alarm in 21 A/A comparisons
-/// at 1.05–1.25 in any study, and more detections at 1.1 than at 1.25.
+/// at 1.1 in any of three studies, and at least as many detections as at 1.25.
 const NOISE_REPEATED: f64 = 1.1;
 
-/// The latency noise factor with a single run on a side. Measured likewise: 1
-/// false alarm in 20 A/A comparisons (an odd run whose throughput halved), and 7
-/// of 20 detections; a single run cannot do better on a shared machine.
+/// The latency noise factor with a single run on a side. Measured likewise, at 2:
+/// at most 1 false alarm in 20 A/A comparisons, and 1–7 detections of 20; a single
+/// run cannot do much better on a shared machine.
 const NOISE_SINGLE: f64 = 2.0;
 
 /// Runs `loadgen compare`.
@@ -38,6 +38,17 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode, CommandError> {
         return Err(CommandError::Usage(format!(
             "the runs mix the {} and {other} scenarios; compare runs of one scenario",
             base[0].scenario
+        )));
+    }
+    let loads = &base[0].settings.loads;
+    if let Some(other) = base
+        .iter()
+        .chain(&current)
+        .find(|r| &r.settings.loads != loads)
+    {
+        return Err(CommandError::Usage(format!(
+            "the runs swept different loads ({loads:?} and {:?}); compare runs of one sweep",
+            other.settings.loads
         )));
     }
     let rows = compare(

@@ -39,6 +39,11 @@ fn prepare(args: &RunArgs, dir: PathBuf) -> Result<RunPlan, CommandError> {
     } else {
         args.variant.clone()
     };
+    if let Some(overload) = args.overload {
+        return Err(CommandError::Usage(format!(
+            "--overload was replaced by the load sweep: use --loads {overload} for one step at {overload}x"
+        )));
+    }
     let mut settings = Settings::new(args.quick, args.scenario);
     settings.job_load = args.job_load;
     if !args.loads.is_empty() {

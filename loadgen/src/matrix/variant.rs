@@ -15,14 +15,14 @@ use crate::cpu;
 use crate::interrupt::Interrupt;
 use crate::progress::Progress;
 use crate::report::hlog::HlogWriter;
+use crate::report::settings::SETTLE_CAP;
 use crate::report::{Figures, HeavySize, Sweep, VariantReport, VariantStatus};
 use crate::server_process::ServerProcess;
 
-/// Longest wait between two steps for the server to finish what the first left it.
-const SETTLE_CAP: Duration = Duration::from_secs(3);
-/// How often the server's CPU is sampled while it settles.
-const SETTLE_SAMPLE: Duration = Duration::from_millis(100);
-/// Server CPU below this share of one core counts as quiet.
+/// How often the server's CPU is sampled while it settles: long enough for the
+/// 10 ms ticks of /proc to measure a tenth of a core.
+const SETTLE_SAMPLE: Duration = Duration::from_millis(250);
+/// Server CPU at most this share of one core counts as quiet.
 const QUIET: f64 = 0.1;
 
 /// Waits until the server's processes use less than [`QUIET`] of a core over a
@@ -34,7 +34,7 @@ async fn settle(server: &ServerProcess, cap: Duration) -> Duration {
         let before = server.cpu_time();
         tokio::time::sleep(SETTLE_SAMPLE).await;
         let used = server.cpu_time().saturating_sub(before);
-        if used.as_secs_f64() < QUIET * SETTLE_SAMPLE.as_secs_f64() || started.elapsed() >= cap {
+        if used.as_secs_f64() <= QUIET * SETTLE_SAMPLE.as_secs_f64() || started.elapsed() >= cap {
             return started.elapsed();
         }
     }

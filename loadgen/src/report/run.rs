@@ -198,9 +198,18 @@ impl VariantReport {
     }
 
     /// The phase named `name`, if it ran (`loaded`: the highest step of the sweep
-    /// that ran, see [`find_phase`]).
+    /// that ran, see [`find_phase`], and only when every phase ran: a variant
+    /// that failed part-way has no overload point).
     pub fn phase(&self, name: &str) -> Option<&PhaseReport> {
+        if name == "loaded" && self.status != VariantStatus::Ok {
+            return self.phases.iter().find(|p| p.name == name);
+        }
         find_phase(&self.phases, name)
+    }
+
+    /// The load of the overload point, the highest step that ran.
+    pub fn overload_load(&self) -> Option<f64> {
+        self.phase("loaded")?.load
     }
 }
 

@@ -132,7 +132,12 @@ pub const FULL_LOADS: [f64; 6] = [0.25, 0.5, 0.75, 1.0, 1.25, 1.5];
 /// The quick sweep: below, at and above capacity.
 pub const QUICK_LOADS: [f64; 3] = [0.5, 1.0, 1.5];
 
-/// Start-up, calibration and drains per variant, for the time estimate.
+/// Longest wait between two steps for the server to finish what the first left it
+/// (its CPU going quiet); a step that began at the cap is warned about.
+pub const SETTLE_CAP: Duration = Duration::from_secs(3);
+
+/// Start-up, calibration and drains per variant, for the time estimate (the settle
+/// waits between steps are not in it).
 pub const OVERHEAD_PER_VARIANT: Duration = Duration::from_secs(2);
 
 /// Phase lengths, each (measured, warm-up) in seconds.
@@ -251,7 +256,8 @@ impl Settings {
     pub fn validate(&self) -> Result<(), String> {
         for p in &self.phases {
             if p.duration_s <= 0.0 {
-                return Err(format!("--{} must be longer than zero", p.name));
+                let flag = if p.load.is_some() { "loaded" } else { &p.name };
+                return Err(format!("--{flag} must be longer than zero"));
             }
         }
         if !(self.heavy_ms.is_finite() && self.heavy_ms > 0.0) {
@@ -264,11 +270,23 @@ impl Settings {
             || self
                 .loads
                 .iter()
-                .any(|l| !(l.is_finite() && *l > 0.0 && *l <= 10.0))
+                .any(|l| !(l.is_finite() && *l >= 0.01 && *l <= 10.0))
         {
             return Err(
-                "--loads must be one or more multiples of what the cores can finish, each above 0 and at most 10 (e.g. 0.5,1,1.5)".into(),
+                "--loads must be one or more multiples of what the cores can finish, each from 0.01 to 10 (e.g. 0.5,1,1.5)".into(),
             );
+        }
+        if let Some(w) = self
+            .loads
+            .windows(2)
+            .find(|w| step_name(w[0]) == step_name(w[1]))
+        {
+            return Err(format!(
+                "--loads {} and {} name the same step ({}); give loads at least 0.01 apart",
+                w[0],
+                w[1],
+                step_name(w[0])
+            ));
         }
         if !(self.objective_ms > 0.0 && self.objective_ms.is_finite()) {
             return Err("--objective must be longer than zero".into());

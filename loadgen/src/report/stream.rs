@@ -37,6 +37,10 @@ pub struct StreamReport {
     /// 2xx responses completed inside the measured window, per second.
     pub ok_throughput: f64,
     pub counts: Counts,
+    /// The outcomes that completed inside the measured window (not during the
+    /// drain): what throughput counts.
+    #[serde(default)]
+    pub in_window: Option<Counts>,
     /// Open loop: due in the measured part but never sent (no free connection);
     /// in the corrected latency as lower bounds.
     pub unsent: u64,
@@ -103,6 +107,7 @@ impl StreamReport {
             throughput: outcome.in_window.responses as f64 / seconds,
             ok_throughput: outcome.in_window.status_2xx as f64 / seconds,
             counts: total.counts,
+            in_window: Some(outcome.in_window),
             unsent: outcome.unsent,
             latency: Latency {
                 corrected: Percentiles::of(&total.corrected),

@@ -120,7 +120,12 @@ fn step(phase: &PhaseReport, load: f64, heavy: &HeavySize, settings: &Settings) 
             Some(h) => {
                 let seconds = h.measured_s.max(f64::MIN_POSITIVE);
                 let offered = offered_per_s * seconds;
-                let answered = h.ok_throughput * seconds + h.counts.status_503 as f64;
+                // Done or refused inside the step (older reports: 503s of the whole
+                // stream, which are answered at once anyway).
+                let answered = match &h.in_window {
+                    Some(w) => (w.status_2xx + w.status_503) as f64,
+                    None => h.ok_throughput * seconds + h.counts.status_503 as f64,
+                };
                 (
                     h.ok_throughput,
                     answered / offered.max(1.0),
@@ -129,6 +134,8 @@ fn step(phase: &PhaseReport, load: f64, heavy: &HeavySize, settings: &Settings) 
             }
             None => (0.0, 0.0, None),
         },
+        // Jobs: those done or refused of those submitted in the step, counting the
+        // drain after it (a job is only over when it has finished).
         Scenario::Jobs => match (&phase.jobs, phase.stream("jobs")) {
             (Some(jobs), Some(end_to_end)) => (
                 jobs.done as f64 / end_to_end.measured_s.max(f64::MIN_POSITIVE),

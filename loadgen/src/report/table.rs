@@ -15,9 +15,10 @@ use crate::stats::{Interval, Percentiles};
 
 /// Columns of the responsiveness scenario's table: the capacity from the sweep,
 /// then every figure at the overload point (the sweep's highest step that ran).
-const RESPONSIVENESS_COLUMNS: [&str; 17] = [
+const RESPONSIVENESS_COLUMNS: [&str; 18] = [
     "variant",
     "capacity",
+    "overload step",
     "responsive",
     "probe p99 [95% CI]",
     "probe n",
@@ -297,6 +298,10 @@ fn responsiveness_cells(v: &VariantReport) -> Option<Vec<Cell>> {
     let heavy = stream("loaded", "heavy")?;
     Some(vec![
         capacity_cell(v),
+        Cell::plain(
+            v.overload_load()
+                .map_or_else(|| "–".to_owned(), |l| format!("{l}×")),
+        ),
         Cell::plain(v.verdict.map_or("–", |verdict| verdict.name())),
         headline(loaded),
         Cell::plain(loaded.latency.corrected.count.to_string()),

@@ -8,6 +8,7 @@
 use super::bench::BenchReport;
 use super::format::format_us;
 use super::run::RunReport;
+use super::settings::SETTLE_CAP;
 use super::stream::StreamReport;
 use crate::recorder::LATE_THRESHOLD;
 
@@ -137,6 +138,14 @@ pub fn run_warnings(report: &RunReport) -> Vec<String> {
                 warnings.push(format!(
                     "{} {}: no scrape of the server's /metrics.json succeeded ({:?}); no server figures",
                     v.name, p.name, t.scrape_failures
+                ));
+            }
+            if p.settled_s.is_some_and(|s| s >= SETTLE_CAP.as_secs_f64()) {
+                warnings.push(format!(
+                    "{} {}: the server was still busy with the previous step's work when this step began (the run waited the {} s cap); the step's figures include that work",
+                    v.name,
+                    p.name,
+                    SETTLE_CAP.as_secs()
                 ));
             }
             if let Some(jobs) = p.jobs.as_ref().filter(|j| j.lost > 0) {
