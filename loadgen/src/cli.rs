@@ -172,6 +172,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 8)]
     pub probe_connections: usize,
 
+    /// New-connection probes per second: `GET /health` on a new connection each, as
+    /// new clients arrive, with connect times (0: none).
+    #[arg(long, default_value_t = crate::report::settings::DEFAULT_FRESH_RATE)]
+    pub fresh_rate: f64,
+
     /// Connections of the heavy stream.
     #[arg(long, default_value_t = 96)]
     pub heavy_connections: usize,
@@ -368,4 +373,10 @@ pub struct BenchArgs {
     /// Runtime threads driving the connections [default: cores].
     #[arg(long)]
     pub threads: Option<usize>,
+
+    /// Open a new connection for every request (sending `Connection: close`), as
+    /// new clients do, and report connect times; by default connections are opened
+    /// before the clock starts and kept alive.
+    #[arg(long, conflicts_with = "scenario")]
+    pub fresh_connections: bool,
 }

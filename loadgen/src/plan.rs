@@ -53,16 +53,24 @@ pub struct StreamSpec {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Option<Bytes>,
     pub load: Load,
+    /// Open a new connection for every request (and ask the server to close it),
+    /// as a new client would, with connect times recorded; otherwise connections
+    /// are opened before the clock starts and kept alive.
+    pub fresh_connections: bool,
 }
 
 impl StreamSpec {
     /// The stream's request as it goes on the wire to `authority` (the `Host`).
     pub fn request(&self, authority: &str) -> Result<PreparedRequest, RequestError> {
+        let mut headers = self.headers.clone();
+        if self.fresh_connections {
+            headers.push((http::header::CONNECTION, HeaderValue::from_static("close")));
+        }
         PreparedRequest::new(
             &self.method,
             &self.path,
             authority,
-            &self.headers,
+            &headers,
             self.body.as_deref().unwrap_or_default(),
         )
     }
@@ -125,6 +133,7 @@ impl Plan {
                 headers: Vec::new(),
                 body: None,
                 load,
+                fresh_connections: false,
             }],
             target,
             timing,
@@ -201,6 +210,7 @@ mod tests {
                 headers: vec![],
                 body: None,
                 load,
+                fresh_connections: false,
             }],
             timing: Timing {
                 duration,

@@ -90,6 +90,9 @@ pub struct Recorded {
     pub uncorrected: Histogram<u64>,
     /// Open loop: actual send time minus due time.
     pub lateness: Histogram<u64>,
+    /// A stream that opens a new connection per request: how long each connect
+    /// took (made on the first one recorded, so keep-alive streams carry none).
+    pub connect: Option<Histogram<u64>>,
     pub counts: Counts,
 }
 
@@ -99,6 +102,7 @@ impl Default for Recorded {
             corrected: new_histogram(),
             uncorrected: new_histogram(),
             lateness: new_histogram(),
+            connect: None,
             counts: Counts::default(),
         }
     }
@@ -152,6 +156,14 @@ impl Recorded {
         }
     }
 
+    /// Records how long a new connection took to open (the handshake, done when the
+    /// kernel has it: a stuck server's accept queue does not show here).
+    pub fn record_connect(&mut self, took: Duration) {
+        self.connect
+            .get_or_insert_with(new_histogram)
+            .saturating_record(nanos(took));
+    }
+
     fn record_latency(&mut self, s: &Sample) {
         self.corrected
             .saturating_record(nanos(s.done.saturating_duration_since(s.due)));
@@ -175,6 +187,12 @@ impl Recorded {
             .add(&other.uncorrected)
             .expect("same bounds");
         self.lateness.add(&other.lateness).expect("same bounds");
+        if let Some(connect) = &other.connect {
+            self.connect
+                .get_or_insert_with(new_histogram)
+                .add(connect)
+                .expect("same bounds");
+        }
         self.counts.add(&other.counts);
     }
 }

@@ -63,6 +63,10 @@ pub struct StreamFile {
     pub concurrency: Option<usize>,
     #[serde(default)]
     pub kind: StreamKind,
+    /// A new connection for every request (as new clients arrive), with connect
+    /// times recorded.
+    #[serde(default)]
+    pub fresh_connections: bool,
 }
 
 /// A stream of background jobs from a scenario file (`kind = "job"`).
@@ -203,6 +207,7 @@ impl StreamFile {
             headers,
             body: self.body.clone().map(Bytes::from),
             load,
+            fresh_connections: self.fresh_connections,
         })
     }
 }

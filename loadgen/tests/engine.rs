@@ -212,3 +212,43 @@ fn an_unreachable_server_is_a_clear_error() {
     assert!(error.contains("cannot connect"), "{error}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn fresh_connections_open_one_per_request_and_time_each_connect() {
+    // A new client per request: the server accepts a connection for every one,
+    // and each connect is timed; a kept-alive stream uses its few connections and
+    // records no connect times.
+    let server = TestServer::start(Behaviour::Fast);
+    let load = Load::Open {
+        rate: 200.0,
+        connections: 4,
+    };
+    let mut fresh = plan(&server.url("/health"), load, ms(1_000), ms(0));
+    fresh.streams[0].fresh_connections = true;
+    let outcome = run(&fresh).unwrap();
+    let s = &outcome.streams[0];
+    let sent = s.total.counts.sent;
+    assert!(
+        sent >= 190 && s.total.counts.status_2xx == sent,
+        "{:?}",
+        s.total.counts
+    );
+    let accepted = server.connections.load(Ordering::Relaxed);
+    assert!(
+        accepted >= sent,
+        "{accepted} connections for {sent} requests"
+    );
+    let connect = s.total.connect.as_ref().expect("connect times");
+    assert_eq!(connect.len(), sent);
+
+    let before = server.connections.load(Ordering::Relaxed);
+    let kept = plan(&server.url("/health"), load, ms(1_000), ms(0));
+    let outcome = run(&kept).unwrap();
+    let s = &outcome.streams[0];
+    let accepted = server.connections.load(Ordering::Relaxed) - before;
+    assert!(
+        accepted <= 4 + 1,
+        "{accepted} connections for a kept-alive stream"
+    );
+    assert!(s.total.connect.is_none());
+}

@@ -17,6 +17,7 @@ Examples:
   servers --list
   servers --variant spawn-blocking
   servers --variant multi-worker --workers 4 --port 8080
+  servers --variant multi-worker-reuseport --workers 4 --port 8080
   servers --variant redis-queue --redis redis://127.0.0.1:6379 &
   servers worker --redis redis://127.0.0.1:6379 --concurrency 2
   curl 'http://127.0.0.1:8080/work/cpu?units=20000'
@@ -61,7 +62,8 @@ pub struct Cli {
     #[arg(long)]
     pub allow_remote: bool,
 
-    /// Runtime worker threads, or processes for multi-worker [default: cores].
+    /// Runtime worker threads, or processes for the multi-worker variants
+    /// [default: cores].
     #[arg(long)]
     pub workers: Option<NonZeroUsize>,
 
@@ -113,13 +115,20 @@ pub struct Cli {
     #[arg(long, value_parser = parse_positive_duration)]
     pub inject_delay: Option<Duration>,
 
-    /// Set by a multi-worker parent: where its processes share their figures.
+    /// Set by a multi-worker (or multi-worker-reuseport) parent: where its processes
+    /// share their figures.
     #[arg(long, hide = true)]
     pub telemetry_dir: Option<std::path::PathBuf>,
 
-    /// Set by a multi-worker parent on the processes it starts: which one this is.
+    /// Set by a multi-worker (or multi-worker-reuseport) parent on the processes it
+    /// starts: which one this is.
     #[arg(long, hide = true)]
     pub process_index: Option<usize>,
+
+    /// Set by a multi-worker (shared-socket) parent on the processes it starts: the
+    /// inherited file descriptor of the listening socket they all accept from.
+    #[arg(long, hide = true)]
+    pub listen_fd: Option<i32>,
 
     /// Set by a multi-worker parent so its processes share one calibration.
     #[arg(long, hide = true)]
@@ -184,8 +193,19 @@ impl Cli {
                     .into(),
             );
         }
-        if self.process_index.is_some() && self.variant != Some(Variant::MultiWorker) {
-            return Err("--process-index is only for multi-worker processes".into());
+        if self.process_index.is_some() && !self.variant.is_some_and(Variant::is_multi_process) {
+            return Err(
+                "--process-index is only for multi-worker and multi-worker-reuseport processes"
+                    .into(),
+            );
+        }
+        if let Some(fd) = self.listen_fd {
+            if self.variant != Some(Variant::MultiWorker) || self.process_index.is_none() {
+                return Err("--listen-fd is only for multi-worker processes".into());
+            }
+            if fd < 0 {
+                return Err("--listen-fd must be a file descriptor number".into());
+            }
         }
         match (self.variant, &self.redis) {
             (Some(Variant::RedisQueue), None) => {
@@ -223,6 +243,7 @@ impl Cli {
             queue_capacity: self.queue_capacity.get(),
             shutdown_grace: self.shutdown_grace,
             process_index: self.process_index,
+            listen_fd: self.listen_fd,
             ns_per_unit: self.ns_per_unit,
             process_args_prefix: Vec::new(),
             redis: self.redis,
@@ -261,8 +282,13 @@ pub fn run(cli: Cli, process_args_prefix: Vec<String>) -> ExitCode {
         };
     }
     if cli.list {
+        let width = Variant::ALL
+            .iter()
+            .map(|v| v.name().len())
+            .max()
+            .unwrap_or(0);
         for variant in Variant::ALL {
-            println!("{:<18} {}", variant.name(), variant.summary());
+            println!("{:<width$} {}", variant.name(), variant.summary());
         }
         return ExitCode::SUCCESS;
     }

@@ -22,6 +22,9 @@ pub struct ServerConfig {
     /// Which process of a multi-worker group this is; `None` everywhere else
     /// (including a multi-worker supervisor).
     pub process_index: Option<usize>,
+    /// The listening socket a `multi-worker` (shared-socket) supervisor passed down to
+    /// this process as an inherited file descriptor; `None` everywhere else.
+    pub listen_fd: Option<std::os::fd::RawFd>,
     /// A calibration handed down by a multi-worker parent.
     pub ns_per_unit: Option<f64>,
     /// Arguments that go before the server flags when a multi-worker parent starts

@@ -24,7 +24,6 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use config::ServerConfig;
-use variant::Variant;
 use workload::Calibration;
 
 /// CPU time spent measuring the kernel at start-up.
@@ -36,7 +35,7 @@ pub fn run(config: ServerConfig) -> anyhow::Result<()> {
         Some(ns_per_unit) => Calibration { ns_per_unit },
         None => workload::calibrate(CALIBRATION_BUDGET),
     };
-    if config.variant == Variant::MultiWorker && config.process_index.is_none() {
+    if config.variant.is_multi_process() && config.process_index.is_none() {
         multi_worker::supervise(&config, calibration)
     } else {
         serve::serve(&config, calibration)

@@ -1,16 +1,26 @@
-//! The `multi-worker` supervisor: the `uvicorn --workers N` answer.
+//! The supervisor of the two multi-worker variants: N copies of this program as its
+//! processes, each a `current_thread` runtime with work inline.
 //!
-//! The parent reserves a port, starts N copies of this program as its processes
-//! (each a `current_thread` runtime with work inline) that all listen on that port
-//! with `SO_REUSEPORT`, and prints the `listening on` line once every process has.
-//! Each process has its own accept queue, so a process stuck in a job keeps receiving
-//! its hashed share of new connections: probe latency splits into two populations.
+//! - `multi-worker` is what `uvicorn --workers N` and gunicorn do: the supervisor
+//!   binds and listens once and hands that one socket to every process as an
+//!   inherited file descriptor (its number in the hidden `--listen-fd` flag). There
+//!   is one accept queue; a process stuck in a job does not call `accept`, so a new
+//!   connection goes to a free process. Connections a stuck process already holds
+//!   (keep-alive) still wait for it.
+//! - `multi-worker-reuseport` is nginx's `listen … reuseport`: the supervisor only
+//!   reserves the port, and every process binds its own socket with `SO_REUSEPORT`.
+//!   Each has its own accept queue and the kernel hashes a new connection to one of
+//!   them, stuck or not: probe latency splits into two populations.
 //!
-//! The parent forwards SIGINT/SIGTERM and reaps its processes. Each is started with
-//! `PR_SET_PDEATHSIG`, so if the parent dies however it dies, the kernel kills its
-//! processes and no orphan keeps the port.
+//! The listening socket is close-on-exec in the supervisor, so no other program it
+//! might start inherits it; only the processes' `pre_exec` clears the flag, in the
+//! child between fork and exec. The supervisor prints the `listening on` line once
+//! every process has, forwards SIGINT/SIGTERM and reaps its processes. Each is
+//! started with `PR_SET_PDEATHSIG`, so if the parent dies however it dies, the
+//! kernel kills its processes and no orphan keeps the port.
 
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -24,6 +34,7 @@ use crate::config::ServerConfig;
 use crate::listener;
 use crate::serve::announce;
 use crate::shutdown::Shutdown;
+use crate::variant::Variant;
 use crate::workload::Calibration;
 
 /// How long a process may take to print its `listening on` line.
@@ -31,9 +42,13 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the supervisor until a shutdown signal or a process's unexpected exit.
 pub fn supervise(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<()> {
-    // Held until the end so the port stays ours even if every process restarts.
-    let (_reservation, addr) =
-        listener::reserve(config.addr).with_context(|| format!("cannot bind {}", config.addr))?;
+    // Held until the end: the shared socket is the processes' own (closing the last
+    // copy drops the connections still queued), the reservation keeps the port ours
+    // even if every process restarts.
+    let socket = GroupSocket::open(config.variant, config.addr)
+        .with_context(|| format!("cannot bind {}", config.addr))?;
+    let addr = socket.addr;
+    let listen_fd = socket.listen_fd();
     let telemetry_dir = if config.telemetry {
         Some(TelemetryDir::create().context("cannot create the workers' telemetry folder")?)
     } else {
@@ -51,7 +66,7 @@ pub fn supervise(config: &ServerConfig, calibration: Calibration) -> anyhow::Res
         let mut waits = JoinSet::new();
         for index in 0..config.workers {
             let shared = telemetry_dir.as_ref().map(|d| d.path.as_path());
-            let mut child = spawn_process(config, addr, index, calibration, shared)?;
+            let mut child = spawn_process(config, addr, listen_fd, index, calibration, shared)?;
             wait_until_listening(&mut child, index).await?;
             pids.push(child.id().context("worker exited during start-up")?);
             waits.spawn(async move { (index, child.wait().await) });
@@ -78,6 +93,49 @@ pub fn supervise(config: &ServerConfig, calibration: Calibration) -> anyhow::Res
     })
 }
 
+/// What the supervisor holds on the group's port.
+struct GroupSocket {
+    addr: SocketAddr,
+    kind: GroupSocketKind,
+}
+
+enum GroupSocketKind {
+    /// `multi-worker`: the listening socket every process accepts from.
+    Shared(std::net::TcpListener),
+    /// `multi-worker-reuseport`: a bound socket that never listens, keeping the port.
+    Reserved { _held: socket2::Socket },
+}
+
+impl GroupSocket {
+    fn open(variant: Variant, addr: SocketAddr) -> std::io::Result<GroupSocket> {
+        Ok(match variant {
+            Variant::MultiWorkerReuseport => {
+                let (socket, addr) = listener::reserve(addr)?;
+                GroupSocket {
+                    addr,
+                    kind: GroupSocketKind::Reserved { _held: socket },
+                }
+            }
+            // `multi-worker`, the only other variant with a supervisor.
+            _ => {
+                let (socket, addr) = listener::shared(addr)?;
+                GroupSocket {
+                    addr,
+                    kind: GroupSocketKind::Shared(socket),
+                }
+            }
+        })
+    }
+
+    /// The descriptor the processes inherit: the shared socket's, or none.
+    fn listen_fd(&self) -> Option<RawFd> {
+        match &self.kind {
+            GroupSocketKind::Shared(socket) => Some(socket.as_raw_fd()),
+            GroupSocketKind::Reserved { .. } => None,
+        }
+    }
+}
+
 /// The folder where the processes share their telemetry, removed when the supervisor
 /// ends (a supervisor killed outright leaves a few small files in the temp folder).
 struct TelemetryDir {
@@ -100,10 +158,12 @@ impl Drop for TelemetryDir {
     }
 }
 
-/// Starts process `index` of the group listening on `addr`.
+/// Starts process `index` of the group listening on `addr`: on the inherited socket
+/// `listen_fd` if given (shared socket), else on a socket of its own (`SO_REUSEPORT`).
 fn spawn_process(
     config: &ServerConfig,
     addr: SocketAddr,
+    listen_fd: Option<RawFd>,
     index: usize,
     calibration: Calibration,
     telemetry_dir: Option<&Path>,
@@ -148,11 +208,22 @@ fn spawn_process(
     if !addr.ip().is_loopback() {
         command.arg("--allow-remote");
     }
+    if let Some(fd) = listen_fd {
+        // Fork copies the descriptor table, so the child has the socket at the
+        // same number.
+        command.args(["--listen-fd", &fd.to_string()]);
+    }
     let parent = std::process::id();
     // SAFETY: the closure runs in the child between fork and exec and only makes
-    // async-signal-safe system calls (prctl, getppid).
+    // async-signal-safe system calls (prctl, getppid, fcntl).
     unsafe {
-        command.pre_exec(move || die_with_parent(parent));
+        command.pre_exec(move || {
+            die_with_parent(parent)?;
+            match listen_fd {
+                Some(fd) => listener::inheritable_in_child(fd),
+                None => Ok(()),
+            }
+        });
     }
     command
         .spawn()

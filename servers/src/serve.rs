@@ -1,5 +1,6 @@
-//! Running one server process: build the variant's runtime and strategy, bind, print
-//! the `listening on` line, serve until SIGINT/SIGTERM.
+//! Running one server process: build the variant's runtime and strategy, bind (or
+//! take over the socket a `multi-worker` supervisor passed down), print the
+//! `listening on` line, serve until SIGINT/SIGTERM.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use crate::strategy::{
     BlockInPlace, Cooperative, Inline, RayonPool, RedisQueueStrategy, SequentialQueue,
     SpawnBlocking, Strategy,
 };
-use crate::telemetry::{Group, Telemetry};
+use crate::telemetry::{traffic, Group, Telemetry};
 use crate::variant::{RuntimeFlavor, Variant};
 use crate::workload::Calibration;
 
@@ -36,9 +37,10 @@ fn build_strategy(
         Variant::RedisQueue => Box::new(RedisQueueStrategy::new(
             redis.context("redis-queue needs --redis")?.clone(),
         )),
-        Variant::BlockingInAsync | Variant::CurrentThread | Variant::MultiWorker => {
-            Box::new(Inline)
-        }
+        Variant::BlockingInAsync
+        | Variant::CurrentThread
+        | Variant::MultiWorker
+        | Variant::MultiWorkerReuseport => Box::new(Inline),
         Variant::SpawnBlocking => Box::new(SpawnBlocking),
         Variant::BlockInPlace => Box::new(BlockInPlace),
         Variant::Rayon => Box::new(RayonPool::new(cores())?),
@@ -65,9 +67,14 @@ fn build_runtime(config: &ServerConfig) -> std::io::Result<tokio::runtime::Runti
 
 /// Serves one process of `config.variant` until a shutdown signal; blocks the caller.
 pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<()> {
-    let reuse_port = config.process_index.is_some();
-    let std_listener = listener::listen(config.addr, reuse_port)
-        .with_context(|| format!("cannot listen on {}", config.addr))?;
+    let std_listener = match config.listen_fd {
+        // A process of `multi-worker`: the supervisor's socket, shared by the group.
+        Some(fd) => listener::inherited(fd).context("cannot take over the shared socket")?,
+        // A process of `multi-worker-reuseport` binds its own socket on the group's
+        // port; every other variant just listens.
+        None => listener::listen(config.addr, config.process_index.is_some())
+            .with_context(|| format!("cannot listen on {}", config.addr))?,
+    };
     let local = std_listener.local_addr()?;
     let runtime = build_runtime(config)?;
     let redis = match &config.redis {
@@ -131,6 +138,7 @@ pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<
             max_units = state.limits.max_units,
             "serving"
         );
+        let listener = traffic::counted(listener);
         let server = axum::serve(listener, api::router(state))
             .with_graceful_shutdown(shutdown.clone().requested());
         tokio::select! {

@@ -12,7 +12,10 @@ pub enum Variant {
     SpawnBlocking,
     BlockInPlace,
     Rayon,
+    /// N processes sharing one listening socket (one accept queue).
     MultiWorker,
+    /// N processes, each with its own `SO_REUSEPORT` socket (one accept queue each).
+    MultiWorkerReuseport,
     Cooperative,
     SequentialQueue,
     RedisQueue,
@@ -29,13 +32,14 @@ pub enum RuntimeFlavor {
 
 impl Variant {
     /// Every variant, in the order `servers --list` prints them.
-    pub const ALL: [Variant; 9] = [
+    pub const ALL: [Variant; 10] = [
         Variant::BlockingInAsync,
         Variant::CurrentThread,
         Variant::SpawnBlocking,
         Variant::BlockInPlace,
         Variant::Rayon,
         Variant::MultiWorker,
+        Variant::MultiWorkerReuseport,
         Variant::Cooperative,
         Variant::SequentialQueue,
         Variant::RedisQueue,
@@ -50,6 +54,7 @@ impl Variant {
             Variant::BlockInPlace => "block-in-place",
             Variant::Rayon => "rayon",
             Variant::MultiWorker => "multi-worker",
+            Variant::MultiWorkerReuseport => "multi-worker-reuseport",
             Variant::Cooperative => "cooperative",
             Variant::SequentialQueue => "sequential-queue",
             Variant::RedisQueue => "redis-queue",
@@ -74,7 +79,10 @@ impl Variant {
             }
             Variant::Rayon => "work sent to a rayon pool (one thread per core), result via oneshot",
             Variant::MultiWorker => {
-                "N processes, each a current_thread runtime, sharing one port via SO_REUSEPORT"
+                "N processes, each a current_thread runtime, sharing one listening socket (one accept queue)"
+            }
+            Variant::MultiWorkerReuseport => {
+                "N processes, each a current_thread runtime with its own SO_REUSEPORT socket (one accept queue each)"
             }
             Variant::Cooperative => "work cut into ~50 µs slices with yield_now between them",
             Variant::SequentialQueue => {
@@ -95,7 +103,8 @@ impl Variant {
             Variant::SpawnBlocking => "a plain `def` endpoint / `run_in_threadpool`",
             Variant::BlockInPlace => "none (tokio-specific)",
             Variant::Rayon => "`ProcessPoolExecutor` (a CPU-sized pool)",
-            Variant::MultiWorker => "`uvicorn --workers N`",
+            Variant::MultiWorker => "`uvicorn --workers N` / gunicorn",
+            Variant::MultiWorkerReuseport => "nginx `listen … reuseport`, many Rust servers",
             Variant::Cooperative => "chunked work with `await asyncio.sleep(0)`",
             Variant::SequentialQueue => "\"buffer the jobs and process them one by one\"",
             Variant::RedisQueue => "Celery / RQ on Redis with separate workers",
@@ -107,11 +116,24 @@ impl Variant {
         self == Variant::RedisQueue
     }
 
+    /// Whether the variant runs as a supervisor and `--workers` processes.
+    pub fn is_multi_process(self) -> bool {
+        matches!(self, Variant::MultiWorker | Variant::MultiWorkerReuseport)
+    }
+
     /// The runtime each of the variant's processes runs.
     pub fn runtime_flavor(self) -> RuntimeFlavor {
         match self {
-            Variant::CurrentThread | Variant::MultiWorker => RuntimeFlavor::CurrentThread,
-            _ => RuntimeFlavor::MultiThread,
+            Variant::CurrentThread | Variant::MultiWorker | Variant::MultiWorkerReuseport => {
+                RuntimeFlavor::CurrentThread
+            }
+            Variant::BlockingInAsync
+            | Variant::SpawnBlocking
+            | Variant::BlockInPlace
+            | Variant::Rayon
+            | Variant::Cooperative
+            | Variant::SequentialQueue
+            | Variant::RedisQueue => RuntimeFlavor::MultiThread,
         }
     }
 }
@@ -160,5 +182,46 @@ mod tests {
             "{error}"
         );
         assert!(error.ends_with(", redis-queue"), "{error}");
+    }
+
+    #[test]
+    fn the_two_multi_worker_designs_sit_side_by_side() {
+        assert_eq!(Variant::ALL.len(), 10);
+        let at = Variant::ALL
+            .iter()
+            .position(|&v| v == Variant::MultiWorker)
+            .unwrap();
+        assert_eq!(Variant::ALL[at + 1], Variant::MultiWorkerReuseport);
+        assert_eq!(
+            Variant::from_name("multi-worker-reuseport"),
+            Some(Variant::MultiWorkerReuseport)
+        );
+        for v in [Variant::MultiWorker, Variant::MultiWorkerReuseport] {
+            assert!(v.is_multi_process());
+            assert_eq!(v.runtime_flavor(), RuntimeFlavor::CurrentThread);
+            assert!(!v.needs_redis());
+        }
+        assert!(Variant::MultiWorker.summary().contains("one accept queue"));
+        assert!(Variant::MultiWorker
+            .mirrors()
+            .contains("uvicorn --workers N"));
+        assert!(Variant::MultiWorkerReuseport
+            .summary()
+            .contains("SO_REUSEPORT"));
+        assert!(Variant::MultiWorkerReuseport
+            .mirrors()
+            .contains("reuseport"));
+        let multi: Vec<Variant> = Variant::ALL
+            .into_iter()
+            .filter(|v| v.is_multi_process())
+            .collect();
+        assert_eq!(multi.len(), 2);
+    }
+
+    #[test]
+    fn every_variant_has_its_own_summary() {
+        let summaries: std::collections::HashSet<&str> =
+            Variant::ALL.iter().map(|v| v.summary()).collect();
+        assert_eq!(summaries.len(), Variant::ALL.len());
     }
 }

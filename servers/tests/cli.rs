@@ -27,12 +27,46 @@ fn list_prints_every_variant_with_an_explanation() {
             "block-in-place",
             "rayon",
             "multi-worker",
+            "multi-worker-reuseport",
             "cooperative",
             "sequential-queue",
             "redis-queue"
         ]
     );
     assert!(text.lines().all(|l| l.split_whitespace().count() > 3));
+    // The summaries start in one column.
+    let columns: std::collections::BTreeSet<usize> = text
+        .lines()
+        .map(|l| {
+            let name = l.split_whitespace().next().unwrap();
+            name.len() + l[name.len()..].len() - l[name.len()..].trim_start().len()
+        })
+        .collect();
+    assert_eq!(columns.len(), 1, "{text}");
+}
+
+#[test]
+fn a_listen_fd_that_is_no_listening_socket_fails_without_announcing() {
+    // Standard input (here /dev/null) stands for a descriptor that is not the
+    // supervisor's socket: the process must say so and exit, not serve.
+    let out = servers(&[
+        "--variant",
+        "multi-worker",
+        "--process-index",
+        "0",
+        "--ns-per-unit",
+        "10",
+        "--no-telemetry",
+        "--listen-fd",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "it announced an address");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a socket"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -57,6 +91,17 @@ fn bad_flags_exit_2_without_starting() {
             "--inject-delay",
             "5ms",
         ],
+        &["--variant", "rayon", "--process-index", "0"],
+        &["--variant", "multi-worker", "--listen-fd", "3"],
+        &[
+            "--variant",
+            "multi-worker-reuseport",
+            "--process-index",
+            "0",
+            "--listen-fd",
+            "3",
+        ],
+        &["--variant", "rayon", "--telemetry-dir", "/tmp"],
         &["worker"],
         &[
             "worker",

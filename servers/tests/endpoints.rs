@@ -111,7 +111,7 @@ fn an_injected_delay_slows_health_without_blocking_the_server() {
     // delay, on any variant, multi-worker processes included; other requests and
     // concurrent probes do not queue behind it.
     let delay = Duration::from_millis(300);
-    for variant in ["current-thread", "multi-worker"] {
+    for variant in ["current-thread", "multi-worker", "multi-worker-reuseport"] {
         let server = Server::start(variant, &["--inject-delay", "300ms", "--workers", "2"]);
         let (response, took) = timed_get(server.addr, "/health");
         assert_eq!(response.status, 200);

@@ -1,6 +1,7 @@
 //! The telemetry endpoints: the lag probe sees a stall, `/metrics` is valid
 //! Prometheus text, job counters follow a job, every multi-worker process is
-//! reported, and `--no-telemetry` turns it all off.
+//! reported with the connections and requests it took, and `--no-telemetry` turns
+//! it all off.
 
 mod support;
 
@@ -159,31 +160,107 @@ fn job_counters_follow_a_job_through_the_queue() {
     assert_eq!(done["jobs"]["running"], 0, "{done}");
 }
 
-#[test]
-fn multi_worker_reports_every_process() {
-    let server = Server::start("multi-worker", &["--workers", "2"]);
+/// `/metrics.json` of a group once all `n` of its processes are in it.
+fn report_of_every_process(server: &Server, n: usize) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
-    let report = loop {
+    loop {
         let report = server.get("/metrics.json").json();
-        if report["processes"].as_array().unwrap().len() == 2 || Instant::now() > deadline {
-            break report;
+        if report["processes"].as_array().unwrap().len() == n || Instant::now() > deadline {
+            return report;
         }
         std::thread::sleep(Duration::from_millis(50));
-    };
-    let processes = report["processes"].as_array().unwrap();
-    assert_eq!(processes.len(), 2, "{report}");
-    let indexes: Vec<u64> = processes
-        .iter()
-        .map(|p| p["process"].as_u64().unwrap())
-        .collect();
-    assert_eq!(indexes, [0, 1]);
-    assert_ne!(processes[0]["pid"], processes[1]["pid"]);
-    for p in processes {
-        assert_eq!(p["runtime"]["workers"], 1, "{p}");
-        assert!(p["age_s"].as_f64().unwrap() < 5.0, "stale: {p}");
     }
-    let text = server.get("/metrics").body;
-    assert!(text.contains("tokio_runtime_workers{variant=\"multi-worker\",process=\"1\"} 1"));
+}
+
+#[test]
+fn multi_worker_reports_every_process() {
+    for variant in ["multi-worker", "multi-worker-reuseport"] {
+        let server = Server::start(variant, &["--workers", "2"]);
+        let report = report_of_every_process(&server, 2);
+        let processes = report["processes"].as_array().unwrap();
+        assert_eq!(processes.len(), 2, "{report}");
+        let indexes: Vec<u64> = processes
+            .iter()
+            .map(|p| p["process"].as_u64().unwrap())
+            .collect();
+        assert_eq!(indexes, [0, 1]);
+        assert_ne!(processes[0]["pid"], processes[1]["pid"]);
+        for p in processes {
+            assert_eq!(p["runtime"]["workers"], 1, "{p}");
+            assert!(p["age_s"].as_f64().unwrap() < 5.0, "stale: {p}");
+        }
+        let text = server.get("/metrics").body;
+        assert!(
+            text.contains(&format!(
+                "tokio_runtime_workers{{variant=\"{variant}\",process=\"1\"}} 1"
+            )),
+            "{text}"
+        );
+    }
+}
+
+/// The sum over the processes of `/metrics.json` of `field`.
+fn total(report: &Value, field: &str) -> u64 {
+    report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[field].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn every_process_counts_the_connections_it_accepted_and_the_requests_it_served() {
+    const CONNECTIONS: u64 = 30;
+    for (variant, processes) in [
+        ("current-thread", 1),
+        ("multi-worker", 2),
+        ("multi-worker-reuseport", 2),
+    ] {
+        let server = Server::start(variant, &["--workers", "2"]);
+        for _ in 0..CONNECTIONS {
+            assert_eq!(server.get("/health").status, 200);
+        }
+        // Siblings publish every 100 ms; each look is one more connection.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let report = loop {
+            let report = report_of_every_process(&server, processes);
+            let done = total(&report, "connections_accepted") >= CONNECTIONS
+                && total(&report, "requests") >= CONNECTIONS;
+            if done || Instant::now() > deadline {
+                break report;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let accepted = total(&report, "connections_accepted");
+        let requests = total(&report, "requests");
+        eprintln!("{variant}: {accepted} connections accepted, {requests} requests");
+        assert!(accepted >= CONNECTIONS, "{variant}: {report}");
+        assert!(requests >= CONNECTIONS, "{variant}: {report}");
+        // One request per connection here, so never more connections than requests
+        // beyond the looks still in flight.
+        assert!(accepted <= requests + 1, "{variant}: {report}");
+
+        let text = server.get("/metrics").body;
+        let families = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .expect("valid Prometheus text");
+        for name in ["server_connections_accepted_total", "server_requests_total"] {
+            let samples: Vec<_> = families
+                .samples
+                .iter()
+                .filter(|s| s.metric == name)
+                .collect();
+            assert_eq!(samples.len(), processes, "{variant}: {name}\n{text}");
+            for sample in samples {
+                assert_eq!(sample.labels.get("variant"), Some(variant), "{name}");
+                assert_eq!(
+                    sample.labels.get("process").is_some(),
+                    processes > 1,
+                    "{name}"
+                );
+            }
+        }
+    }
 }
 
 #[test]

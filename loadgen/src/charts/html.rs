@@ -116,11 +116,23 @@ pub fn run_page(report: &RunReport, charts: &[(String, String)]) -> String {
             "<p class=\"small\"><span class=\"weak\">Grey</span>: too few samples for a 95 % upper bound on that percentile; it is about the largest sample, not a figure to compare. ≥: a lower bound (requests given up on count at the time they were given up).</p>"
         );
     }
-    if let Some(rows) = report.sweep_table() {
-        let _ = writeln!(
-            out,
-            "<h3>The load sweep</h3><p>Probe p99 per step (✓: responsive and at least 90 % of the heavy work answered; ✗: not), then the share of the heavy work offered that was answered.</p><table id=\"sweep\">"
-        );
+    let tables = [
+        (
+            report.sweep_table(),
+            "sweep",
+            "The load sweep",
+            "Probe p99 per step (✓: responsive and at least 90 % of the heavy work answered; ✗: not), then the share of the heavy work offered that was answered.",
+        ),
+        (
+            report.fresh_table(),
+            "fresh",
+            "New connections",
+            "p50 / p99 of GET /health on a new connection each, from its due time to the response, connect included.",
+        ),
+    ];
+    for (rows, id, title, caption) in tables {
+        let Some(rows) = rows else { continue };
+        let _ = writeln!(out, "<h3>{title}</h3><p>{caption}</p><table id=\"{id}\">");
         for (i, row) in rows.iter().enumerate() {
             let tag = if i == 0 { "th" } else { "td" };
             let _ = write!(out, "<tr>");

@@ -223,6 +223,23 @@ pub fn render_run(report: &RunReport, dir: &Path) -> anyhow::Result<Vec<PathBuf>
             add(write_chart(&chart, &charts_dir)?, chart.title());
         }
     }
+    // New clients where a free process or worker is likely: the lowest step of the
+    // sweep at or above half of what the cores can finish.
+    if let Some(step) = report
+        .settings
+        .steps()
+        .find(|p| p.load.is_some_and(|l| l >= 0.5))
+        .or_else(|| report.settings.steps().next())
+    {
+        let title = format!(
+            "New-connection latency at {}× by percentile (corrected)",
+            step.load.unwrap_or_default()
+        );
+        let fresh = spectrum::Spectrum::of_phase(report, "fresh", &step.name, title, &footer)?;
+        if !fresh.is_empty() {
+            add(write_chart(&fresh, &charts_dir)?, fresh.title.clone());
+        }
+    }
     // The load's own latency: heavy requests, or the jobs' end-to-end time.
     let heavy = spectrum::Spectrum::of_run(report, report.scenario.load_stream(), &footer)?;
     add(write_chart(&heavy, &charts_dir)?, heavy.title.clone());

@@ -24,22 +24,39 @@ pub struct Spectrum {
 impl Spectrum {
     /// The loaded-phase distribution of `stream` for every variant of a run.
     pub fn of_run(report: &RunReport, stream: &str, footer: &str) -> anyhow::Result<Spectrum> {
+        let title = format!(
+            "{} latency under load by percentile (corrected)",
+            capitalised(stream)
+        );
+        Spectrum::of_phase(report, stream, "loaded", title, footer)
+    }
+
+    /// The distribution of `stream` in `phase` for every variant that ran it.
+    pub fn of_phase(
+        report: &RunReport,
+        stream: &str,
+        phase: &str,
+        title: String,
+        footer: &str,
+    ) -> anyhow::Result<Spectrum> {
         let mut series = Vec::new();
         for v in &report.variants {
-            let found = v.phase("loaded").and_then(|p| p.stream(stream));
+            let found = v.phase(phase).and_then(|p| p.stream(stream));
             if let Some(s) = found {
                 series.push((v.name.clone(), decode(&s.histograms.corrected)?));
             }
         }
         Ok(Spectrum {
-            title: format!(
-                "{} latency under load by percentile (corrected)",
-                capitalised(stream)
-            ),
+            title,
             stem: format!("spectrum-{stream}"),
             series,
             footer: footer.to_owned(),
         })
+    }
+
+    /// Whether it has no distribution to draw.
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
     }
 
     /// Every stream of a `bench` run.

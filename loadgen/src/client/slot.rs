@@ -21,6 +21,8 @@ pub struct Slot {
     /// timer may lag behind the current deadline (it only ever fires early, never
     /// late), and is moved forward only on the rare occasions it fires.
     timer: Option<Pin<Box<Sleep>>>,
+    /// How long the last connection this slot opened took to connect, until taken.
+    connected_in: Option<std::time::Duration>,
 }
 
 impl Slot {
@@ -29,7 +31,14 @@ impl Slot {
             addr,
             connection,
             timer: None,
+            connected_in: None,
         }
+    }
+
+    /// How long the connection opened by the last exchange took to connect, if that
+    /// exchange opened one.
+    pub fn take_connect_time(&mut self) -> Option<std::time::Duration> {
+        self.connected_in.take()
     }
 
     /// One request and its response, connect included, by `deadline` (the caller
@@ -46,13 +55,14 @@ impl Slot {
             addr,
             connection,
             timer,
+            connected_in,
         } = self;
         let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if timer.deadline() > deadline {
             timer.as_mut().reset(deadline);
         }
         let answered = {
-            let exchange = send(*addr, connection, request, body);
+            let exchange = send(*addr, connection, connected_in, request, body);
             tokio::pin!(exchange);
             loop {
                 tokio::select! {
@@ -79,6 +89,7 @@ impl Slot {
 async fn send(
     addr: SocketAddr,
     connection: &mut Option<Connection>,
+    connected_in: &mut Option<std::time::Duration>,
     request: &PreparedRequest,
     mut body: Option<&mut Vec<u8>>,
 ) -> Result<StatusCode, Failure> {
@@ -86,7 +97,9 @@ async fn send(
     for _ in 0..2 {
         if !connection.as_ref().is_some_and(Connection::is_open) {
             *connection = None;
+            let started = std::time::Instant::now();
             *connection = Some(Connection::open(addr).await.map_err(|_| Failure::Connect)?);
+            *connected_in = Some(started.elapsed());
         }
         let open = connection.as_mut().expect("just opened");
         match open.send(request, body.as_deref_mut()).await {

@@ -66,6 +66,7 @@ pub fn plan_from_args(args: &BenchArgs) -> Result<Plan, ConfigError> {
                     headers,
                     body: args.body.clone().map(Into::into),
                     load,
+                    fresh_connections: args.fresh_connections,
                 }],
                 timing: overrides(Timing::default()),
                 target,

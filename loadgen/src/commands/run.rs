@@ -64,6 +64,7 @@ fn prepare(args: &RunArgs, dir: PathBuf) -> Result<RunPlan, CommandError> {
     settings.probe_rate = args.probe_rate;
     settings.objective_ms = args.objective.as_secs_f64() * 1e3;
     settings.probe_connections = args.probe_connections;
+    settings.fresh_rate = args.fresh_rate;
     settings.heavy_connections = args.heavy_connections;
     settings.validate().map_err(CommandError::Usage)?;
     let cpus = |flag: &str, text: &Option<String>| {

@@ -252,7 +252,12 @@ pub async fn run(
     // requests do not pay for the handshakes.
     let mut prepared = Vec::new();
     for spec in &plan.streams {
-        prepared.push(open_connections(addr, spec.load.connections(), timing.timeout).await);
+        prepared.push(if spec.fresh_connections {
+            // A new client per request: nothing opened ahead.
+            (0..spec.load.connections()).map(|_| None).collect()
+        } else {
+            open_connections(addr, spec.load.connections(), timing.timeout).await
+        });
     }
 
     let stop = Arc::new(AtomicBool::new(false));

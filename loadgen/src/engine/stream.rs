@@ -97,12 +97,16 @@ impl StreamShared {
             .await;
         marker.due.store(0, Ordering::Relaxed);
         let done = Instant::now();
-        self.record(Sample {
-            due,
-            sent,
-            done,
-            result,
-        });
+        let connected_in = slot.take_connect_time();
+        self.record(
+            Sample {
+                due,
+                sent,
+                done,
+                result,
+            },
+            connected_in.filter(|_| self.spec.fresh_connections),
+        );
         (result, done)
     }
 
@@ -116,24 +120,29 @@ impl StreamShared {
                 continue;
             }
             let at = |ns: u64| self.start + Duration::from_nanos(ns - 1);
-            self.record(Sample {
-                due: at(due),
-                sent: at(marker.sent.load(Ordering::Relaxed).max(1)),
-                done: now,
-                result: Err(Failure::Abandoned),
-            });
+            self.record(
+                Sample {
+                    due: at(due),
+                    sent: at(marker.sent.load(Ordering::Relaxed).max(1)),
+                    done: now,
+                    result: Err(Failure::Abandoned),
+                },
+                None,
+            );
         }
     }
 
-    fn record(&self, sample: Sample) {
+    /// Records one request, with the time its new connection took to connect.
+    fn record(&self, sample: Sample, connected_in: Option<Duration>) {
         if sample.due < self.measure_start {
             return; // warm-up
         }
         let open_loop = matches!(self.spec.load, Load::Open { .. });
-        self.current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .record(&sample, open_loop);
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        current.record(&sample, open_loop);
+        if let Some(took) = connected_in {
+            current.record_connect(took);
+        }
     }
 
     /// Takes the current interval's recording, leaving an empty one.

@@ -13,6 +13,9 @@ use crate::target::Target;
 /// Connections submitting background jobs in the jobs scenario.
 const JOB_CONNECTIONS: usize = 16;
 
+/// New-connection probes in flight at once at most.
+const FRESH_CONNECTIONS: usize = 16;
+
 /// The request streams of `phase` against the server at `addr`.
 pub fn phase_plan(
     phase: &PhaseSpec,
@@ -29,6 +32,7 @@ pub fn phase_plan(
         headers: Vec::new(),
         body: None,
         load,
+        fresh_connections: false,
     };
     let mut streams = vec![stream(
         "probe",
@@ -38,6 +42,20 @@ pub fn phase_plan(
             connections: settings.probe_connections,
         },
     )];
+    // New clients: what a blocked accept loop (or a stuck process's own accept
+    // queue) does to them shows only on new connections.
+    if settings.fresh_rate > 0.0 {
+        let mut fresh = stream(
+            "fresh",
+            "/health".into(),
+            Load::Open {
+                rate: settings.fresh_rate,
+                connections: FRESH_CONNECTIONS,
+            },
+        );
+        fresh.fresh_connections = true;
+        streams.push(fresh);
+    }
     // In the jobs scenario the load is background jobs, driven beside this plan.
     if let (Some(load), Scenario::Responsiveness) = (phase.load, settings.scenario) {
         streams.push(stream(
@@ -99,19 +117,22 @@ mod tests {
         let heavy = sized(&settings);
         let addr = "127.0.0.1:9".parse().unwrap();
         let loaded = phase_plan(&settings.phases[1], addr, &settings, &heavy);
-        assert_eq!(loaded.streams.len(), 2);
-        assert_eq!(loaded.streams[1].path, "/work/cpu?units=20000");
+        let names: Vec<&str> = loaded.streams.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["probe", "fresh", "heavy"]);
+        assert!(loaded.streams[1].fresh_connections && !loaded.streams[0].fresh_connections);
+        assert_eq!(loaded.streams[2].path, "/work/cpu?units=20000");
         // Each step offers its own load: 0.25 and 1.5 times the ideal 100/s.
-        assert_eq!(loaded.streams[1].load.rate(), Some(25.0));
+        assert_eq!(loaded.streams[2].load.rate(), Some(25.0));
         let last = settings.steps().last().unwrap();
         let top = phase_plan(last, addr, &settings, &heavy);
-        assert_eq!(top.streams[1].load.rate(), Some(150.0));
+        assert_eq!(top.streams[2].load.rate(), Some(150.0));
         loaded.validate().unwrap();
         assert_eq!(
             phase_plan(&settings.phases[0], addr, &settings, &heavy)
                 .streams
                 .len(),
-            1
+            2,
+            "idle: the probe and the new-connection probe"
         );
         assert!(jobs_plan(&settings.phases[1], addr, &settings, &heavy).is_none());
     }
@@ -122,7 +143,7 @@ mod tests {
         let heavy = sized(&settings);
         let addr = "127.0.0.1:9".parse().unwrap();
         let loaded = phase_plan(&settings.phases[1], addr, &settings, &heavy);
-        assert_eq!(loaded.streams.len(), 1, "the probe only");
+        assert_eq!(loaded.streams.len(), 2, "the probes only");
         let jobs = jobs_plan(&settings.phases[1], addr, &settings, &heavy).unwrap();
         assert!((jobs.rate - settings.job_load * 100.0).abs() < 1e-9);
         assert!(jobs.body.contains("20000"));

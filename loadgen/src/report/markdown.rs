@@ -108,6 +108,14 @@ pub fn summary(report: &RunReport) -> String {
         );
         out.push_str(&sweep);
     }
+    if let Some(fresh) = report.fresh_markdown() {
+        let _ = writeln!(
+            out,
+            "\nNew connections through the sweep: p50 / p99 of `GET /health` on a new connection each (`fresh`, {}/s), from its due time to the response, connect included.\n",
+            report.settings.fresh_rate
+        );
+        out.push_str(&fresh);
+    }
     let warnings = run_warnings(report);
     if !warnings.is_empty() {
         out.push_str("\nWarnings:\n\n");

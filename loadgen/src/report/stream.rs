@@ -51,6 +51,11 @@ pub struct StreamReport {
     /// machine's part of `lateness`; the rest is waiting for a free connection).
     #[serde(default)]
     pub pacer_lateness: Option<Percentiles>,
+    /// A stream of new connections: how long each took to connect (the kernel
+    /// completes the handshake before the server accepts, so a stuck accept loop
+    /// shows in the latency, and only an overflowing accept queue here).
+    #[serde(default)]
+    pub connect: Option<Percentiles>,
     /// Full distributions, HdrHistogram V2 compressed and base64-encoded, in ns.
     pub histograms: EncodedHistograms,
     pub intervals: Vec<IntervalReport>,
@@ -115,6 +120,7 @@ impl StreamReport {
             },
             lateness: open.then(|| Percentiles::of(&total.lateness)),
             pacer_lateness: outcome.pacer_lateness,
+            connect: total.connect.as_ref().map(Percentiles::of),
             histograms: EncodedHistograms {
                 corrected: encode(&total.corrected),
                 uncorrected: encode(&total.uncorrected),

@@ -15,7 +15,7 @@ use crate::stats::{Interval, Percentiles};
 
 /// Columns of the responsiveness scenario's table: the capacity from the sweep,
 /// then every figure at the overload point (the sweep's highest step that ran).
-const RESPONSIVENESS_COLUMNS: [&str; 18] = [
+const RESPONSIVENESS_COLUMNS: [&str; 20] = [
     "variant",
     "capacity",
     "overload step",
@@ -25,6 +25,8 @@ const RESPONSIVENESS_COLUMNS: [&str; 18] = [
     "probe p50",
     "probe p99.9",
     "probe max",
+    "new conn p50",
+    "new conn p99",
     "server lag max",
     "idle p99",
     "heavy done/s",
@@ -186,29 +188,88 @@ impl RunReport {
         Some(rows)
     }
 
-    /// [`RunReport::sweep_table`] in Markdown.
-    pub fn sweep_markdown(&self) -> Option<String> {
-        let rows = self.sweep_table()?;
-        let mut out = String::new();
-        for (i, row) in rows.iter().enumerate() {
-            let cells: Vec<String> = row
-                .iter()
-                .map(|c| {
-                    if c.weak {
-                        format!("{}*", c.text)
-                    } else {
-                        c.text.clone()
-                    }
-                })
-                .collect();
-            let _ = writeln!(out, "| {} |", cells.join(" | "));
-            if i == 0 {
-                let _ = writeln!(out, "|{}", "---|".repeat(row.len()));
-            }
+    /// New connections through the sweep: per variant and step, the p50 and p99 of
+    /// the `fresh` probe (a new connection per request). `None` without a sweep or
+    /// such a probe.
+    pub fn fresh_table(&self) -> Option<Vec<Vec<Cell>>> {
+        let loads = &self.settings.loads;
+        let has_fresh = self
+            .variants
+            .iter()
+            .flat_map(|v| &v.phases)
+            .any(|p| p.stream("fresh").is_some());
+        if loads.len() < 2 || !has_fresh {
+            return None;
         }
-        Some(out)
+        let mut header = vec![Cell::plain("variant"), Cell::plain("idle")];
+        header.extend(loads.iter().map(|l| Cell::plain(format!("{l}×"))));
+        let mut rows = vec![header];
+        let cell = |s: Option<&StreamReport>| match s {
+            Some(s) => {
+                let (a, b) = (p50(s), p99(s));
+                Cell {
+                    text: format!("{} / {}", a.text, b.text),
+                    weak: b.weak,
+                }
+            }
+            None => Cell::plain("–"),
+        };
+        for v in self.ranked() {
+            let mut row = vec![
+                Cell::plain(v.name.clone()),
+                cell(v.phase("idle").and_then(|p| p.stream("fresh"))),
+            ];
+            row.extend(self.settings.steps().map(|step| {
+                if v.skipped_steps.contains(&step.name) {
+                    Cell::plain("skipped")
+                } else {
+                    cell(
+                        v.phases
+                            .iter()
+                            .find(|p| p.name == step.name)
+                            .and_then(|p| p.stream("fresh")),
+                    )
+                }
+            }));
+            rows.push(row);
+        }
+        Some(rows)
     }
 
+    /// [`RunReport::sweep_table`] in Markdown.
+    pub fn sweep_markdown(&self) -> Option<String> {
+        markdown_rows(&self.sweep_table()?)
+    }
+
+    /// [`RunReport::fresh_table`] in Markdown.
+    pub fn fresh_markdown(&self) -> Option<String> {
+        markdown_rows(&self.fresh_table()?)
+    }
+}
+
+/// Rows of cells (the first the header) as a Markdown table; weak cells get a `*`.
+fn markdown_rows(rows: &[Vec<Cell>]) -> Option<String> {
+    let mut out = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let cells: Vec<String> = row
+            .iter()
+            .map(|c| {
+                if c.weak {
+                    format!("{}*", c.text)
+                } else {
+                    c.text.clone()
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+        if i == 0 {
+            let _ = writeln!(out, "|{}", "---|".repeat(row.len()));
+        }
+    }
+    Some(out)
+}
+
+impl RunReport {
     /// The columns of [`RunReport::rows`].
     pub fn header(&self) -> &'static [&'static str] {
         match self.scenario {
@@ -308,6 +369,8 @@ fn responsiveness_cells(v: &VariantReport) -> Option<Vec<Cell>> {
         p50(loaded),
         p99_9(loaded),
         max(loaded),
+        stream("loaded", "fresh").map_or_else(|| Cell::plain("–"), p50),
+        stream("loaded", "fresh").map_or_else(|| Cell::plain("–"), p99),
         lag_cell(f.server_lag_max_us),
         p99(idle),
         Cell::plain(format!("{:.1}", f.heavy_completions_per_s)),

@@ -93,6 +93,15 @@ pub fn stream_summary(s: &StreamReport) -> String {
     );
     out.push_str(&percentile_row("corrected", &s.latency.corrected));
     out.push_str(&percentile_row("uncorrected", &s.latency.uncorrected));
+    if let Some(connect) = &s.connect {
+        let _ = writeln!(
+            out,
+            "  connect     p50 {}  p99 {}  max {}  (a new connection per request)",
+            format_us(connect.p50_us),
+            format_us(connect.p99_us),
+            format_us(connect.max_us)
+        );
+    }
     if let Some(lateness) = &s.lateness {
         let _ = writeln!(
             out,

@@ -289,6 +289,8 @@ mod tests {
                     rejected,
                     ..JobFigures::default()
                 },
+                connections_accepted: 0,
+                requests: 0,
             }],
         }
     }

@@ -15,6 +15,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use axum::serve::ListenerExt;
 use axum::Router;
 use loadgen::engine::{self, NoObserver, RunOutcome};
 use loadgen::interrupt::Interrupt;
@@ -43,6 +44,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// Requests that reached the server.
     pub requests: Arc<AtomicU64>,
+    /// Connections it accepted.
+    pub connections: Arc<AtomicU64>,
     /// When set, every request waits until this instant before it is answered.
     pub paused_until: Arc<Mutex<Option<Instant>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -55,6 +58,8 @@ impl TestServer {
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
         let requests = Arc::new(AtomicU64::new(0));
+        let connections = Arc::new(AtomicU64::new(0));
+        let accepted = Arc::clone(&connections);
         let paused_until = Arc::new(Mutex::new(None::<Instant>));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (count, pause) = (Arc::clone(&requests), Arc::clone(&paused_until));
@@ -77,6 +82,9 @@ impl TestServer {
                                     (count.clone(), pause.clone(), behaviour.clone());
                                 async move { answer(count, pause, behaviour).await }
                             }));
+                            let listener = listener.tap_io(move |_| {
+                                accepted.fetch_add(1, Ordering::Relaxed);
+                            });
                             axum::serve(listener, app).await.unwrap();
                         }
                     }
@@ -91,6 +99,7 @@ impl TestServer {
         TestServer {
             addr,
             requests,
+            connections,
             paused_until,
             stop: Some(stop),
             thread: Some(thread),

@@ -12,6 +12,7 @@ pub use error::ApiError;
 
 use std::sync::Arc;
 
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -20,7 +21,7 @@ use crate::background::JobStore;
 use crate::config::BuildProfile;
 use crate::limits::Limits;
 use crate::strategy::{Rejection, Strategy};
-use crate::telemetry::{Telemetry, JOBS};
+use crate::telemetry::{traffic, Telemetry, JOBS};
 use crate::variant::Variant;
 use crate::workload::{Calibration, Job, JobReport};
 
@@ -33,12 +34,12 @@ pub struct AppState {
     pub strategy: Box<dyn Strategy>,
     pub calibration: Calibration,
     pub limits: Limits,
-    /// Runtime worker threads, or processes for multi-worker.
+    /// Runtime worker threads, or processes for the multi-worker variants.
     pub workers: usize,
     pub cores: usize,
     /// How long `/health` waits before answering (`--inject-delay`).
     pub inject_delay: Option<std::time::Duration>,
-    /// Index of this process within a multi-worker group.
+    /// Index of this process within a multi-worker (or multi-worker-reuseport) group.
     pub process_index: Option<usize>,
     pub build: BuildProfile,
     /// Background jobs (`POST /jobs`).
@@ -76,5 +77,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(traffic::count_request))
         .with_state(state)
 }

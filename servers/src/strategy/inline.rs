@@ -1,6 +1,6 @@
 //! Runs the job right inside the handler's future: the event loop thread that polls
 //! the request does the work and can do nothing else meanwhile. Used by
-//! `blocking-in-async`, `current-thread` and `multi-worker`.
+//! `blocking-in-async`, `current-thread` and both multi-worker variants.
 
 use super::{JobFuture, Strategy};
 use crate::workload::Job;

@@ -1,8 +1,8 @@
 //! The Prometheus text exposition format (version 0.0.4) of a set of process
 //! snapshots: one `# HELP`/`# TYPE` header per metric family, then its samples,
-//! labelled by variant (and by process for `multi-worker`, by worker thread for
-//! per-worker figures). The lag distribution is a Prometheus histogram, so the
-//! processes of a group aggregate with `sum by (le)`.
+//! labelled by variant (and by process for the multi-worker variants, by worker
+//! thread for per-worker figures). The lag distribution is a Prometheus histogram,
+//! so the processes of a group aggregate with `sum by (le)`.
 
 use std::fmt::Write;
 
@@ -88,7 +88,7 @@ pub fn render(variant: &str, processes: &[ProcessSnapshot]) -> String {
 
     type Pick = fn(&ProcessSnapshot) -> f64;
     // (name, type, help, value): one sample per process.
-    let simple: [(&'static str, &str, &str, Pick); 12] = [
+    let simple: [(&'static str, &str, &str, Pick); 14] = [
         (
             "server_event_loop_lag_max_seconds",
             "gauge",
@@ -160,6 +160,18 @@ pub fn render(variant: &str, processes: &[ProcessSnapshot]) -> String {
             "counter",
             "Heavy jobs refused because the queue was full.",
             |p| p.jobs.rejected as f64,
+        ),
+        (
+            "server_connections_accepted_total",
+            "counter",
+            "Connections the process accepted.",
+            |p| p.connections_accepted as f64,
+        ),
+        (
+            "server_requests_total",
+            "counter",
+            "HTTP requests the process received.",
+            |p| p.requests as f64,
         ),
     ];
     for (name, kind, help, pick) in simple {

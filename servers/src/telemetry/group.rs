@@ -1,5 +1,6 @@
-//! Telemetry across the processes of a `multi-worker` server. A connection reaches
-//! whichever process the kernel hashes it to, so each process writes its snapshot to
+//! Telemetry across the processes of a multi-worker server. A connection reaches
+//! whichever process accepted it (shared socket) or the kernel hashed it to
+//! (`SO_REUSEPORT`), so each process writes its snapshot to
 //! a shared folder (made by the supervisor) every [`PUBLISH_EVERY`], from a plain
 //! thread that keeps going while the process's event loop is blocked, and whichever
 //! process answers `/metrics` reports its siblings from their files.

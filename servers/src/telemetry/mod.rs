@@ -3,13 +3,14 @@
 //! - [`lag`]: an event-loop lag probe on the runtime (how late a 5 ms timer fires);
 //! - [`runtime`]: tokio's stable runtime metrics;
 //! - [`jobs`]: heavy jobs in flight, running, queued, finished, refused;
+//! - [`traffic`]: connections accepted and requests received;
 //! - [`group`]: the same for every process of a `multi-worker` server;
 //! - [`exposition`]: all of it in Prometheus text format (`GET /metrics`); the JSON
 //!   form (`GET /metrics.json`) is [`MetricsReport`] serialised.
 //!
 //! `--no-telemetry` turns the probe and both endpoints off, so the telemetry's own
-//! cost can be measured; the job counters are a few relaxed atomic additions per
-//! job and stay on.
+//! cost can be measured; the job and traffic counters are a few relaxed atomic
+//! additions per job, connection or request and stay on.
 
 pub mod exposition;
 pub mod group;
@@ -17,6 +18,7 @@ pub mod histogram;
 pub mod jobs;
 pub mod lag;
 pub mod runtime;
+pub mod traffic;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,6 +30,7 @@ pub use group::Group;
 pub use jobs::{JobFigures, JOBS};
 pub use lag::{LagFigures, LagProbe};
 pub use runtime::RuntimeFigures;
+pub use traffic::TRAFFIC;
 
 /// Bumped whenever a field of [`MetricsReport`] changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -57,6 +60,14 @@ pub struct ProcessSnapshot {
     pub lag: LagFigures,
     pub runtime: RuntimeFigures,
     pub jobs: JobFigures,
+    /// Connections this process accepted since it started. In a `multi-worker`
+    /// group, which process took the load. Absent (0) in snapshots from servers
+    /// older than the field.
+    #[serde(default)]
+    pub connections_accepted: u64,
+    /// HTTP requests this process received since it started (absent: 0).
+    #[serde(default)]
+    pub requests: u64,
 }
 
 /// The telemetry of one server process.
@@ -95,6 +106,8 @@ impl Telemetry {
             lag: self.lag.figures(),
             runtime: runtime::figures(&self.runtime),
             jobs: JOBS.figures(),
+            connections_accepted: TRAFFIC.connections_accepted(),
+            requests: TRAFFIC.requests(),
         }
     }
 
@@ -110,5 +123,28 @@ impl Telemetry {
             variant: variant.to_owned(),
             processes,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_without_the_traffic_counters_still_parses() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let telemetry = Telemetry::start(runtime.handle(), None).unwrap();
+        let mut json = serde_json::to_value(telemetry.own_snapshot()).unwrap();
+        assert!(json["connections_accepted"].is_u64(), "{json}");
+        assert!(json["requests"].is_u64(), "{json}");
+        let fields = json.as_object_mut().unwrap();
+        fields.remove("connections_accepted");
+        fields.remove("requests");
+        let older: ProcessSnapshot = serde_json::from_value(json).unwrap();
+        assert_eq!(older.connections_accepted, 0);
+        assert_eq!(older.requests, 0);
     }
 }

@@ -166,6 +166,111 @@ pub fn request(addr: SocketAddr, raw: &str) -> Response {
     }
 }
 
+/// Reads one HTTP/1.1 response whose body has a `Content-Length` (every response
+/// of these servers has), leaving the connection ready for the next one.
+fn read_response(reader: &mut impl BufRead) -> Response {
+    let mut status_line = String::new();
+    reader
+        .read_line(&mut status_line)
+        .expect("read status line");
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"))
+        .parse()
+        .unwrap();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read header");
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+    }
+    let response = Response {
+        status,
+        headers,
+        body: String::new(),
+    };
+    let length: usize = response
+        .header("content-length")
+        .expect("no content-length")
+        .parse()
+        .unwrap();
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).expect("read body");
+    Response {
+        body: String::from_utf8(body).expect("body is not UTF-8"),
+        ..response
+    }
+}
+
+/// How long a response took: to its first byte, and to its last.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub first_byte: Duration,
+    pub whole: Duration,
+}
+
+/// Waits for the first byte of a response on `reader`, then reads it all; times
+/// both from `start`.
+fn timed_response(reader: &mut impl BufRead, start: Instant) -> (Response, Timing) {
+    reader.fill_buf().expect("read first byte");
+    let first_byte = start.elapsed();
+    let response = read_response(reader);
+    let whole = start.elapsed();
+    (response, Timing { first_byte, whole })
+}
+
+/// One kept-alive connection: several requests, one after another, on it.
+pub struct KeepAlive {
+    addr: SocketAddr,
+    reader: BufReader<TcpStream>,
+}
+
+impl KeepAlive {
+    /// Connects to `addr` (the server accepts it whenever it likes).
+    pub fn open(addr: SocketAddr) -> KeepAlive {
+        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        KeepAlive {
+            addr,
+            reader: BufReader::new(stream),
+        }
+    }
+
+    /// `GET path` on this connection, keeping it open.
+    pub fn get(&mut self, path: &str) -> Response {
+        self.timed_get(path).0
+    }
+
+    /// `GET path` on this connection, timed from sending the request.
+    pub fn timed_get(&mut self, path: &str) -> (Response, Timing) {
+        let start = Instant::now();
+        let raw = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.addr);
+        self.reader.get_mut().write_all(raw.as_bytes()).unwrap();
+        timed_response(&mut self.reader, start)
+    }
+}
+
+/// `GET path` on a fresh connection, timed from before the connect: what a new
+/// client of the server sees.
+pub fn timed_fresh_get(addr: SocketAddr, path: &str) -> (Response, Timing) {
+    let start = Instant::now();
+    let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut reader = BufReader::new(stream);
+    let raw = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    reader.get_mut().write_all(raw.as_bytes()).unwrap();
+    timed_response(&mut reader, start)
+}
+
 /// `GET path` on a fresh connection, with how long it took.
 pub fn timed_get(addr: SocketAddr, path: &str) -> (Response, Duration) {
     let start = Instant::now();
