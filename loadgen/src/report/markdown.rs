@@ -116,6 +116,16 @@ pub fn summary(report: &RunReport) -> String {
         );
         out.push_str(&fresh);
     }
+    let shares = connection_shares(report);
+    if !shares.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nHow the processes of the multi-process variants shared the clients at the overload step (connections accepted, requests served):\n"
+        );
+        for line in shares {
+            let _ = writeln!(out, "- {line}");
+        }
+    }
     let warnings = run_warnings(report);
     if !warnings.is_empty() {
         out.push_str("\nWarnings:\n\n");
@@ -124,4 +134,32 @@ pub fn summary(report: &RunReport) -> String {
         }
     }
     out
+}
+
+/// Per variant with several server processes: how they shared the connections and
+/// requests at the overload step (`multi-worker: process 0 97 / 4,211, …`).
+pub fn connection_shares(report: &RunReport) -> Vec<String> {
+    report
+        .variants
+        .iter()
+        .filter_map(|v| {
+            let phase = v.phase("loaded")?;
+            let traffic = &phase.server_telemetry.as_ref()?.traffic;
+            if traffic.len() < 2 {
+                return None;
+            }
+            let parts: Vec<String> = traffic
+                .iter()
+                .map(|t| {
+                    format!(
+                        "process {} {} / {}",
+                        t.process.map_or_else(|| "?".to_owned(), |p| p.to_string()),
+                        t.connections_accepted,
+                        t.requests
+                    )
+                })
+                .collect();
+            Some(format!("{} ({}): {}", v.name, phase.name, parts.join(", ")))
+        })
+        .collect()
 }

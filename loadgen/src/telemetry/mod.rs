@@ -7,4 +7,4 @@ pub mod scraper;
 pub mod series;
 
 pub use scraper::{ScrapeTarget, Scraper};
-pub use series::{ServerFigures, ServerInterval, ServerTelemetry};
+pub use series::{ProcessTraffic, ServerFigures, ServerInterval, ServerTelemetry};

@@ -32,6 +32,20 @@ pub struct ServerTelemetry {
     /// Highest client CPU use in one interval, in cores.
     pub client_cpu_max: f64,
     pub intervals: Vec<ServerInterval>,
+    /// Per server process, the connections it accepted and the requests it served
+    /// from the first good scrape of the phase to the last: how a shared accept
+    /// queue or the kernel's hash spread the clients.
+    #[serde(default)]
+    pub traffic: Vec<ProcessTraffic>,
+}
+
+/// One server process's share of a phase's clients.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessTraffic {
+    /// Its index in a multi-worker group (`None` for a single process).
+    pub process: Option<usize>,
+    pub connections_accepted: u64,
+    pub requests: u64,
 }
 
 /// One interval (between two samples).
@@ -242,6 +256,25 @@ impl ServerTelemetry {
                 telemetry.busy_ratio = Some(whole.busy_ratio());
             }
         }
+        // Traffic from the very first good scrape: the phase's connections are
+        // opened just before its measurement starts.
+        if let (Some((_, first)), Some((_, last))) = (good.first(), good.last()) {
+            if let Some(whole) = difference(first, last) {
+                let mut traffic: Vec<ProcessTraffic> = whole
+                    .pairs
+                    .iter()
+                    .map(|(b, a)| ProcessTraffic {
+                        process: a.process,
+                        connections_accepted: a
+                            .connections_accepted
+                            .saturating_sub(b.connections_accepted),
+                        requests: a.requests.saturating_sub(b.requests),
+                    })
+                    .collect();
+                traffic.sort_by_key(|t| t.process);
+                telemetry.traffic = traffic;
+            }
+        }
         telemetry
     }
 }
@@ -341,5 +374,46 @@ mod tests {
         assert_eq!(whole.count, 3);
         assert!(t.lag_max_us.unwrap() >= 900_000.0);
         assert!((t.busy_ratio.unwrap() - 1.0 / 6.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn traffic_is_counted_per_process_over_the_phase() {
+        // Two processes: the first accepted 90 connections during the phase, the
+        // second 10; a third process seen only at the end is left out.
+        let at = |uptime_s: f64, counts: [(u64, u64); 2]| {
+            let mut r = report(uptime_s, &[1], 0.0, 0);
+            let one = r.processes[0].clone();
+            r.processes = counts
+                .iter()
+                .enumerate()
+                .map(|(i, &(connections, requests))| {
+                    let mut p = one.clone();
+                    p.process = Some(i);
+                    p.pid = 10 + i as u32;
+                    p.connections_accepted = connections;
+                    p.requests = requests;
+                    p
+                })
+                .collect();
+            r
+        };
+        let origin = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let mut last = at(2.0, [(95, 900), (12, 300)]);
+        let mut newcomer = last.processes[1].clone();
+        newcomer.pid = 99;
+        newcomer.process = Some(2);
+        last.processes.push(newcomer);
+        let samples = [
+            sample(origin, 0.0, Ok(at(0.0, [(5, 0), (2, 0)]))),
+            sample(origin, 1.0, Ok(at(1.0, [(50, 400), (6, 100)]))),
+            sample(origin, 2.0, Ok(last)),
+        ];
+        let t = ServerTelemetry::from_samples(&samples, origin + Duration::from_millis(500));
+        let shares: Vec<(Option<usize>, u64, u64)> = t
+            .traffic
+            .iter()
+            .map(|p| (p.process, p.connections_accepted, p.requests))
+            .collect();
+        assert_eq!(shares, [(Some(0), 90, 900), (Some(1), 10, 300)]);
     }
 }
