@@ -95,6 +95,7 @@ pub fn server_lag(phase: &str, slow: u64) -> ServerTelemetry {
         busy_ratio: Some(0.5),
         client_cpu_max: 0.1,
         intervals: Vec::new(),
+        traffic: Vec::new(),
     }
 }
 
