@@ -64,6 +64,9 @@ impl StreamSpec {
     pub fn request(&self, authority: &str) -> Result<PreparedRequest, RequestError> {
         let mut headers = self.headers.clone();
         if self.fresh_connections {
+            // A new client's request closes its connection, whatever the user's
+            // headers asked for.
+            headers.retain(|(name, _)| name != http::header::CONNECTION);
             headers.push((http::header::CONNECTION, HeaderValue::from_static("close")));
         }
         PreparedRequest::new(
@@ -217,6 +220,26 @@ mod tests {
                 ..Timing::default()
             },
         }
+    }
+
+    #[test]
+    fn a_fresh_connection_request_asks_to_close_whatever_the_headers_say() {
+        let mut spec =
+            plan(Load::Closed { connections: 1 }, Duration::from_secs(1)).streams[0].clone();
+        spec.headers = vec![(
+            http::header::CONNECTION,
+            HeaderValue::from_static("keep-alive"),
+        )];
+        let wire = |spec: &StreamSpec| {
+            String::from_utf8(spec.request("h:1").unwrap().wire().to_vec())
+                .unwrap()
+                .to_ascii_lowercase()
+        };
+        assert!(wire(&spec).contains("connection: keep-alive"));
+        spec.fresh_connections = true;
+        let fresh = wire(&spec);
+        assert!(fresh.contains("connection: close"), "{fresh}");
+        assert!(!fresh.contains("keep-alive"), "{fresh}");
     }
 
     #[test]

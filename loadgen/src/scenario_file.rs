@@ -138,6 +138,11 @@ impl StreamFile {
                 )))
             }
         };
+        if self.fresh_connections {
+            return Err(ConfigError(format!(
+                "job stream {name:?}: fresh_connections is for request streams; a job stream keeps its connections"
+            )));
+        }
         let body = self.body.clone().ok_or_else(|| {
             ConfigError(format!(
                 "job stream {name:?}: give the job as a body, e.g. body = '{{\"kind\": \"cpu\", \"units\": 20000}}'"
@@ -264,5 +269,9 @@ mod tests {
             assert!(file.stream_specs(&target).is_err(), "{text}");
         }
         assert!(toml::from_str::<ScenarioFile>("[[stream]]\nname='a'\npath='/'\nrat=1\n").is_err());
+        let fresh_job = "[[stream]]\nname='j'\nkind='job'\npath='/jobs'\nrate=1\nbody='{}'\nfresh_connections=true\n";
+        let file: ScenarioFile = toml::from_str(fresh_job).unwrap();
+        let error = file.job_specs(&target).unwrap_err();
+        assert!(error.0.contains("fresh_connections"), "{}", error.0);
     }
 }

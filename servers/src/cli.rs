@@ -199,6 +199,15 @@ impl Cli {
                     .into(),
             );
         }
+        if self.variant == Some(Variant::MultiWorker)
+            && self.process_index.is_some()
+            && self.listen_fd.is_none()
+        {
+            return Err(
+                "a multi-worker process takes its supervisor's socket: --process-index needs --listen-fd"
+                    .into(),
+            );
+        }
         if let Some(fd) = self.listen_fd {
             if self.variant != Some(Variant::MultiWorker) || self.process_index.is_none() {
                 return Err("--listen-fd is only for multi-worker processes".into());

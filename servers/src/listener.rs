@@ -15,7 +15,7 @@
 //! the child it starts as one of its processes, between fork and exec.
 
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -55,10 +55,35 @@ pub fn listen(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener
 /// address it got (the kernel picks the port when `addr` has port 0). It stays
 /// close-on-exec in the supervisor; see [`inheritable_in_child`].
 pub fn shared(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
-    let socket = bound_socket(addr, false)?;
+    let socket = above_standard_streams(bound_socket(addr, false)?)?;
     socket.listen(BACKLOG)?;
     let local = socket_addr(&socket)?;
     Ok((socket.into(), local))
+}
+
+/// `socket` at a descriptor number above 2. A supervisor started with a standard
+/// stream closed gets its socket at 0, 1 or 2, where the child's stdin, stdout or
+/// stderr would replace it between fork and exec; a copy at 3 or above (still
+/// close-on-exec) is passed down instead.
+fn above_standard_streams(socket: Socket) -> std::io::Result<Socket> {
+    at_or_above(socket, 3)
+}
+
+/// `socket` itself if its descriptor number is at least `lowest`, else a
+/// close-on-exec copy at the lowest free number from `lowest` (the original closes).
+fn at_or_above(socket: Socket, lowest: RawFd) -> std::io::Result<Socket> {
+    let fd = socket.as_raw_fd();
+    if fd >= lowest {
+        return Ok(socket);
+    }
+    // SAFETY: fcntl with integer arguments on a descriptor `socket` owns.
+    let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, lowest) };
+    if copy == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `copy` is a new descriptor that nothing else owns; `socket` (the
+    // original) is closed when it drops here.
+    Ok(unsafe { Socket::from_raw_fd(copy) })
 }
 
 /// Clears close-on-exec on `fd`, so that the program about to be executed inherits
@@ -116,7 +141,7 @@ pub fn reserve(addr: SocketAddr) -> std::io::Result<(Socket, SocketAddr)> {
 
 #[cfg(test)]
 mod tests {
-    use std::os::fd::{AsRawFd, IntoRawFd};
+    use std::os::fd::IntoRawFd;
 
     use super::*;
 
@@ -154,6 +179,25 @@ mod tests {
         // Non-blocking, yet the connection is already in the accept queue.
         let (accepted, _) = taken.accept().unwrap();
         assert_eq!(accepted.peer_addr().unwrap(), client.local_addr().unwrap());
+    }
+
+    #[test]
+    fn a_socket_below_the_lowest_allowed_number_moves_above_it() {
+        // The supervisor's case is a socket at 0..=2 moved to 3 or above; the same
+        // move is made here from the socket's own number to one 100 higher.
+        let (listener, addr) = shared(loopback()).unwrap();
+        let socket = Socket::from(listener);
+        let lowest = socket.as_raw_fd() + 100;
+        let moved = at_or_above(socket, lowest).unwrap();
+        assert!(moved.as_raw_fd() >= lowest);
+        assert!(cloexec(moved.as_raw_fd()));
+        assert_eq!(socket_addr(&moved).unwrap(), addr);
+        assert!(moved.is_listener().unwrap());
+        let kept = at_or_above(moved, 3).unwrap();
+        assert!(
+            kept.as_raw_fd() >= lowest,
+            "a socket already high enough stays"
+        );
     }
 
     #[test]

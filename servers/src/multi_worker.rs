@@ -42,10 +42,11 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the supervisor until a shutdown signal or a process's unexpected exit.
 pub fn supervise(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<()> {
-    // Held until the end: the shared socket is the processes' own (closing the last
-    // copy drops the connections still queued), the reservation keeps the port ours
-    // even if every process restarts.
-    let socket = GroupSocket::open(config.variant, config.addr)
+    // The shared socket is held until every process has its copy, then dropped: the
+    // processes alone keep it open, so once they have all exited a new client is
+    // refused instead of waiting in a queue nobody serves. The reservation is held
+    // to the end, so the port stays the group's between the processes' sockets.
+    let mut socket = GroupSocket::open(config.variant, config.addr)
         .with_context(|| format!("cannot bind {}", config.addr))?;
     let addr = socket.addr;
     let listen_fd = socket.listen_fd();
@@ -71,6 +72,7 @@ pub fn supervise(config: &ServerConfig, calibration: Calibration) -> anyhow::Res
             pids.push(child.id().context("worker exited during start-up")?);
             waits.spawn(async move { (index, child.wait().await) });
         }
+        socket.release_shared();
         announce(addr)?;
         tracing::info!(workers = config.workers, ?pids, "all workers listening on {addr}");
 
@@ -85,10 +87,11 @@ pub fn supervise(config: &ServerConfig, calibration: Calibration) -> anyhow::Res
             }
         }
         signal_alive(&pids, &alive, libc::SIGTERM);
-        reap(&mut waits, &pids, &mut alive, config.shutdown_grace + Duration::from_secs(1)).await;
-        match failure {
-            Some(message) => bail!(message),
-            None => Ok(()),
+        let unclean = reap(&mut waits, &pids, &mut alive, config.shutdown_grace + Duration::from_secs(1)).await;
+        match (failure, unclean.is_empty()) {
+            (Some(message), _) => bail!(message),
+            (None, false) => bail!("shutdown was not clean: {}", unclean.join("; ")),
+            (None, true) => Ok(()),
         }
     })
 }
@@ -100,8 +103,11 @@ struct GroupSocket {
 }
 
 enum GroupSocketKind {
-    /// `multi-worker`: the listening socket every process accepts from.
+    /// `multi-worker`: the listening socket every process accepts from, until
+    /// every process has inherited it.
     Shared(std::net::TcpListener),
+    /// `multi-worker` once every process has its copy of the shared socket.
+    Released,
     /// `multi-worker-reuseport`: a bound socket that never listens, keeping the port.
     Reserved { _held: socket2::Socket },
 }
@@ -116,22 +122,34 @@ impl GroupSocket {
                     kind: GroupSocketKind::Reserved { _held: socket },
                 }
             }
-            // `multi-worker`, the only other variant with a supervisor.
-            _ => {
+            Variant::MultiWorker => {
                 let (socket, addr) = listener::shared(addr)?;
                 GroupSocket {
                     addr,
                     kind: GroupSocketKind::Shared(socket),
                 }
             }
+            other => {
+                return Err(std::io::Error::other(format!(
+                    "{other} runs in one process and has no supervisor"
+                )))
+            }
         })
+    }
+
+    /// Closes the supervisor's copy of the shared socket (the processes keep
+    /// theirs); a reservation is kept.
+    fn release_shared(&mut self) {
+        if let GroupSocketKind::Shared(_) = self.kind {
+            self.kind = GroupSocketKind::Released;
+        }
     }
 
     /// The descriptor the processes inherit: the shared socket's, or none.
     fn listen_fd(&self) -> Option<RawFd> {
         match &self.kind {
             GroupSocketKind::Shared(socket) => Some(socket.as_raw_fd()),
-            GroupSocketKind::Reserved { .. } => None,
+            GroupSocketKind::Reserved { .. } | GroupSocketKind::Released => None,
         }
     }
 }
@@ -274,25 +292,34 @@ fn signal_alive(pids: &[u32], alive: &[bool], signal: libc::c_int) {
     }
 }
 
-/// Reaps every process, killing those still running after `deadline`.
+/// Reaps every process, killing those still running after `deadline`. Returns
+/// what was not clean: a process that had to be killed or exited with a failure
+/// (empty when every process stopped by itself with success).
 async fn reap(
     waits: &mut JoinSet<(usize, std::io::Result<ExitStatus>)>,
     pids: &[u32],
     alive: &mut [bool],
     deadline: Duration,
-) {
+) -> Vec<String> {
     let timer = tokio::time::sleep(deadline);
     tokio::pin!(timer);
     let mut killed = false;
+    let mut unclean = Vec::new();
     loop {
         tokio::select! {
             joined = waits.join_next() => match joined {
-                Some(Ok((index, _))) => alive[index] = false,
-                Some(Err(_)) => {}
-                None => return,
+                Some(Ok((index, status))) => {
+                    alive[index] = false;
+                    if !matches!(&status, Ok(s) if s.success()) {
+                        unclean.push(format!("worker {index} exited with {}", describe(status)));
+                    }
+                }
+                Some(Err(e)) => unclean.push(format!("a worker's wait failed: {e}")),
+                None => return unclean,
             },
             () = &mut timer, if !killed => {
                 tracing::warn!("workers still running after {deadline:?}; killing them");
+                unclean.push(format!("{} worker(s) killed after {deadline:?}", alive.iter().filter(|&&a| a).count()));
                 signal_alive(pids, alive, libc::SIGKILL);
                 killed = true;
             }

@@ -93,6 +93,7 @@ fn bad_flags_exit_2_without_starting() {
         ],
         &["--variant", "rayon", "--process-index", "0"],
         &["--variant", "multi-worker", "--listen-fd", "3"],
+        &["--variant", "multi-worker", "--process-index", "0"],
         &[
             "--variant",
             "multi-worker-reuseport",

@@ -160,23 +160,11 @@ fn job_counters_follow_a_job_through_the_queue() {
     assert_eq!(done["jobs"]["running"], 0, "{done}");
 }
 
-/// `/metrics.json` of a group once all `n` of its processes are in it.
-fn report_of_every_process(server: &Server, n: usize) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let report = server.get("/metrics.json").json();
-        if report["processes"].as_array().unwrap().len() == n || Instant::now() > deadline {
-            return report;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn multi_worker_reports_every_process() {
     for variant in ["multi-worker", "multi-worker-reuseport"] {
         let server = Server::start(variant, &["--workers", "2"]);
-        let report = report_of_every_process(&server, 2);
+        let report = server.metrics_of_every_process(2);
         let processes = report["processes"].as_array().unwrap();
         assert_eq!(processes.len(), 2, "{report}");
         let indexes: Vec<u64> = processes
@@ -224,7 +212,7 @@ fn every_process_counts_the_connections_it_accepted_and_the_requests_it_served()
         // Siblings publish every 100 ms; each look is one more connection.
         let deadline = Instant::now() + Duration::from_secs(10);
         let report = loop {
-            let report = report_of_every_process(&server, processes);
+            let report = server.metrics_of_every_process(processes);
             let done = total(&report, "connections_accepted") >= CONNECTIONS
                 && total(&report, "requests") >= CONNECTIONS;
             if done || Instant::now() > deadline {

@@ -231,10 +231,13 @@ pub fn render_run(report: &RunReport, dir: &Path) -> anyhow::Result<Vec<PathBuf>
         .find(|p| p.load.is_some_and(|l| l >= 0.5))
         .or_else(|| report.settings.steps().next())
     {
-        let title = format!(
-            "New-connection latency at {}× by percentile (corrected)",
-            step.load.unwrap_or_default()
-        );
+        let title = match step.load {
+            Some(load) => format!("New-connection latency at {load}× by percentile (corrected)"),
+            None => format!(
+                "New-connection latency in {} by percentile (corrected)",
+                step.name
+            ),
+        };
         let fresh = spectrum::Spectrum::of_phase(report, "fresh", &step.name, title, &footer)?;
         if !fresh.is_empty() {
             add(write_chart(&fresh, &charts_dir)?, fresh.title.clone());

@@ -21,7 +21,8 @@ pub struct Slot {
     /// timer may lag behind the current deadline (it only ever fires early, never
     /// late), and is moved forward only on the rare occasions it fires.
     timer: Option<Pin<Box<Sleep>>>,
-    /// How long the last connection this slot opened took to connect, until taken.
+    /// The time spent connecting during the last exchange (every attempt's, summed;
+    /// an attempt cut off by the timeout counts up to then), until taken.
     connected_in: Option<std::time::Duration>,
 }
 
@@ -35,10 +36,16 @@ impl Slot {
         }
     }
 
-    /// How long the connection opened by the last exchange took to connect, if that
-    /// exchange opened one.
+    /// How long the last exchange spent connecting, if it opened a connection (or
+    /// tried to). After a timeout during a connect, a lower bound.
     pub fn take_connect_time(&mut self) -> Option<std::time::Duration> {
         self.connected_in.take()
+    }
+
+    /// Closes the connection, so that the next exchange opens a new one: a stream
+    /// of new clients does not wait for the server's close to tell it so.
+    pub fn disconnect(&mut self) {
+        self.connection = None;
     }
 
     /// One request and its response, connect included, by `deadline` (the caller
@@ -57,12 +64,21 @@ impl Slot {
             timer,
             connected_in,
         } = self;
+        *connected_in = None;
+        let mut connecting_since = None;
         let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if timer.deadline() > deadline {
             timer.as_mut().reset(deadline);
         }
         let answered = {
-            let exchange = send(*addr, connection, connected_in, request, body);
+            let exchange = send(
+                *addr,
+                connection,
+                connected_in,
+                &mut connecting_since,
+                request,
+                body,
+            );
             tokio::pin!(exchange);
             loop {
                 tokio::select! {
@@ -79,6 +95,9 @@ impl Slot {
             }
         };
         answered.unwrap_or_else(|| {
+            if let Some(since) = connecting_since {
+                add_connect_time(connected_in, since.elapsed());
+            }
             // The connection is in an unknown state; start afresh next time.
             *connection = None;
             Err(Failure::Timeout)
@@ -86,10 +105,17 @@ impl Slot {
     }
 }
 
+fn add_connect_time(total: &mut Option<std::time::Duration>, attempt: std::time::Duration) {
+    *total = Some(total.unwrap_or_default() + attempt);
+}
+
+/// `connecting_since` is set while a connect is under way, so that a timeout that
+/// cuts it off can still count its time.
 async fn send(
     addr: SocketAddr,
     connection: &mut Option<Connection>,
     connected_in: &mut Option<std::time::Duration>,
+    connecting_since: &mut Option<std::time::Instant>,
     request: &PreparedRequest,
     mut body: Option<&mut Vec<u8>>,
 ) -> Result<StatusCode, Failure> {
@@ -97,9 +123,11 @@ async fn send(
     for _ in 0..2 {
         if !connection.as_ref().is_some_and(Connection::is_open) {
             *connection = None;
-            let started = std::time::Instant::now();
-            *connection = Some(Connection::open(addr).await.map_err(|_| Failure::Connect)?);
-            *connected_in = Some(started.elapsed());
+            let started = *connecting_since.insert(std::time::Instant::now());
+            let opened = Connection::open(addr).await;
+            *connecting_since = None;
+            add_connect_time(connected_in, started.elapsed());
+            *connection = Some(opened.map_err(|_| Failure::Connect)?);
         }
         let open = connection.as_mut().expect("just opened");
         match open.send(request, body.as_deref_mut()).await {

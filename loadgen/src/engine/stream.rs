@@ -98,6 +98,9 @@ impl StreamShared {
         marker.due.store(0, Ordering::Relaxed);
         let done = Instant::now();
         let connected_in = slot.take_connect_time();
+        if self.spec.fresh_connections {
+            slot.disconnect();
+        }
         self.record(
             Sample {
                 due,
@@ -105,7 +108,9 @@ impl StreamShared {
                 done,
                 result,
             },
-            connected_in.filter(|_| self.spec.fresh_connections),
+            // A refused connect took no handshake worth a connect time; one cut off
+            // by the timeout counts what it had taken (a lower bound).
+            connected_in.filter(|_| self.spec.fresh_connections && result != Err(Failure::Connect)),
         );
         (result, done)
     }

@@ -120,7 +120,7 @@ pub fn summary(report: &RunReport) -> String {
     if !shares.is_empty() {
         let _ = writeln!(
             out,
-            "\nHow the processes of the multi-process variants shared the clients at the overload step (connections accepted, requests served):\n"
+            "\nHow the processes of the multi-process variants shared the clients over the overload step's whole phase, warm-up included (connections accepted / requests served, loadgen's telemetry scrapes among them):\n"
         );
         for line in shares {
             let _ = writeln!(out, "- {line}");
@@ -137,7 +137,8 @@ pub fn summary(report: &RunReport) -> String {
 }
 
 /// Per variant with several server processes: how they shared the connections and
-/// requests at the overload step (`multi-worker: process 0 97 / 4,211, …`).
+/// requests over the overload step's phase, from its first good telemetry scrape to
+/// its last (`multi-worker: process 0 97 / 4,211, …`).
 pub fn connection_shares(report: &RunReport) -> Vec<String> {
     report
         .variants

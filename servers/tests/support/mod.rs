@@ -43,6 +43,33 @@ impl Server {
         Server { child, addr }
     }
 
+    /// `/metrics.json` of a multi-process group once all `n` of its processes are
+    /// in it (a process joins at its first telemetry write); panics after 10 s.
+    pub fn metrics_of_every_process(&self, n: usize) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let report = self.get("/metrics.json").json();
+            if report["processes"].as_array().map(Vec::len) == Some(n) {
+                return report;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never saw {n} processes: {report}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The pids of a multi-process group's `n` processes, from its telemetry.
+    pub fn group_pids(&self, n: usize) -> Vec<u32> {
+        self.metrics_of_every_process(n)["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["pid"].as_u64().unwrap() as u32)
+            .collect()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
