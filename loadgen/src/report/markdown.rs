@@ -111,7 +111,7 @@ pub fn summary(report: &RunReport) -> String {
     if let Some(fresh) = report.fresh_markdown() {
         let _ = writeln!(
             out,
-            "\nNew connections through the sweep: p50 / p99 of `GET /health` on a new connection each (`fresh`, {}/s), from its due time to the response, connect included.\n",
+            "\nNew connections through the sweep: p50 / p99 of `GET /health` on a new connection each (`fresh`, {}/s), from its due time to the response, connect included; then the share that waited longer than half a job (new clients that landed behind one) and the sample count.\n",
             report.settings.fresh_rate
         );
         out.push_str(&fresh);

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::StreamOutcome;
 use crate::plan::Load;
 use crate::recorder::Counts;
-use crate::stats::{encode, Percentiles};
+use crate::stats::{decode, encode, Percentiles};
 
 /// How a stream decided when to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +90,14 @@ pub struct IntervalReport {
 }
 
 impl StreamReport {
+    /// Of the corrected latencies recorded, how many exceeded `threshold_ns`, and
+    /// how many there were (`None` if the histogram cannot be read).
+    pub fn count_above(&self, threshold_ns: u64) -> Option<(u64, u64)> {
+        let h = decode(&self.histograms.corrected).ok()?;
+        let total = h.len();
+        Some((total - h.count_between(0, threshold_ns).min(total), total))
+    }
+
     /// Summarises one stream's outcome; `measured` is the measured length.
     pub fn from_outcome(outcome: &StreamOutcome, measured: std::time::Duration) -> StreamReport {
         let stream = &outcome.stream;
@@ -140,5 +148,38 @@ impl StreamReport {
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::new_histogram;
+
+    #[test]
+    fn counts_the_latencies_above_a_threshold() {
+        // 90 fast new clients and 10 that waited behind a 20 ms job.
+        let mut h = new_histogram();
+        for _ in 0..90 {
+            h.record(300_000).unwrap();
+        }
+        for _ in 0..10 {
+            h.record(25_000_000).unwrap();
+        }
+        let encoded = encode(&h);
+        let report: StreamReport = serde_json::from_value(serde_json::json!({
+            "name": "fresh", "method": "GET", "path": "/health", "mode": "open",
+            "connections": 16, "target_rate": 200.0, "measured_s": 3.0,
+            "achieved_rate": 200.0, "throughput": 200.0, "ok_throughput": 200.0,
+            "counts": Counts::default(), "unsent": 0,
+            "latency": { "corrected": Percentiles::of(&h), "uncorrected": Percentiles::of(&h) },
+            "lateness": null,
+            "histograms": { "corrected": encoded, "uncorrected": encoded },
+            "intervals": [],
+        }))
+        .unwrap();
+        assert_eq!(report.count_above(10_000_000), Some((10, 100)));
+        assert_eq!(report.count_above(30_000_000), Some((0, 100)));
+        assert_eq!(report.count_above(0), Some((100, 100)));
     }
 }

@@ -189,8 +189,10 @@ impl RunReport {
     }
 
     /// New connections through the sweep: per variant and step, the p50 and p99 of
-    /// the `fresh` probe (a new connection per request). `None` without a sweep or
-    /// such a probe.
+    /// the `fresh` probe (a new connection per request), then the share of them
+    /// that waited longer than half the variant's job (the second population: new
+    /// clients that landed behind a job) and the sample count. `None` without a
+    /// sweep or such a probe.
     pub fn fresh_table(&self) -> Option<Vec<Vec<Cell>>> {
         let loads = &self.settings.loads;
         let has_fresh = self
@@ -204,17 +206,24 @@ impl RunReport {
         let mut header = vec![Cell::plain("variant"), Cell::plain("idle")];
         header.extend(loads.iter().map(|l| Cell::plain(format!("{l}×"))));
         let mut rows = vec![header];
-        let cell = |s: Option<&StreamReport>| match s {
-            Some(s) => {
-                let (a, b) = (p50(s), p99(s));
-                Cell {
-                    text: format!("{} / {}", a.text, b.text),
-                    weak: b.weak,
-                }
-            }
-            None => Cell::plain("–"),
-        };
         for v in self.ranked() {
+            let half_job_ns = v.heavy.as_ref().map(|h| (h.cost_ms * 500_000.0) as u64);
+            let cell = |s: Option<&StreamReport>| match s {
+                Some(s) => {
+                    let (a, b) = (p50(s), p99(s));
+                    let slow = match half_job_ns.and_then(|ns| s.count_above(ns)) {
+                        Some((above, n)) if n > 0 => {
+                            format!(", {} slow (n {n})", share(above, n))
+                        }
+                        _ => String::new(),
+                    };
+                    Cell {
+                        text: format!("{} / {}{slow}", a.text, b.text),
+                        weak: b.weak,
+                    }
+                }
+                None => Cell::plain("–"),
+            };
             let mut row = vec![
                 Cell::plain(v.name.clone()),
                 cell(v.phase("idle").and_then(|p| p.stream("fresh"))),
@@ -244,6 +253,16 @@ impl RunReport {
     /// [`RunReport::fresh_table`] in Markdown.
     pub fn fresh_markdown(&self) -> Option<String> {
         markdown_rows(&self.fresh_table()?)
+    }
+}
+
+/// `part` of `whole` as a percentage that never rounds a non-zero share to 0 %.
+fn share(part: u64, whole: u64) -> String {
+    let pct = part as f64 * 100.0 / whole as f64;
+    match part {
+        0 => "0%".into(),
+        _ if pct < 1.0 => format!("{pct:.1}%"),
+        _ => format!("{pct:.0}%"),
     }
 }
 
@@ -410,4 +429,17 @@ fn jobs_cells(v: &VariantReport) -> Option<Vec<Cell>> {
         Cell::plain((figures.failed + figures.submit_errors).to_string()),
         Cell::plain(figures.lost.to_string()),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_share_is_never_shown_as_nothing() {
+        assert_eq!(share(0, 600), "0%");
+        assert_eq!(share(1, 600), "0.2%");
+        assert_eq!(share(6, 600), "1%");
+        assert_eq!(share(300, 600), "50%");
+    }
 }
