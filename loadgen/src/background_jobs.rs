@@ -28,6 +28,11 @@ use crate::stats::{new_histogram, Percentiles};
 pub const POLL_EVERY: Duration = Duration::from_millis(10);
 /// Connections reading statuses.
 const POLLERS: usize = 2;
+/// Status reads of one job answered 404 in a row after which it is no longer read:
+/// the process that answers does not know it (a multi-process server keeping jobs
+/// per process), and reading it every [`POLL_EVERY`] until the drain deadline would
+/// load the server with requests of loadgen's own making. It still counts as lost.
+const GIVE_UP_AFTER_NOT_FOUND: u32 = 20;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -73,11 +78,16 @@ struct Pending {
     last_polled: Option<Instant>,
     /// The status code of the last status read.
     last_status: Option<u16>,
+    /// Status reads answered 404 in a row.
+    not_found_in_a_row: u32,
 }
 
 /// What the submitters and pollers share.
 struct Shared {
     pending: VecDeque<Pending>,
+    /// Jobs no longer read: unknown to the server after
+    /// [`GIVE_UP_AFTER_NOT_FOUND`] reads in a row.
+    unknown: Vec<Pending>,
     submit: Recorded,
     end_to_end: Recorded,
     queue_wait: hdrhistogram::Histogram<u64>,
@@ -109,6 +119,7 @@ pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsO
         .map_err(|e| anyhow::anyhow!("job stream {}: {e}", plan.name))?;
     let shared = Arc::new(Mutex::new(Shared {
         pending: VecDeque::new(),
+        unknown: Vec::new(),
         submit: Recorded::default(),
         end_to_end: Recorded::default(),
         queue_wait: new_histogram(),
@@ -162,7 +173,8 @@ pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsO
     let mut shared = lock(&shared);
     let given_up = Instant::now();
     // Whatever is still pending is lost: in the end-to-end time as a lower bound.
-    let lost: Vec<Pending> = shared.pending.drain(..).collect();
+    let mut lost: Vec<Pending> = shared.pending.drain(..).collect();
+    lost.append(&mut shared.unknown);
     for p in &lost {
         shared.end_to_end.record(
             &Sample {
@@ -266,6 +278,7 @@ impl Submitting {
                         sent,
                         last_polled: None,
                         last_status: None,
+                        not_found_in_a_row: 0,
                     });
                 }
                 None => shared.figures.submit_errors += 1,
@@ -302,6 +315,11 @@ async fn poller(plan: &JobsPlan, shared: &Mutex<Shared>) {
             .exchange(&job.status_request, asked + plan.timeout, Some(&mut answer))
             .await;
         job.last_status = result.ok().map(|status| status.as_u16());
+        if job.last_status == Some(404) {
+            job.not_found_in_a_row += 1;
+        } else {
+            job.not_found_in_a_row = 0;
+        }
         let view = match result {
             Ok(StatusCode::OK) => serde_json::from_slice::<JobView>(&answer).ok(),
             _ => None,
@@ -311,6 +329,7 @@ async fn poller(plan: &JobsPlan, shared: &Mutex<Shared>) {
             Some(v) if matches!(v.status, Status::Done | Status::Failed) => {
                 record_finished(&mut s, &job, &v);
             }
+            _ if job.not_found_in_a_row >= GIVE_UP_AFTER_NOT_FOUND => s.unknown.push(job),
             // Not finished yet, or the read failed: read it again later.
             _ => s.pending.push_back(job),
         }

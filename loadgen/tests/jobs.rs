@@ -156,6 +156,44 @@ fn job_ids_that_cannot_make_a_status_path_are_submit_errors() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn jobs_the_server_does_not_know_are_lost_and_no_longer_read() {
+    // Every job is accepted and then unknown (404), as when status reads reach a
+    // process that never saw the job: each counts as lost and not found, and is
+    // read a bounded number of times instead of every 10 ms until the deadline.
+    let server = TestServer::start(Behaviour::Forgetful);
+    let url = server.url("");
+    let dir = tempfile_dir("forgetful");
+    let file = scenario(
+        &dir,
+        "[[stream]]\nname = \"work\"\nkind = \"job\"\npath = \"/jobs\"\nrate = 20\nbody = '{}'\n",
+    );
+    let json = dir.join("out.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["bench", "--scenario"])
+        .arg(&file)
+        .args(["--url", &url, "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(101), "panicked: {stderr}");
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let f = &report["jobs"][0]["figures"];
+    let accepted = f["accepted"].as_u64().unwrap();
+    assert!(accepted >= 30, "{f}");
+    assert_eq!(f["lost"], accepted, "{f}");
+    assert_eq!(f["not_found"], accepted, "{f}");
+    // The probe (50/s for 2 s) and the submissions, plus at most 20 reads a job:
+    // reading each job every 10 ms until the drain deadline would be hundreds.
+    let requests = server.requests.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        requests <= 100 + accepted * 21 + 10,
+        "{requests} requests for {accepted} jobs"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn tempfile_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("loadgen-jobs-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -89,7 +89,8 @@ pub fn supervise(config: &ServerConfig, calibration: Calibration) -> anyhow::Res
         signal_alive(&pids, &alive, libc::SIGTERM);
         let unclean = reap(&mut waits, &pids, &mut alive, config.shutdown_grace + Duration::from_secs(1)).await;
         match (failure, unclean.is_empty()) {
-            (Some(message), _) => bail!(message),
+            (Some(message), true) => bail!(message),
+            (Some(message), false) => bail!("{message}; then {}", unclean.join("; ")),
             (None, false) => bail!("shutdown was not clean: {}", unclean.join("; ")),
             (None, true) => Ok(()),
         }
@@ -310,7 +311,8 @@ async fn reap(
             joined = waits.join_next() => match joined {
                 Some(Ok((index, status))) => {
                     alive[index] = false;
-                    if !matches!(&status, Ok(s) if s.success()) {
+                    // One killed here is already counted below.
+                    if !killed && !matches!(&status, Ok(s) if s.success()) {
                         unclean.push(format!("worker {index} exited with {}", describe(status)));
                     }
                 }

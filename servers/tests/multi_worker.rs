@@ -183,6 +183,29 @@ fn sigterm_reaches_every_process_and_frees_the_port() {
 }
 
 #[test]
+fn a_process_that_ignores_sigterm_is_killed_and_the_supervisor_says_so() {
+    // A stopped process cannot act on SIGTERM; after the grace the supervisor kills
+    // it (SIGKILL works on a stopped process) and exits 1 instead of 0.
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut server = Server::start(
+        "multi-worker",
+        &["--workers", "2", "--shutdown-grace", "100ms"],
+    );
+    let pids = server.group_pids(2);
+    // SAFETY: kill with a pid of this test's own child's child.
+    unsafe {
+        libc::kill(pids[1] as libc::pid_t, libc::SIGSTOP);
+    }
+    server.signal(libc::SIGTERM);
+    let status = server
+        .wait_exit(LIMIT)
+        .expect("parent did not exit on SIGTERM");
+    assert_eq!(status.code(), Some(1), "{status}");
+    assert!(all_gone(&pids), "a worker outlived the supervisor");
+    assert!(port_is_free(&server), "port still taken");
+}
+
+#[test]
 fn processes_die_with_their_parent() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     for variant in VARIANTS {

@@ -120,7 +120,7 @@ pub fn summary(report: &RunReport) -> String {
     if !shares.is_empty() {
         let _ = writeln!(
             out,
-            "\nHow the processes of the multi-process variants shared the clients over the overload step's whole phase, warm-up included (connections accepted / requests served, loadgen's telemetry scrapes among them):\n"
+            "\nHow the processes of the multi-process variants shared the clients in the overload step, between its first and last successful telemetry scrape (connections accepted / requests served, new-connection probes and loadgen's own scrapes among them; a frozen server answers few scrapes, so its window is short):\n"
         );
         for line in shares {
             let _ = writeln!(out, "- {line}");

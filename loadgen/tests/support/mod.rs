@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::header::CONTENT_TYPE;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::serve::ListenerExt;
@@ -33,6 +33,9 @@ pub enum Behaviour {
     Fail,
     /// This status with this JSON body, at once.
     Json(StatusCode, &'static str),
+    /// A job API that forgets its jobs: every POST gets 202 with a job id, every
+    /// other request a 404 (as a process that never saw the job answers).
+    Forgetful,
     /// Reads the request, then closes the connection without a response.
     Close,
     /// Reads the request and never answers.
@@ -77,10 +80,10 @@ impl TestServer {
                             raw_server(listener, behaviour, count).await
                         }
                         _ => {
-                            let app = Router::new().fallback(any(move || {
+                            let app = Router::new().fallback(any(move |method: Method| {
                                 let (count, pause, behaviour) =
                                     (count.clone(), pause.clone(), behaviour.clone());
-                                async move { answer(count, pause, behaviour).await }
+                                async move { answer(method, count, pause, behaviour).await }
                             }));
                             let listener = listener.tap_io(move |_| {
                                 accepted.fetch_add(1, Ordering::Relaxed);
@@ -137,6 +140,7 @@ impl Drop for TestServer {
 }
 
 async fn answer(
+    method: Method,
     count: Arc<AtomicU64>,
     pause: Arc<Mutex<Option<Instant>>>,
     behaviour: Behaviour,
@@ -155,6 +159,13 @@ async fn answer(
         Behaviour::Json(status, body) => {
             (status, [(CONTENT_TYPE, "application/json")], body).into_response()
         }
+        Behaviour::Forgetful if method == Method::POST => (
+            StatusCode::ACCEPTED,
+            [(CONTENT_TYPE, "application/json")],
+            r#"{"id": "forgotten"}"#,
+        )
+            .into_response(),
+        Behaviour::Forgetful => StatusCode::NOT_FOUND.into_response(),
         _ => StatusCode::OK.into_response(),
     }
 }
