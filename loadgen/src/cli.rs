@@ -264,7 +264,7 @@ pub struct CompareArgs {
     /// The current runs, in the same forms.
     pub current: PathBuf,
     /// How far apart the two sides' 95 % intervals of a latency must be before it
-    /// is a regression [default: 1.25 with three or more runs a side, 2 otherwise;
+    /// is a regression [default: 1.5 with three or more runs a side, 2 otherwise;
     /// see scripts/compare-power.sh for the false-alarm and detection rates].
     #[arg(long)]
     pub noise: Option<f64>,

@@ -195,3 +195,58 @@ fn a_failed_variant_has_no_overload_point() {
     .unwrap();
     assert!(!outcomes[0].passed && outcomes[0].detail.contains("no measurement"));
 }
+
+#[test]
+fn new_connections_show_their_slow_share_per_step_and_processes_their_share() {
+    use loadgen::telemetry::ProcessTraffic;
+    use support::synthetic::{server_lag, stream_with};
+    let mut report = synthetic_sweep_report();
+    // Every variant's job costs 20 ms, so "slow" is over 10 ms. A fresh stream of
+    // 6–12 ms responses has its slowest ~18 % over that; one of 1–2 ms none.
+    for (i, v) in report.variants.iter_mut().enumerate() {
+        for phase in &mut v.phases {
+            let base_ms = if i == 0 && phase.load.is_some() { 6 } else { 1 };
+            phase.streams.push(stream_with("fresh", base_ms, 2, 100));
+        }
+    }
+    let table = report
+        .fresh_markdown()
+        .expect("a sweep with a fresh stream");
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {name} |")))
+            .unwrap()
+            .to_owned()
+    };
+    let first = row(&report.variants[0].name);
+    assert!(first.contains("18% slow (n 200)"), "{first}");
+    let other = row(&report.variants[1].name);
+    assert!(other.contains("0% slow (n 200)"), "{other}");
+    assert!(!other.contains("18%"), "{other}");
+
+    // Only a variant whose overload step saw several processes gets a line.
+    assert!(loadgen::report::markdown::connection_shares(&report).is_empty());
+    let v = &mut report.variants[1];
+    let loaded = v.phases.iter().rposition(|p| p.load.is_some()).unwrap();
+    let mut telemetry = server_lag(&v.phases[loaded].name, 5);
+    telemetry.traffic = vec![
+        ProcessTraffic {
+            process: Some(0),
+            connections_accepted: 90,
+            requests: 900,
+        },
+        ProcessTraffic {
+            process: Some(1),
+            connections_accepted: 10,
+            requests: 100,
+        },
+    ];
+    v.phases[loaded].server_telemetry = Some(telemetry);
+    let shares = loadgen::report::markdown::connection_shares(&report);
+    assert_eq!(shares.len(), 1, "{shares:?}");
+    assert!(
+        shares[0].ends_with("process 0 90 / 900, process 1 10 / 100"),
+        "{shares:?}"
+    );
+}

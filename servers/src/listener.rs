@@ -120,6 +120,13 @@ pub fn inherited(fd: RawFd) -> std::io::Result<TcpListener> {
     // SAFETY: fd is an open socket that nothing else in this process owns: it was
     // inherited across exec for exactly this purpose and is taken over once.
     let socket = unsafe { Socket::from_raw_fd(fd) };
+    let tcp = socket.r#type()? == Type::STREAM
+        && matches!(socket.domain()?, d if d == Domain::IPV4 || d == Domain::IPV6);
+    if !tcp {
+        return Err(std::io::Error::other(format!(
+            "--listen-fd {fd} is not a TCP socket"
+        )));
+    }
     if !socket.is_listener()? {
         return Err(std::io::Error::other(format!(
             "--listen-fd {fd} is not a listening socket"
@@ -208,6 +215,12 @@ mod tests {
         let unconnected = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
         let error = inherited(unconnected.into_raw_fd()).unwrap_err();
         assert!(error.to_string().contains("not a listening"), "{error}");
+        let datagram = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+        let error = inherited(datagram.into_raw_fd()).unwrap_err();
+        assert!(error.to_string().contains("not a TCP socket"), "{error}");
+        let unix = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+        let error = inherited(unix.into_raw_fd()).unwrap_err();
+        assert!(error.to_string().contains("not a TCP socket"), "{error}");
         assert!(inherited(-1).is_err());
     }
 }
