@@ -25,8 +25,8 @@ const BACKLOG: i32 = 1024;
 /// A non-blocking, close-on-exec TCP socket bound to `addr`, with `SO_REUSEPORT` if
 /// `reuse_port`.
 fn bound_socket(addr: SocketAddr, reuse_port: bool) -> std::io::Result<Socket> {
+    // socket2 creates it with SOCK_CLOEXEC.
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_cloexec(true)?;
     socket.set_reuse_address(true)?;
     if reuse_port {
         socket.set_reuse_port(true)?;

@@ -72,7 +72,7 @@ pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<
         Some(fd) => listener::inherited(fd).context("cannot take over the shared socket")?,
         // A process of `multi-worker-reuseport` binds its own socket on the group's
         // port; every other variant just listens.
-        None => listener::listen(config.addr, config.process_index.is_some())
+        None => listener::listen(config.addr, config.variant == Variant::MultiWorkerReuseport)
             .with_context(|| format!("cannot listen on {}", config.addr))?,
     };
     let local = std_listener.local_addr()?;

@@ -121,17 +121,18 @@ pub fn run_page(report: &RunReport, charts: &[(String, String)]) -> String {
             report.sweep_table(),
             "sweep",
             "The load sweep",
-            "Probe p99 per step (✓: responsive and at least 90 % of the heavy work answered; ✗: not), then the share of the heavy work offered that was answered.",
+            RunReport::SWEEP_CAPTION.to_owned(),
         ),
         (
             report.fresh_table(),
             "fresh",
             "New connections",
-            "p50 / p99 of GET /health on a new connection each, from its due time to the response, connect included.",
+            report.fresh_caption(),
         ),
     ];
     for (rows, id, title, caption) in tables {
         let Some(rows) = rows else { continue };
+        let caption = escape(&caption);
         let _ = writeln!(out, "<h3>{title}</h3><p>{caption}</p><table id=\"{id}\">");
         for (i, row) in rows.iter().enumerate() {
             let tag = if i == 0 { "th" } else { "td" };

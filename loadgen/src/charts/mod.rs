@@ -225,20 +225,15 @@ pub fn render_run(report: &RunReport, dir: &Path) -> anyhow::Result<Vec<PathBuf>
     }
     // New clients where a free process or worker is likely: the lowest step of the
     // sweep at or above half of what the cores can finish.
-    if let Some(step) = report
-        .settings
-        .steps()
-        .find(|p| p.load.is_some_and(|l| l >= 0.5))
-        .or_else(|| report.settings.steps().next())
-    {
-        let title = match step.load {
-            Some(load) => format!("New-connection latency at {load}× by percentile (corrected)"),
-            None => format!(
-                "New-connection latency in {} by percentile (corrected)",
-                step.name
-            ),
-        };
-        let fresh = spectrum::Spectrum::of_phase(report, "fresh", &step.name, title, &footer)?;
+    let steps = || {
+        report
+            .settings
+            .steps()
+            .filter_map(|p| Some((p.name.as_str(), p.load?)))
+    };
+    if let Some((name, load)) = steps().find(|&(_, l)| l >= 0.5).or_else(|| steps().next()) {
+        let title = format!("New-connection latency at {load}× by percentile (corrected)");
+        let fresh = spectrum::Spectrum::of_phase(report, "fresh", name, title, &footer)?;
         if !fresh.is_empty() {
             add(write_chart(&fresh, &charts_dir)?, fresh.title.clone());
         }

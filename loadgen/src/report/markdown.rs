@@ -102,18 +102,11 @@ pub fn summary(report: &RunReport) -> String {
     let _ = writeln!(out, "{}\n", describe_table(report));
     out.push_str(&report.table());
     if let Some(sweep) = report.sweep_markdown() {
-        let _ = writeln!(
-            out,
-            "\nThe load sweep: probe p99 per step (✓: responsive and at least 90 % of the heavy work answered; ✗: not), then the share of the heavy work offered that was answered.\n"
-        );
+        let _ = writeln!(out, "\nThe load sweep. {}\n", RunReport::SWEEP_CAPTION);
         out.push_str(&sweep);
     }
     if let Some(fresh) = report.fresh_markdown() {
-        let _ = writeln!(
-            out,
-            "\nNew connections through the sweep: p50 / p99 of `GET /health` on a new connection each (`fresh`, {}/s), from its due time to the response, connect included; then the share that waited longer than half a job (new clients that landed behind one) and the sample count.\n",
-            report.settings.fresh_rate
-        );
+        let _ = writeln!(out, "\nNew connections. {}\n", report.fresh_caption());
         out.push_str(&fresh);
     }
     let shares = connection_shares(report);

@@ -232,17 +232,23 @@ impl RunReport {
                 if v.skipped_steps.contains(&step.name) {
                     Cell::plain("skipped")
                 } else {
-                    cell(
-                        v.phases
-                            .iter()
-                            .find(|p| p.name == step.name)
-                            .and_then(|p| p.stream("fresh")),
-                    )
+                    cell(v.phase(&step.name).and_then(|p| p.stream("fresh")))
                 }
             }));
             rows.push(row);
         }
         Some(rows)
+    }
+
+    /// What [`RunReport::sweep_table`] shows, under its title in every rendering.
+    pub const SWEEP_CAPTION: &'static str = "Probe p99 per step (✓: responsive and at least 90 % of the heavy work answered; ✗: not), then the share of the heavy work offered that was answered.";
+
+    /// What [`RunReport::fresh_table`] shows, under its title in every rendering.
+    pub fn fresh_caption(&self) -> String {
+        format!(
+            "Per step, p50 / p99 of GET /health on a new connection each (the fresh probe, {}/s), from its due time to the response, connect included; then the share that waited longer than half a job (new clients that landed behind one) and the sample count.",
+            self.settings.fresh_rate
+        )
     }
 
     /// [`RunReport::sweep_table`] in Markdown.
