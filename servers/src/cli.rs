@@ -18,6 +18,10 @@ Examples:
   servers --variant spawn-blocking
   servers --variant multi-worker --workers 4 --port 8080
   servers --variant multi-worker-reuseport --workers 4 --port 8080
+  servers --variant bounded-pool --queue-budget 250ms
+  servers upstream --port 9000 --delay 200ms &
+  servers --variant async-io --upstream http://127.0.0.1:9000
+  curl 'http://127.0.0.1:8080/work/upstream?ms=200'
   servers --variant redis-queue --redis redis://127.0.0.1:6379 &
   servers worker --redis redis://127.0.0.1:6379 --concurrency 2
   curl 'http://127.0.0.1:8080/work/cpu?units=20000'
@@ -83,6 +87,26 @@ pub struct Cli {
     #[arg(long, default_value = "64")]
     pub queue_capacity: NonZeroUsize,
 
+    /// bounded-pool: admit a job only if the work ahead of it lets it start within
+    /// this long; refuse the rest with 503 and Retry-After.
+    #[arg(long, default_value = "500ms", value_parser = parse_positive_duration)]
+    pub queue_budget: Duration,
+
+    /// bounded-pool: admit every job, however long the queue (the ablation's
+    /// "bound off"; the queue then grows until clients time out).
+    #[arg(long)]
+    pub unbounded_queue: bool,
+
+    /// bounded-pool: the scheduling priority of the pool's threads (normal is the
+    /// ablation's "priority off").
+    #[arg(long, value_enum, default_value = "nice")]
+    pub pool_priority: crate::strategy::PoolPriority,
+
+    /// The slow HTTP service GET /work/upstream calls (http://IP:PORT; `servers
+    /// upstream` is one). Loopback only unless --allow-remote.
+    #[arg(long)]
+    pub upstream: Option<String>,
+
     /// The Redis of the redis-queue variant (redis://HOST:PORT).
     #[arg(long)]
     pub redis: Option<String>,
@@ -142,6 +166,33 @@ pub enum Command {
     /// on any machines that reach the Redis).
     #[command(name = "worker")]
     QueueWorker(QueueWorkerArgs),
+    /// A slow HTTP service for GET /work/upstream to call: GET /delay?ms=N answers
+    /// after N ms, thousands at once (GET /stats counts them).
+    Upstream(UpstreamArgs),
+}
+
+/// Options of `servers upstream`.
+#[derive(Debug, Args)]
+pub struct UpstreamArgs {
+    /// Address to listen on. Anything but loopback also needs --allow-remote.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+
+    /// Port to listen on; 0 lets the kernel pick a free one.
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+
+    /// Allow --bind to name a non-loopback address.
+    #[arg(long)]
+    pub allow_remote: bool,
+
+    /// How long a call without `ms` waits.
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub delay: Duration,
+
+    /// How long waiting calls may take to finish after SIGINT/SIGTERM.
+    #[arg(long, default_value = "1s", value_parser = parse_positive_duration)]
+    pub shutdown_grace: Duration,
 }
 
 /// Options of `servers worker`, a queue worker.
@@ -167,6 +218,10 @@ pub struct QueueWorkerArgs {
     /// How long running jobs may take to finish after SIGINT/SIGTERM.
     #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
     pub shutdown_grace: Duration,
+
+    /// The slow HTTP service `upstream` jobs call (loopback only).
+    #[arg(long)]
+    pub upstream: Option<String>,
 }
 
 fn parse_positive_duration(s: &str) -> Result<Duration, String> {
@@ -225,6 +280,16 @@ impl Cli {
             }
             _ => {}
         }
+        let bounded_pool = self.variant == Some(Variant::BoundedPool);
+        let bounded_pool_flags = self.unbounded_queue
+            || self.queue_budget != Duration::from_millis(500)
+            || self.pool_priority != crate::strategy::PoolPriority::Nice;
+        if bounded_pool_flags && !bounded_pool {
+            return Err(
+                "--queue-budget, --unbounded-queue and --pool-priority are only for the bounded-pool variant"
+                    .into(),
+            );
+        }
         if self.telemetry_dir.is_some() && self.process_index.is_none() {
             return Err("--telemetry-dir is only for multi-worker processes".into());
         }
@@ -250,6 +315,10 @@ impl Cli {
             max_io_ms: self.max_io_ms.get(),
             slice: self.slice,
             queue_capacity: self.queue_capacity.get(),
+            queue_budget: (!self.unbounded_queue).then_some(self.queue_budget),
+            pool_priority: self.pool_priority,
+            upstream: self.upstream,
+            allow_remote: self.allow_remote,
             shutdown_grace: self.shutdown_grace,
             process_index: self.process_index,
             listen_fd: self.listen_fd,
@@ -271,8 +340,49 @@ impl Cli {
 /// precede the server flags when this same program is started as a multi-worker
 /// process (empty for `servers`).
 pub fn run(cli: Cli, process_args_prefix: Vec<String>) -> ExitCode {
+    if let Some(Command::Upstream(args)) = cli.command {
+        if !args.bind.is_loopback() && !args.allow_remote {
+            Cli::command()
+                .error(
+                    ErrorKind::ValueValidation,
+                    format!(
+                        "--bind {} is not a loopback address; add --allow-remote to serve other machines",
+                        args.bind
+                    ),
+                )
+                .exit();
+        }
+        if args.delay > Duration::from_millis(crate::upstream::service::MAX_DELAY_MS) {
+            Cli::command()
+                .error(
+                    ErrorKind::ValueValidation,
+                    "--delay may be at most 60s",
+                )
+                .exit();
+        }
+        crate::init_tracing();
+        let config = crate::upstream::service::UpstreamConfig {
+            addr: SocketAddr::new(args.bind, args.port),
+            delay: args.delay,
+            shutdown_grace: args.shutdown_grace,
+        };
+        return match crate::upstream::service::run(config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!("{error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::QueueWorker(args)) = cli.command {
         crate::init_tracing();
+        if let Some(url) = &args.upstream {
+            if let Err(error) = crate::upstream::client::configure(url, false) {
+                Cli::command()
+                    .error(ErrorKind::ValueValidation, format!("{error:#}"))
+                    .exit();
+            }
+        }
         let config = crate::queue_worker::QueueWorkerConfig {
             redis: args.redis,
             concurrency: args
@@ -306,6 +416,13 @@ pub fn run(cli: Cli, process_args_prefix: Vec<String>) -> ExitCode {
         Cli::command()
             .error(ErrorKind::ValueValidation, message)
             .exit();
+    }
+    if let Some(url) = &cli.upstream {
+        if let Err(error) = crate::upstream::client::configure(url, cli.allow_remote) {
+            Cli::command()
+                .error(ErrorKind::ValueValidation, format!("{error:#}"))
+                .exit();
+        }
     }
     crate::init_tracing();
     let mut config = cli.into_config();

@@ -18,6 +18,15 @@ pub struct ServerConfig {
     pub max_io_ms: u64,
     pub slice: Duration,
     pub queue_capacity: usize,
+    /// bounded-pool: longest an admitted job may wait to start; `None` admits
+    /// everything (`--unbounded-queue`, for the ablation).
+    pub queue_budget: Option<Duration>,
+    /// bounded-pool: the scheduling priority of the pool's threads.
+    pub pool_priority: crate::strategy::PoolPriority,
+    /// The slow upstream `/work/upstream` calls (`--upstream`).
+    pub upstream: Option<String>,
+    /// Whether `--upstream` may name a non-loopback address.
+    pub allow_remote: bool,
     pub shutdown_grace: Duration,
     /// Which process of a multi-worker group this is; `None` everywhere else
     /// (including a multi-worker supervisor).

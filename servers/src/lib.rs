@@ -17,6 +17,7 @@ pub mod serve;
 mod shutdown;
 pub mod strategy;
 pub mod telemetry;
+pub mod upstream;
 pub mod variant;
 pub mod workload;
 

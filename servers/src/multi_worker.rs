@@ -224,7 +224,10 @@ fn spawn_process(
             &humantime::format_duration(delay).to_string(),
         ]);
     }
-    if !addr.ip().is_loopback() {
+    if let Some(upstream) = &config.upstream {
+        command.args(["--upstream", upstream]);
+    }
+    if !addr.ip().is_loopback() || config.allow_remote {
         command.arg("--allow-remote");
     }
     if let Some(fd) = listen_fd {

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::background::redis_queue::{QueueSettings, RedisQueue, Taken};
 use crate::shutdown::Shutdown;
-use crate::workload::Job;
+use crate::workload::{Job, JobReport};
 
 /// How long an idle slot waits before asking the queue again.
 const IDLE_POLL: Duration = Duration::from_millis(5);
@@ -115,6 +115,7 @@ async fn run_one(queue: &RedisQueue, token: &str, config: &QueueWorkerConfig, ta
         tokio::select! {
             finished = &mut running => {
                 let outcome = match finished {
+                    Ok(JobReport { error: Some(error), .. }) => Err(error),
                     Ok(report) => {
                         let mut result = report.to_json();
                         result["attempt"] = json!(attempt);

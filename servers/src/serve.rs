@@ -17,8 +17,8 @@ use crate::limits::Limits;
 use crate::listener;
 use crate::shutdown::Shutdown;
 use crate::strategy::{
-    BlockInPlace, Cooperative, Inline, RayonPool, RedisQueueStrategy, SequentialQueue,
-    SpawnBlocking, Strategy,
+    AsyncIo, BlockInPlace, BoundedPool, Cooperative, Inline, RayonPool, RedisQueueStrategy,
+    SequentialQueue, SpawnBlocking, Strategy,
 };
 use crate::telemetry::{traffic, Group, Telemetry};
 use crate::variant::{RuntimeFlavor, Variant};
@@ -49,6 +49,13 @@ fn build_strategy(
             calibration.units_for(config.slice),
         )),
         Variant::SequentialQueue => Box::new(SequentialQueue::new(config.queue_capacity)?),
+        Variant::BoundedPool => Box::new(BoundedPool::new(
+            cores(),
+            config.pool_priority,
+            config.queue_budget,
+            calibration,
+        )?),
+        Variant::AsyncIo => Box::new(AsyncIo),
     })
 }
 
@@ -117,6 +124,14 @@ pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<
         inject_delay: config.inject_delay,
         process_index: config.process_index,
         build: build_profile(),
+        strategy_settings: match config.variant {
+            Variant::BoundedPool => serde_json::json!({
+                "queue_budget_ms": config.queue_budget.map(|b| b.as_secs_f64() * 1e3),
+                "pool_priority": format!("{:?}", config.pool_priority).to_lowercase(),
+                "pool_threads": cores(),
+            }),
+            _ => serde_json::Value::Null,
+        },
         jobs: match redis {
             Some(queue) => JobStore::Redis(queue),
             None => JobStore::Memory(JobTable::new(config.jobs_capacity, config.job_ttl)),

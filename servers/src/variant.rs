@@ -12,12 +12,16 @@ pub enum Variant {
     SpawnBlocking,
     BlockInPlace,
     Rayon,
+    /// A low-priority CPU-sized pool behind a latency budget (admission control).
+    BoundedPool,
     /// N processes sharing one listening socket (one accept queue).
     MultiWorker,
     /// N processes, each with its own `SO_REUSEPORT` socket (one accept queue each).
     MultiWorkerReuseport,
     Cooperative,
     SequentialQueue,
+    /// I/O awaited on the event loop with an async client; CPU work inline.
+    AsyncIo,
     RedisQueue,
 }
 
@@ -32,16 +36,18 @@ pub enum RuntimeFlavor {
 
 impl Variant {
     /// Every variant, in the order `servers --list` prints them.
-    pub const ALL: [Variant; 10] = [
+    pub const ALL: [Variant; 12] = [
         Variant::BlockingInAsync,
         Variant::CurrentThread,
         Variant::SpawnBlocking,
         Variant::BlockInPlace,
         Variant::Rayon,
+        Variant::BoundedPool,
         Variant::MultiWorker,
         Variant::MultiWorkerReuseport,
         Variant::Cooperative,
         Variant::SequentialQueue,
+        Variant::AsyncIo,
         Variant::RedisQueue,
     ];
 
@@ -53,10 +59,12 @@ impl Variant {
             Variant::SpawnBlocking => "spawn-blocking",
             Variant::BlockInPlace => "block-in-place",
             Variant::Rayon => "rayon",
+            Variant::BoundedPool => "bounded-pool",
             Variant::MultiWorker => "multi-worker",
             Variant::MultiWorkerReuseport => "multi-worker-reuseport",
             Variant::Cooperative => "cooperative",
             Variant::SequentialQueue => "sequential-queue",
+            Variant::AsyncIo => "async-io",
             Variant::RedisQueue => "redis-queue",
         }
     }
@@ -78,6 +86,9 @@ impl Variant {
                 "work run with block_in_place; the worker hands its other tasks off first"
             }
             Variant::Rayon => "work sent to a rayon pool (one thread per core), result via oneshot",
+            Variant::BoundedPool => {
+                "low-priority pool (one thread per core) behind a latency budget; 503 + Retry-After beyond it"
+            }
             Variant::MultiWorker => {
                 "N processes, each a current_thread runtime, sharing one listening socket (one accept queue)"
             }
@@ -87,6 +98,9 @@ impl Variant {
             Variant::Cooperative => "work cut into ~50 µs slices with yield_now between them",
             Variant::SequentialQueue => {
                 "bounded queue run one job at a time by a dedicated thread; 503 when full"
+            }
+            Variant::AsyncIo => {
+                "I/O awaited on the event loop (async reqwest, tokio sleep); CPU work inline"
             }
             Variant::RedisQueue => {
                 "jobs go to a Redis queue run by separate `servers worker` processes (needs --redis)"
@@ -103,10 +117,12 @@ impl Variant {
             Variant::SpawnBlocking => "a plain `def` endpoint / `run_in_threadpool`",
             Variant::BlockInPlace => "none (tokio-specific)",
             Variant::Rayon => "`ProcessPoolExecutor` (a CPU-sized pool)",
+            Variant::BoundedPool => "a bounded `ProcessPoolExecutor` that answers 503 when full",
             Variant::MultiWorker => "`uvicorn --workers N` / gunicorn",
             Variant::MultiWorkerReuseport => "nginx `listen … reuseport`, many Rust servers",
             Variant::Cooperative => "chunked work with `await asyncio.sleep(0)`",
             Variant::SequentialQueue => "\"buffer the jobs and process them one by one\"",
+            Variant::AsyncIo => "`httpx.AsyncClient` / `aiohttp` awaited in an `async def`",
             Variant::RedisQueue => "Celery / RQ on Redis with separate workers",
         }
     }
@@ -131,8 +147,10 @@ impl Variant {
             | Variant::SpawnBlocking
             | Variant::BlockInPlace
             | Variant::Rayon
+            | Variant::BoundedPool
             | Variant::Cooperative
             | Variant::SequentialQueue
+            | Variant::AsyncIo
             | Variant::RedisQueue => RuntimeFlavor::MultiThread,
         }
     }
@@ -186,7 +204,7 @@ mod tests {
 
     #[test]
     fn the_two_multi_worker_designs_sit_side_by_side() {
-        assert_eq!(Variant::ALL.len(), 10);
+        assert_eq!(Variant::ALL.len(), 12);
         let at = Variant::ALL
             .iter()
             .position(|&v| v == Variant::MultiWorker)

@@ -1,5 +1,5 @@
-//! The heavy work every variant runs: a CPU kernel with a fixed cost per unit, and a
-//! blocking-I/O stand-in.
+//! The heavy work every variant runs: a CPU kernel with a fixed cost per unit, a
+//! blocking-I/O stand-in, and a real call to a slow upstream HTTP service.
 //!
 //! The kernel is a chain of dependent integer mixing rounds. Each round needs the
 //! result of the one before, so the optimiser can neither remove nor vectorise it,
@@ -53,6 +53,25 @@ pub enum Work {
     /// A synchronous sleep: the stand-in for a blocking call (a synchronous HTTP
     /// request, a blocking database driver) made from a handler.
     Io { duration: Duration },
+    /// One HTTP call to the upstream (`--upstream`) that waits `delay` there: the
+    /// blocking network call of the original question. Run by [`Job::run`] with a
+    /// synchronous client; `async-io` awaits an async client instead.
+    Upstream { delay: Duration },
+}
+
+impl Work {
+    /// How long the work holds a thread that runs it, on a free core: the CPU
+    /// time of its units by `calibration`, or its wait. What admission control
+    /// counts in its queue.
+    pub fn estimated_cost(&self, calibration: &Calibration) -> Duration {
+        match *self {
+            Work::Cpu { units } => {
+                Duration::from_nanos((units as f64 * calibration.ns_per_unit) as u64)
+            }
+            Work::Io { duration } => duration,
+            Work::Upstream { delay } => delay,
+        }
+    }
 }
 
 /// One piece of work plus the moment its request reached the handler, so the time it
@@ -83,7 +102,7 @@ impl Started {
 }
 
 /// What a finished job reports back to the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobReport {
     /// From the request reaching the handler to the work starting.
     pub queued: Duration,
@@ -92,6 +111,9 @@ pub struct JobReport {
     pub computed: Duration,
     /// Final kernel state for CPU work; `None` for I/O work.
     pub checksum: Option<u64>,
+    /// Why the work failed (an upstream call that got no good answer); `None`
+    /// when it did what was asked.
+    pub error: Option<String>,
 }
 
 impl JobReport {
@@ -130,17 +152,19 @@ impl Job {
     pub fn run(self) -> JobReport {
         let _running = self.begin();
         let started = Instant::now();
-        let checksum = match self.work {
-            Work::Cpu { units } => Some(run_units(initial_state(units), units)),
+        let (checksum, error) = match self.work {
+            Work::Cpu { units } => (Some(run_units(initial_state(units), units)), None),
             Work::Io { duration } => {
                 std::thread::sleep(duration);
-                None
+                (None, None)
             }
+            Work::Upstream { delay } => (None, crate::upstream::client::call_blocking(delay).err()),
         };
         JobReport {
             queued: started.saturating_duration_since(self.arrived),
             computed: started.elapsed(),
             checksum,
+            error,
         }
     }
 }

@@ -61,6 +61,8 @@ impl From<Rejection> for ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the worker running this job went away",
             ),
+            // The job's own call went wrong: the gateway's answer, not the server's.
+            Rejection::Failed(error) => ApiError::new(StatusCode::BAD_GATEWAY, error),
         }
     }
 }

@@ -69,6 +69,39 @@ pub async fn work_io(
     })))
 }
 
+/// `GET /work/upstream?ms=N`: one call to the upstream that waits N ms there, made
+/// through the variant's strategy (a synchronous client on the thread the strategy
+/// runs work on; an awaited async client on `async-io`). 502 when the call fails,
+/// 501 when the server has no `--upstream`.
+pub async fn work_upstream(
+    State(state): State<Arc<AppState>>,
+    query: QueryResult,
+) -> Result<Json<Value>, ApiError> {
+    let arrived = Instant::now();
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let ms = params::bounded(&query, Size::Ms, &state.limits)?;
+    if !crate::upstream::client::configured() {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "this server has no upstream: start it with --upstream http://127.0.0.1:PORT (`servers upstream` is one)",
+        ));
+    }
+    let report = state
+        .run_job(Job {
+            work: Work::Upstream {
+                delay: Duration::from_millis(ms),
+            },
+            arrived,
+            started: None,
+        })
+        .await?;
+    Ok(Json(json!({
+        "ms": ms,
+        "queue_us": report.queued.as_micros() as u64,
+        "call_us": report.computed.as_micros() as u64,
+    })))
+}
+
 /// `GET /info`: what this server is and how expensive a unit of work is here.
 pub async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({
@@ -85,6 +118,8 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
         "rounds_per_unit": ROUNDS_PER_UNIT,
         "max_units": state.limits.max_units,
         "max_io_ms": state.limits.max_io_ms,
+        "upstream": crate::upstream::client::configured(),
+        "strategy_settings": state.strategy_settings,
         "version": env!("CARGO_PKG_VERSION"),
     }))
 }
@@ -94,7 +129,7 @@ pub async fn not_found(uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         format!(
-            "no such path {}; try /health, /work/cpu?units=N, /work/io?ms=N, /info or /metrics",
+            "no such path {}; try /health, /work/cpu?units=N, /work/io?ms=N, /work/upstream?ms=N, /info or /metrics",
             uri.path()
         ),
     )

@@ -33,19 +33,28 @@ impl From<Refusal> for ApiError {
     }
 }
 
-/// `POST /jobs` with `{"kind": "cpu", "units": N}` or `{"kind": "io", "ms": N}`.
+/// `POST /jobs` with `{"kind": "cpu", "units": N}`, `{"kind": "io", "ms": N}` or
+/// `{"kind": "upstream", "ms": N}`.
 pub async fn submit(
     State(state): State<Arc<AppState>>,
     body: Result<Json<JobSpec>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(spec) = body.map_err(|e| {
         ApiError::bad_request(format!(
-            "{}; send {{\"kind\": \"cpu\", \"units\": N}} or {{\"kind\": \"io\", \"ms\": N}}",
+            "{}; send {{\"kind\": \"cpu\", \"units\": N}}, {{\"kind\": \"io\", \"ms\": N}} or {{\"kind\": \"upstream\", \"ms\": N}}",
             e.body_text()
         ))
     })?;
     spec.validate(&state.limits)
         .map_err(ApiError::bad_request)?;
+    if matches!(spec, JobSpec::Upstream { .. }) && !crate::upstream::client::configured() {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "this server has no upstream for `upstream` jobs: start it with --upstream URL",
+        ));
+    }
+    // A strategy with admission control refuses now, not after the 202.
+    state.strategy.admission(&spec.work())?;
     let id = match &state.jobs {
         JobStore::Memory(table) => {
             let (id, started) = table.admit(spec)?;

@@ -1,5 +1,5 @@
 //! The HTTP interface, identical on every variant: `/health`, `/work/cpu`,
-//! `/work/io`, `/jobs`, `/backlog`, `/info`, `/metrics`, `/metrics.json`, and JSON
+//! `/work/io`, `/work/upstream`, `/jobs`, `/backlog`, `/info`, `/metrics`, `/metrics.json`, and JSON
 //! errors for everything else.
 
 mod error;
@@ -42,6 +42,9 @@ pub struct AppState {
     /// Index of this process within a multi-worker (or multi-worker-reuseport) group.
     pub process_index: Option<usize>,
     pub build: BuildProfile,
+    /// The strategy's own settings, as `/info` reports them (bounded-pool's budget
+    /// and priority), so a report records which configuration it measured.
+    pub strategy_settings: serde_json::Value,
     /// Background jobs (`POST /jobs`).
     pub jobs: JobStore,
     /// `None` with `--no-telemetry`.
@@ -52,11 +55,16 @@ impl AppState {
     /// Runs `job` through the variant's strategy, keeping the job counters.
     pub async fn run_job(&self, job: Job) -> Result<JobReport, Rejection> {
         let _in_flight = JOBS.accept();
-        let result = self.strategy.submit(job).await;
+        let result = match self.strategy.submit(job).await {
+            Ok(JobReport {
+                error: Some(error), ..
+            }) => Err(Rejection::Failed(error)),
+            other => other,
+        };
         match &result {
             Ok(_) => JOBS.completed(),
             Err(Rejection::QueueFull { .. }) => JOBS.rejected(),
-            Err(Rejection::WorkerLost) => {}
+            Err(Rejection::WorkerLost | Rejection::Failed(_)) => {}
         }
         result
     }
@@ -68,6 +76,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(handlers::health))
         .route("/work/cpu", get(handlers::work_cpu))
         .route("/work/io", get(handlers::work_io))
+        .route("/work/upstream", get(handlers::work_upstream))
         .route("/info", get(handlers::info))
         .route("/jobs", post(jobs::submit))
         .route("/jobs/{id}", get(jobs::status))

@@ -36,6 +36,8 @@ pub enum JobSpec {
     Cpu { units: u64 },
     /// A blocking call of `ms` milliseconds.
     Io { ms: u64 },
+    /// One call to the upstream (`--upstream`) that waits `ms` milliseconds there.
+    Upstream { ms: u64 },
 }
 
 impl JobSpec {
@@ -44,7 +46,7 @@ impl JobSpec {
     pub fn validate(&self, limits: &Limits) -> Result<(), String> {
         let (size, value) = match *self {
             JobSpec::Cpu { units } => (Size::Units, units),
-            JobSpec::Io { ms } => (Size::Ms, ms),
+            JobSpec::Io { ms } | JobSpec::Upstream { ms } => (Size::Ms, ms),
         };
         limits.check(size, value)?;
         Ok(())
@@ -56,6 +58,9 @@ impl JobSpec {
             JobSpec::Cpu { units } => Work::Cpu { units },
             JobSpec::Io { ms } => Work::Io {
                 duration: std::time::Duration::from_millis(ms),
+            },
+            JobSpec::Upstream { ms } => Work::Upstream {
+                delay: std::time::Duration::from_millis(ms),
             },
         }
     }

@@ -39,6 +39,7 @@ impl Strategy for Cooperative {
             // Every accepted job is running here: the slices interleave.
             let _running = job.begin();
             let started = Instant::now();
+            let mut error = None;
             let checksum = match job.work {
                 Work::Cpu { units } => {
                     let mut state = initial_state(units);
@@ -67,11 +68,18 @@ impl Strategy for Cooperative {
                     }
                     None
                 }
+                Work::Upstream { delay } => {
+                    // A network call cannot be cut into slices: it blocks the
+                    // event loop thread for its whole length.
+                    error = crate::upstream::client::call_blocking(delay).err();
+                    None
+                }
             };
             Ok(JobReport {
                 queued: started.saturating_duration_since(job.arrived),
                 computed: started.elapsed(),
                 checksum,
+                error,
             })
         })
     }

@@ -6,7 +6,9 @@
 //! blocking pool, on rayon, on a dedicated thread — is the whole point of the
 //! comparison.
 
+mod async_io;
 mod block_in_place;
+mod bounded_pool;
 mod cooperative;
 mod inline;
 mod rayon_pool;
@@ -14,7 +16,9 @@ mod redis_queue;
 mod sequential_queue;
 mod spawn_blocking;
 
+pub use async_io::AsyncIo;
 pub use block_in_place::BlockInPlace;
+pub use bounded_pool::{BoundedPool, PoolPriority};
 pub use cooperative::Cooperative;
 pub use inline::Inline;
 pub use rayon_pool::RayonPool;
@@ -26,7 +30,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::workload::{Job, JobReport};
+use crate::workload::{Job, JobReport, Work};
 
 /// Why a strategy did not run a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +43,8 @@ pub enum Rejection {
     /// The thread, pool or queue worker that was to run the job went away (it
     /// panicked, or the server is shutting down).
     WorkerLost,
+    /// The job ran and failed (an upstream call that got no good answer).
+    Failed(String),
 }
 
 /// The future a strategy returns for one job.
@@ -46,6 +52,14 @@ pub type JobFuture = Pin<Box<dyn Future<Output = Result<JobReport, Rejection>> +
 
 /// A way of running heavy work on behalf of an async handler.
 pub trait Strategy: Send + Sync + 'static {
-    /// Starts (or queues) `job` and resolves when it has finished.
+    /// Starts (or queues) `job` and resolves when it has finished. A strategy
+    /// with admission control decides here, before the future is first polled.
     fn submit(&self, job: Job) -> JobFuture;
+
+    /// Whether `work` would be admitted now, without queueing anything: lets
+    /// `POST /jobs` refuse with 503 at once instead of accepting a background
+    /// job that the queue will refuse. Strategies without a bound admit all.
+    fn admission(&self, _work: &Work) -> Result<(), Rejection> {
+        Ok(())
+    }
 }

@@ -34,6 +34,9 @@ impl Strategy for RedisQueueStrategy {
                 Work::Io { duration } => JobSpec::Io {
                     ms: duration.as_millis() as u64,
                 },
+                Work::Upstream { delay } => JobSpec::Upstream {
+                    ms: delay.as_millis() as u64,
+                },
             };
             let id = queue.submit(spec).await.map_err(|refusal| match refusal {
                 Refusal::Full { capacity } => Rejection::QueueFull {
@@ -51,7 +54,12 @@ impl Strategy for RedisQueueStrategy {
                     .ok_or(Rejection::WorkerLost)?;
                 match view.status {
                     Status::Queued | Status::Running => continue,
-                    Status::Failed => return Err(Rejection::WorkerLost),
+                    Status::Failed => {
+                        return Err(match view.error {
+                            Some(error) => Rejection::Failed(error),
+                            None => Rejection::WorkerLost,
+                        })
+                    }
                     Status::Done => {
                         let result = view.result.unwrap_or_default();
                         let us = |field: &str| {
@@ -64,6 +72,7 @@ impl Strategy for RedisQueueStrategy {
                             checksum: result["checksum"]
                                 .as_str()
                                 .and_then(|c| u64::from_str_radix(c, 16).ok()),
+                            error: None,
                         });
                     }
                 }

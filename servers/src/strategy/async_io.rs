@@ -1,0 +1,45 @@
+//! The I/O answer: a network call is awaited on the event loop with an async
+//! client (`reqwest`), like `await client.post(...)` with `httpx.AsyncClient` in an
+//! `async def`. A waiting call holds no thread, so thousands wait at once on a few
+//! threads; the client's calls in flight are capped and time out
+//! ([`crate::upstream::client`]). A blocking sleep is awaited as
+//! `tokio::time::sleep` for the same reason.
+//!
+//! CPU work has no async form: it runs inline in the handler, exactly as on
+//! `blocking-in-async`. That is the point of having this variant in the CPU
+//! scenarios too: the right answer depends on whether the work waits or computes.
+
+use std::time::Instant;
+
+use super::{JobFuture, Strategy};
+use crate::workload::{Job, JobReport, Work};
+
+/// I/O awaited on the event loop; CPU work inline.
+#[derive(Debug, Default)]
+pub struct AsyncIo;
+
+impl Strategy for AsyncIo {
+    fn submit(&self, job: Job) -> JobFuture {
+        Box::pin(async move {
+            let (delay, upstream) = match job.work {
+                Work::Cpu { .. } => return Ok(job.run()),
+                Work::Io { duration } => (duration, false),
+                Work::Upstream { delay } => (delay, true),
+            };
+            let _running = job.begin();
+            let started = Instant::now();
+            let error = if upstream {
+                crate::upstream::client::call_async(delay).await.err()
+            } else {
+                tokio::time::sleep(delay).await;
+                None
+            };
+            Ok(JobReport {
+                queued: started.saturating_duration_since(job.arrived),
+                computed: started.elapsed(),
+                checksum: None,
+                error,
+            })
+        })
+    }
+}
