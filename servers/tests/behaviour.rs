@@ -27,7 +27,10 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 /// What happened while `jobs` heavy jobs ran: their responses and the probes' times.
 struct Observed {
+    /// The jobs that ran (200).
     jobs: Vec<Value>,
+    /// The jobs refused with 503.
+    refused: Vec<support::Response>,
     slowest_probe: Duration,
     probes: usize,
     /// Every probe's time, sorted.
@@ -80,16 +83,19 @@ fn probe_during_jobs(server: &Server, jobs: usize) -> Observed {
     probe_times.sort();
     let slowest_probe = probe_times.last().copied().unwrap_or_default();
     let probes = probe_times.len();
-    let jobs = heavy
-        .into_iter()
-        .map(|h| {
-            let response = h.join().unwrap();
-            assert_eq!(response.status, 200, "{}", response.body);
-            response.json()
-        })
-        .collect();
+    let mut jobs = Vec::new();
+    let mut refused = Vec::new();
+    for h in heavy {
+        let response = h.join().unwrap();
+        match response.status {
+            200 => jobs.push(response.json()),
+            503 => refused.push(response),
+            _ => panic!("heavy request answered {response:?}"),
+        }
+    }
     Observed {
         jobs,
+        refused,
         slowest_probe,
         probes,
         probe_times,
@@ -101,6 +107,7 @@ fn assert_blocks(variant: &str, args: &[&str], jobs: usize) {
     let server = Server::start(variant, args);
     let seen = probe_during_jobs(&server, jobs);
     seen.print_margin(variant);
+    assert!(seen.refused.is_empty(), "{variant}: {:?}", seen.refused);
     assert!(
         seen.slowest_probe >= seen.shortest_job() / 2,
         "{variant}: slowest of {} probes took {:?}, a job {:?}; expected the probe to wait",
@@ -115,6 +122,7 @@ fn assert_stays_responsive(variant: &str, args: &[&str], jobs: usize) -> Observe
     let server = Server::start(variant, args);
     let seen = probe_during_jobs(&server, jobs);
     seen.print_margin(variant);
+    assert!(seen.refused.is_empty(), "{variant}: {:?}", seen.refused);
     assert!(seen.probes >= 3, "{variant}: only {} probes", seen.probes);
     assert!(
         seen.slowest_probe < seen.shortest_job() / 2,
@@ -206,4 +214,71 @@ fn sequential_queue_refuses_with_503_when_full() {
         assert!(r.json()["error"].is_string());
     }
     assert_eq!(server.get("/health").status, 200);
+}
+
+#[test]
+fn bounded_pool_refuses_beyond_its_budget_and_keeps_the_probe_ten_times_faster_than_blocking_in_async(
+) {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Twelve jobs at once on two workers: blocking-in-async runs two at a time on
+    // its event loop threads, and the probe waits behind them.
+    let blocked = {
+        let server = Server::start("blocking-in-async", &["--workers", "2"]);
+        probe_during_jobs(&server, 12)
+    };
+    // bounded-pool with a budget of one job: two running, two waiting at most.
+    let budget = format!("{}ms", JOB.as_millis());
+    let server = Server::start(
+        "bounded-pool",
+        &["--workers", "2", "--queue-budget", &budget],
+    );
+    let seen = probe_during_jobs(&server, 12);
+    seen.print_margin("bounded-pool");
+    assert!(
+        !seen.jobs.is_empty() && seen.jobs.len() <= 6,
+        "{} of 12 jobs ran; the budget holds two running and two waiting",
+        seen.jobs.len()
+    );
+    assert_eq!(seen.jobs.len() + seen.refused.len(), 12);
+    for r in &seen.refused {
+        let retry: u64 = r
+            .header("retry-after")
+            .expect("503 without Retry-After")
+            .parse()
+            .unwrap();
+        assert!(retry >= 1);
+        assert!(r.json()["error"].as_str().unwrap().contains("queue is full"));
+    }
+    assert!(
+        seen.probe_p99() * 10 <= blocked.probe_p99(),
+        "probe p99 {:?} on bounded-pool, {:?} on blocking-in-async: expected 10x apart",
+        seen.probe_p99(),
+        blocked.probe_p99()
+    );
+    // Admitted jobs started within about the budget.
+    for job in &seen.jobs {
+        let waited = Duration::from_micros(job["queue_us"].as_u64().unwrap());
+        assert!(waited < JOB * 3, "a job waited {waited:?}");
+    }
+    // Once the work is done there is room again.
+    let units = server.units_for(Duration::from_millis(10));
+    assert_eq!(server.get(&format!("/work/cpu?units={units}")).status, 200);
+}
+
+#[test]
+fn bounded_pool_refuses_a_background_job_at_once_when_full() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start(
+        "bounded-pool",
+        &["--workers", "2", "--queue-budget", "10ms"],
+    );
+    let units = server.units_for(JOB);
+    let body = format!(r#"{{"kind": "cpu", "units": {units}}}"#);
+    let statuses: Vec<u16> = (0..6)
+        .map(|_| support::post_json(server.addr, "/jobs", &body).status)
+        .collect();
+    // Two threads, a 10 ms budget: the first jobs are admitted, then 503s.
+    assert_eq!(statuses[0], 202, "{statuses:?}");
+    assert!(statuses.contains(&503), "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 202 || *s == 503), "{statuses:?}");
 }

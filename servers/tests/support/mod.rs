@@ -22,8 +22,14 @@ pub struct Server {
 impl Server {
     /// Starts `servers --variant VARIANT ARGS...` and waits for its address.
     pub fn start(variant: &str, args: &[&str]) -> Server {
+        let mut all = vec!["--variant", variant];
+        all.extend_from_slice(args);
+        Server::spawn(&all)
+    }
+
+    /// Starts `servers ARGS...` (a variant, or `upstream`) and waits for its address.
+    pub fn spawn(args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_servers"))
-            .args(["--variant", variant])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
