@@ -86,7 +86,7 @@ fn variant(s: &str) -> Result<Variant, String> {
 
 fn scenario(s: &str) -> Result<Scenario, String> {
     Scenario::from_str(s.trim(), true)
-        .map_err(|_| format!("unknown scenario {s:?}; choose responsiveness or jobs"))
+        .map_err(|_| format!("unknown scenario {s:?}; choose responsiveness, jobs or upstream"))
 }
 
 const RUN_EXAMPLES: &str = "\
@@ -106,6 +106,8 @@ Examples:
   loadgen run --repeat 5          # five rounds, order rotated, medians and ranges
   loadgen run --loads 0.5,0.9,1.1 --loaded 10s
   loadgen run --server-cpus 1 --client-cpus 0
+  loadgen run --scenario upstream   # blocking network I/O: calls to a slow HTTP service
+  loadgen run --ablation            # bounded-pool with each ingredient taken away
 
 Exit status: 0 when every variant ran, 1 when one failed (the others still run),
 2 on bad arguments, 130 when interrupted (finished variants are still written).";
@@ -116,6 +118,12 @@ pub struct RunArgs {
     /// Variants to run, comma-separated [default: all].
     #[arg(long, value_delimiter = ',', value_parser = variant)]
     pub variant: Vec<Variant>,
+
+    /// Run bounded-pool five ways instead of the variants: as it ships, with the
+    /// pool at SCHED_IDLE or at normal priority, with an unbounded queue, and with
+    /// neither ingredient.
+    #[arg(long, conflicts_with = "variant")]
+    pub ablation: bool,
 
     /// Short phases: the whole matrix in about a minute (for CI).
     #[arg(long)]
@@ -134,9 +142,10 @@ pub struct RunArgs {
     #[arg(long, value_parser = duration)]
     pub recovery: Option<Duration>,
 
-    /// CPU time of one heavy job.
-    #[arg(long, value_parser = duration, default_value = "20ms")]
-    pub job: Duration,
+    /// CPU time of one heavy job; in the upstream scenario, how long each call
+    /// waits at the upstream [default: 20ms; upstream 200ms].
+    #[arg(long, value_parser = duration)]
+    pub job: Option<Duration>,
 
     /// Replaced by --loads (kept to say so).
     #[arg(long, hide = true)]
@@ -148,8 +157,11 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     pub loads: Vec<f64>,
 
-    /// `responsiveness` (heavy GET /work/cpu requests beside the probe) or `jobs`
-    /// (background jobs: POST /jobs open loop, each polled until done).
+    /// `responsiveness` (heavy GET /work/cpu requests beside the probe), `jobs`
+    /// (background jobs: POST /jobs open loop, each polled until done) or
+    /// `upstream` (GET /work/upstream: calls to a slow HTTP service that loadgen
+    /// starts beside each server; loads are multiples of what one blocking thread
+    /// per core finishes, default 0.5,2,20).
     #[arg(long, default_value = "responsiveness", value_parser = scenario)]
     pub scenario: Scenario,
 

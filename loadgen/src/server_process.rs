@@ -15,7 +15,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use servers::variant::Variant;
+use crate::matrix::Configuration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -40,6 +40,9 @@ pub struct Launch {
     pub telemetry: bool,
     /// `--inject-delay` for the server: a known regression of every `/health`.
     pub inject_delay: Option<Duration>,
+    /// Start a slow upstream HTTP service (`serve upstream`) beside each server,
+    /// with this default wait, and point the server at it (`--upstream`).
+    pub upstream: Option<Duration>,
 }
 
 /// A running server child process.
@@ -56,6 +59,9 @@ pub struct ServerProcess {
 struct Companion {
     child: Child,
     pid: u32,
+    /// Whether its CPU counts as the server's: a Redis and queue workers are part
+    /// of the redis-queue server; the upstream stands for an external service.
+    counted: bool,
 }
 
 /// Starts `args` of loadgen itself (or `program`), tied to loadgen's life with
@@ -133,14 +139,16 @@ impl ServerProcess {
     /// `/health`. Must be called on a thread that lives as long as the server
     /// (PDEATHSIG follows the thread that forked).
     pub async fn start(
-        variant: Variant,
+        configuration: &Configuration,
         launch: &Launch,
         log: &Path,
     ) -> anyhow::Result<ServerProcess> {
+        let variant = configuration.variant;
         let exe = std::env::current_exe().context("cannot find the loadgen executable")?;
         let mut args: Vec<String> = ["serve", "--variant", variant.name(), "--port", "0"]
             .map(String::from)
             .to_vec();
+        args.extend(configuration.args.iter().cloned());
         if let Some(workers) = launch.workers {
             args.extend(["--workers".into(), workers.to_string()]);
         }
@@ -154,9 +162,16 @@ impl ServerProcess {
             ]);
         }
         let mut companions = Vec::new();
+        let upstream = match launch.upstream {
+            Some(delay) => Some(start_upstream(&exe, delay, log, &mut companions).await?),
+            None => None,
+        };
+        if let Some(url) = &upstream {
+            args.extend(["--upstream".into(), url.clone()]);
+        }
         if variant.needs_redis() {
             let url = start_redis(launch, log, &mut companions).await?;
-            start_worker(&exe, &url, launch, log, &mut companions).await?;
+            start_worker(&exe, &url, upstream.as_deref(), launch, log, &mut companions).await?;
             args.extend(["--redis".into(), url]);
         }
         let mut child = spawn_tied(&exe, &args, launch.cpus.clone(), log)?;
@@ -196,6 +211,29 @@ impl ServerProcess {
         Ok(serde_json::from_slice(&body)?)
     }
 
+    /// Heavy jobs the server has running or queued now, by its own counters
+    /// (`/metrics.json`, every process of a group summed); `None` when it has no
+    /// telemetry or does not answer in time.
+    pub async fn jobs_busy(&self) -> Option<u64> {
+        // Short: a server too busy to answer is not settled either way.
+        let (status, body) = client::get(self.addr, "/metrics.json", Duration::from_millis(500))
+            .await
+            .ok()?;
+        if !status.is_success() {
+            return None;
+        }
+        let metrics: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        let busy = metrics["processes"]
+            .as_array()?
+            .iter()
+            .map(|p| {
+                let jobs = &p["jobs"];
+                jobs["running"].as_u64().unwrap_or(0) + jobs["queued"].as_u64().unwrap_or(0)
+            })
+            .sum();
+        Some(busy)
+    }
+
     /// Whether the process has exited (crashed) on its own.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
@@ -208,6 +246,7 @@ impl ServerProcess {
             + self
                 .companions
                 .iter()
+                .filter(|c| c.counted)
                 .map(|c| cpu::process_tree_cpu_time(c.pid))
                 .sum::<Duration>()
     }
@@ -263,7 +302,11 @@ async fn start_redis(
     let log = log.with_extension("redis.log");
     let child = spawn_tied(Path::new("redis-server"), &args, launch.cpus.clone(), &log)?;
     let pid = child.id().context("redis-server exited at once")?;
-    companions.push(Companion { child, pid });
+    companions.push(Companion {
+        child,
+        pid,
+        counted: true,
+    });
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + STARTUP_TIMEOUT;
     while !redis_answers(addr).await {
@@ -295,6 +338,7 @@ async fn redis_answers(addr: SocketAddr) -> bool {
 async fn start_worker(
     exe: &Path,
     url: &str,
+    upstream: Option<&str>,
     launch: &Launch,
     log: &Path,
     companions: &mut Vec<Companion>,
@@ -303,20 +347,60 @@ async fn start_worker(
         .cpus
         .as_ref()
         .map_or_else(servers::config::cores, Vec::len);
-    let args: Vec<String> = ["serve", "worker", "--redis", url, "--concurrency"]
+    let mut args: Vec<String> = ["serve", "worker", "--redis", url, "--concurrency"]
         .map(String::from)
         .into_iter()
         .chain([slots.to_string()])
         .collect();
+    if let Some(upstream) = upstream {
+        args.extend(["--upstream".into(), upstream.into()]);
+    }
     let log = log.with_extension("worker.log");
     let mut child = spawn_tied(exe, &args, launch.cpus.clone(), &log)?;
     let pid = child.id().context("the worker exited at once")?;
     let line = first_line(&mut child, &log).await;
-    companions.push(Companion { child, pid });
+    companions.push(Companion {
+        child,
+        pid,
+        counted: true,
+    });
     let line = line?;
     anyhow::ensure!(
         line.starts_with("worker ready"),
         "the worker printed {line:?} instead of being ready"
     );
     Ok(())
+}
+
+/// Starts the slow upstream HTTP service (`loadgen serve upstream`) as a companion
+/// whose CPU is not the server's, and returns its URL. Not pinned with the server:
+/// it stands for another machine, and its waits are timers, not threads.
+async fn start_upstream(
+    exe: &Path,
+    delay: Duration,
+    log: &Path,
+    companions: &mut Vec<Companion>,
+) -> anyhow::Result<String> {
+    let args: Vec<String> = vec![
+        "serve".into(),
+        "upstream".into(),
+        "--port".into(),
+        "0".into(),
+        "--delay".into(),
+        humantime::format_duration(delay).to_string(),
+    ];
+    let log = log.with_extension("upstream.log");
+    let mut child = spawn_tied(exe, &args, None, &log)?;
+    let pid = child.id().context("the upstream exited at once")?;
+    let line = first_line(&mut child, &log).await;
+    companions.push(Companion {
+        child,
+        pid,
+        counted: false,
+    });
+    let line = line?;
+    line.strip_prefix("listening on ")
+        .filter(|url| url.starts_with("http://"))
+        .map(str::to_owned)
+        .with_context(|| format!("the upstream printed {line:?} instead of its address"))
 }

@@ -30,7 +30,9 @@ impl Comparison {
             .into_iter()
             .filter_map(|v| {
                 let right = match report.scenario {
-                    Scenario::Responsiveness => v.figures.as_ref()?.heavy_efficiency * 100.0,
+                    Scenario::Responsiveness | Scenario::Upstream => {
+                        v.figures.as_ref()?.heavy_efficiency * 100.0
+                    }
                     Scenario::Jobs => {
                         let jobs = v.phase("loaded")?.stream("jobs")?;
                         jobs.latency.corrected.p99_us / 1e3
@@ -56,6 +58,9 @@ impl Comparison {
     pub fn title(&self) -> String {
         match self.scenario {
             Scenario::Responsiveness => "Probe p99 under load and heavy efficiency, per variant",
+            Scenario::Upstream => {
+                "Probe p99 under upstream calls, and calls done per second as % of a blocking pool per core"
+            }
             Scenario::Jobs => {
                 "Probe p99 while background jobs run and the jobs' end-to-end p99, per variant"
             }
@@ -167,7 +172,7 @@ impl Chart for Comparison {
         .map_err(plot_error)?;
 
         match self.scenario {
-            Scenario::Responsiveness => self.draw_efficiency(&right, n),
+            Scenario::Responsiveness | Scenario::Upstream => self.draw_efficiency(&right, n),
             Scenario::Jobs => self.draw_end_to_end(&right, n),
         }
     }
@@ -189,7 +194,10 @@ impl Comparison {
             .map_err(plot_error)?;
         efficiency
             .configure_mesh()
-            .x_desc("heavy efficiency (% of cores ÷ job cost)")
+            .x_desc(match self.scenario {
+                Scenario::Upstream => "upstream calls done (% of one blocking thread per core)",
+                _ => "heavy efficiency (% of cores ÷ job cost)",
+            })
             .x_label_formatter(&|x| format!("{x:.0}%"))
             .y_label_formatter(&|_| String::new())
             .label_style((FONT, 14))

@@ -57,6 +57,7 @@ pub fn run_page(report: &RunReport, charts: &[(String, String)]) -> String {
     let _ = writeln!(out, "<li>{}</li>", escape(&report.placement.describe()));
     let load = match report.scenario {
         Scenario::Responsiveness => "with heavy load",
+        Scenario::Upstream => "with upstream calls",
         Scenario::Jobs => "with background jobs",
     };
     for p in &report.settings.phases {

@@ -173,7 +173,7 @@ const JOBS_FIGURES: [FigureSpec; 6] = [
 /// The figures compared for runs of `scenario`.
 fn figures_of(scenario: Scenario) -> &'static [FigureSpec] {
     match scenario {
-        Scenario::Responsiveness => &RESPONSIVENESS_FIGURES,
+        Scenario::Responsiveness | Scenario::Upstream => &RESPONSIVENESS_FIGURES,
         Scenario::Jobs => &JOBS_FIGURES,
     }
 }

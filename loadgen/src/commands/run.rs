@@ -7,9 +7,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use servers::variant::Variant;
+
+use crate::matrix::Configuration;
 
 use super::{finish, CommandError};
 use crate::cli::RunArgs;
@@ -25,7 +27,9 @@ use crate::server_process::{redis_available, Launch};
 
 /// What `args` ask for, checked, with the run's folder at `dir`.
 fn prepare(args: &RunArgs, dir: PathBuf) -> Result<RunPlan, CommandError> {
-    let variants = if args.variant.is_empty() {
+    let variants: Vec<Configuration> = if args.ablation {
+        Configuration::ablation()
+    } else if args.variant.is_empty() {
         let redis = redis_available();
         if !redis {
             eprintln!(
@@ -35,9 +39,10 @@ fn prepare(args: &RunArgs, dir: PathBuf) -> Result<RunPlan, CommandError> {
         Variant::ALL
             .into_iter()
             .filter(|v| !v.needs_redis() || redis)
+            .map(Configuration::plain)
             .collect()
     } else {
-        args.variant.clone()
+        args.variant.iter().copied().map(Configuration::plain).collect()
     };
     if let Some(overload) = args.overload {
         return Err(CommandError::Usage(format!(
@@ -60,7 +65,7 @@ fn prepare(args: &RunArgs, dir: PathBuf) -> Result<RunPlan, CommandError> {
             settings.set_duration(phase, d);
         }
     }
-    settings.heavy_ms = args.job.as_secs_f64() * 1e3;
+    settings.heavy_ms = args.job.unwrap_or(args.scenario.default_job()).as_secs_f64() * 1e3;
     settings.probe_rate = args.probe_rate;
     settings.objective_ms = args.objective.as_secs_f64() * 1e3;
     settings.probe_connections = args.probe_connections;
@@ -95,6 +100,8 @@ fn prepare(args: &RunArgs, dir: PathBuf) -> Result<RunPlan, CommandError> {
             workers: args.workers,
             telemetry: !args.no_telemetry,
             inject_delay: args.inject_delay,
+            upstream: (settings.scenario == Scenario::Upstream)
+                .then(|| Duration::from_secs_f64(settings.heavy_ms / 1e3)),
         },
         settings,
         placement,

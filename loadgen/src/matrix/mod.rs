@@ -9,6 +9,7 @@
 //!   scraper side by side, summed up as a [`crate::report::PhaseReport`];
 //! - [`plan`]: what each phase sends.
 
+pub mod configuration;
 mod phase;
 pub mod plan;
 mod variant;
@@ -16,7 +17,7 @@ mod variant;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use servers::variant::Variant;
+pub use configuration::Configuration;
 
 use crate::environment::Environment;
 use crate::interrupt::Interrupt;
@@ -32,7 +33,7 @@ const JITTER_SAMPLES: usize = 500;
 /// What `run` was asked to do, checked.
 #[derive(Debug, Clone)]
 pub struct RunPlan {
-    pub variants: Vec<Variant>,
+    pub variants: Vec<Configuration>,
     pub settings: Settings,
     pub placement: Placement,
     pub launch: Launch,
@@ -52,11 +53,11 @@ pub async fn run(run: &RunPlan, started: SystemTime, interrupt: &Interrupt) -> R
     let per_variant = run.settings.planned_run(1);
     let progress = Progress::new("run", run.settings.planned_run(run.variants.len()));
     let mut variants = Vec::new();
-    for (i, &variant) in run.variants.iter().enumerate() {
+    for (i, variant) in run.variants.iter().enumerate() {
         if interrupt.fired() {
             break;
         }
-        let label = format!("[{}/{}] {}", i + 1, run.variants.len(), variant);
+        let label = format!("[{}/{}] {}", i + 1, run.variants.len(), variant.name);
         progress.note(&format!("{label}: starting"));
         let runner = VariantRunner {
             run,

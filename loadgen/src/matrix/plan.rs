@@ -57,10 +57,10 @@ pub fn phase_plan(
         streams.push(fresh);
     }
     // In the jobs scenario the load is background jobs, driven beside this plan.
-    if let (Some(load), Scenario::Responsiveness) = (phase.load, settings.scenario) {
+    if let (Some(load), true) = (phase.load, settings.scenario.heavy_requests()) {
         streams.push(stream(
             "heavy",
-            format!("/work/cpu?units={}", heavy.units),
+            settings.scenario.heavy_path(heavy.units),
             Load::Open {
                 rate: load * heavy.ideal_per_s,
                 connections: settings.heavy_connections,

@@ -7,8 +7,7 @@
 
 use std::time::Duration;
 
-use servers::variant::Variant;
-
+use super::configuration::Configuration;
 use super::phase::{PhaseObserver, PhaseRunner};
 use super::RunPlan;
 use crate::cpu;
@@ -26,7 +25,9 @@ const SETTLE_SAMPLE: Duration = Duration::from_millis(250);
 const QUIET: f64 = 0.1;
 
 /// Waits until the server's processes use less than [`QUIET`] of a core over a
-/// sample (it has finished the work a step left queued), at most `cap`; returns
+/// sample and, where it counts them, have no heavy job running or queued (it has
+/// finished the work a step left it: CPU work shows in its CPU time, work that
+/// waits, such as upstream calls, only in its counters), at most `cap`; returns
 /// how long it waited.
 async fn settle(server: &ServerProcess, cap: Duration) -> Duration {
     let started = std::time::Instant::now();
@@ -34,7 +35,9 @@ async fn settle(server: &ServerProcess, cap: Duration) -> Duration {
         let before = server.cpu_time();
         tokio::time::sleep(SETTLE_SAMPLE).await;
         let used = server.cpu_time().saturating_sub(before);
-        if used.as_secs_f64() <= QUIET * SETTLE_SAMPLE.as_secs_f64() || started.elapsed() >= cap {
+        let quiet = used.as_secs_f64() <= QUIET * SETTLE_SAMPLE.as_secs_f64()
+            && server.jobs_busy().await.unwrap_or(0) == 0;
+        if quiet || started.elapsed() >= cap {
             return started.elapsed();
         }
     }
@@ -54,10 +57,10 @@ pub(super) struct VariantRunner<'a> {
 impl VariantRunner<'_> {
     /// Runs `variant` through every phase; never fails: what went wrong is in the
     /// report's status and error.
-    pub(super) async fn run(&self, variant: Variant) -> VariantReport {
+    pub(super) async fn run(&self, variant: &Configuration) -> VariantReport {
         let mut report = VariantReport {
-            name: variant.name().into(),
-            summary: variant.summary().into(),
+            name: variant.name.clone(),
+            summary: variant.summary(),
             status: VariantStatus::Ok,
             error: None,
             server: None,
@@ -68,7 +71,7 @@ impl VariantRunner<'_> {
             sweep: None,
             skipped_steps: Vec::new(),
         };
-        let log = self.run.dir.join(format!("{variant}.server.log"));
+        let log = self.run.dir.join(format!("{}.server.log", variant.name));
         let mut server = match ServerProcess::start(variant, &self.run.launch, &log).await {
             Ok(server) => server,
             Err(e) => {

@@ -45,7 +45,9 @@ impl Figures {
         let (idle, loaded, recovery) = (probe("idle")?, probe("loaded")?, probe("recovery")?);
         let loaded_phase = phase("loaded")?;
         let heavy = loaded_phase.stream("heavy")?;
-        let completions = heavy.ok_throughput;
+        // Over the part of the window whose requests could finish inside it.
+        let completions =
+            heavy.ok_throughput * heavy.measured_s / heavy_size.reachable_s(heavy.measured_s);
         let idle_p99 = idle.latency.corrected.p99_us;
         Some(Figures {
             probe_idle: idle.latency.corrected,

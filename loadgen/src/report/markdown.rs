@@ -21,6 +21,15 @@ pub fn describe_load(report: &RunReport) -> String {
                 loads.join(", ")
             )
         }
+        Scenario::Upstream => {
+            let loads: Vec<String> = s.loads.iter().map(|l| format!("{l}×")).collect();
+            format!(
+                "`GET /work/upstream` calls, each waiting {} ms at a slow upstream HTTP service, offered open loop at {} what a pool of one blocking thread per core finishes, one step each, on {} connections",
+                s.heavy_ms,
+                loads.join(", "),
+                s.heavy_connections
+            )
+        }
         Scenario::Responsiveness => {
             let loads: Vec<String> = s.loads.iter().map(|l| format!("{l}×")).collect();
             format!(
@@ -59,6 +68,7 @@ pub fn describe_table(report: &RunReport) -> String {
     );
     let columns = match report.scenario {
         Scenario::Jobs => "Probe latency (corrected) while background jobs run, sorted by probe p99. Submit: due time to the 202. Queue wait and run: the server's own `queued_at`→`started_at`→`finished_at`. End-to-end: due time to `finished_at`. Failed: jobs failed and submissions that got neither 202 nor 503. Lost: accepted but never finished (must be 0).",
+        Scenario::Upstream => "Sorted by responsive capacity: the highest offered load up to which every step of the sweep kept the probe responsive and answered (done, or refused with 503) at least 90 % of the upstream calls offered in it, inside the step. The other columns are at the sweep's highest step that ran (its load is shown): probe latency corrected for coordinated omission. Server lag max: the longest the server's own event-loop lag probe (a 5 ms timer) waited past its due time. Heavy done/s: upstream calls completed with 2xx inside the loaded window; efficiency: that ÷ (cores ÷ upstream wait), what a pool of one blocking thread per core could finish, so an answer that holds no thread while it waits goes far past 100 %. Heavy latency includes 503 refusals. Failed: calls that timed out, errored, or were never sent or answered.",
         Scenario::Responsiveness => "Sorted by responsive capacity: the highest offered load up to which every step of the sweep kept the probe responsive and answered (done, or refused with 503) at least 90 % of the heavy work offered in it, inside the step (a bounded queue longer than a step counts as falling behind). The other columns are at the overload point, the sweep's highest step that ran (its load is shown): probe latency corrected for coordinated omission. Server lag max: the longest the server's own event-loop lag probe (a 5 ms timer) waited past its due time in the loaded phase; about 1–2 ms is tokio's timer granularity. Heavy done/s: 2xx completions inside the loaded window; efficiency: that ÷ (cores ÷ job cost). Heavy latency includes 503 refusals, which are answered at once. Failed: heavy requests that timed out, errored, or were never sent or answered.",
     };
     format!("{columns} {verdict}")

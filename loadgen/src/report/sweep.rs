@@ -116,10 +116,11 @@ fn step(phase: &PhaseReport, load: f64, heavy: &HeavySize, settings: &Settings) 
     let offered_per_s = load * heavy.ideal_per_s;
     let probe = phase.stream("probe");
     let (goodput_per_s, answered_share, latency) = match settings.scenario {
-        Scenario::Responsiveness => match phase.stream("heavy") {
+        Scenario::Responsiveness | Scenario::Upstream => match phase.stream("heavy") {
             Some(h) => {
                 let seconds = h.measured_s.max(f64::MIN_POSITIVE);
-                let offered = offered_per_s * seconds;
+                let reachable = heavy.reachable_s(seconds);
+                let offered = offered_per_s * reachable;
                 // Done or refused inside the step (older reports: 503s of the whole
                 // stream, which are answered at once anyway).
                 let answered = match &h.in_window {
@@ -127,7 +128,7 @@ fn step(phase: &PhaseReport, load: f64, heavy: &HeavySize, settings: &Settings) 
                     None => h.ok_throughput * seconds + h.counts.status_503 as f64,
                 };
                 (
-                    h.ok_throughput,
+                    h.ok_throughput * seconds / reachable,
                     answered / offered.max(1.0),
                     Some(h.latency.corrected),
                 )

@@ -135,7 +135,7 @@ impl RunReport {
     /// responsiveness scenario), then by probe p99 at the overload point; variants
     /// without figures last.
     pub fn ranked(&self) -> Vec<&VariantReport> {
-        let by_capacity = self.scenario == Scenario::Responsiveness;
+        let by_capacity = self.scenario.heavy_requests();
         let capacity = |v: &VariantReport| match &v.sweep {
             Some(s) if by_capacity => s.capacity,
             _ => -1.0,
@@ -298,7 +298,7 @@ impl RunReport {
     /// The columns of [`RunReport::rows`].
     pub fn header(&self) -> &'static [&'static str] {
         match self.scenario {
-            Scenario::Responsiveness => &RESPONSIVENESS_COLUMNS,
+            Scenario::Responsiveness | Scenario::Upstream => &RESPONSIVENESS_COLUMNS,
             Scenario::Jobs => &JOBS_COLUMNS,
         }
     }
@@ -310,7 +310,7 @@ impl RunReport {
             .into_iter()
             .map(|v| {
                 let cells = match self.scenario {
-                    Scenario::Responsiveness => responsiveness_cells(v),
+                    Scenario::Responsiveness | Scenario::Upstream => responsiveness_cells(v),
                     Scenario::Jobs => jobs_cells(v),
                 };
                 let mut row = vec![Cell::plain(v.name.clone())];

@@ -131,7 +131,7 @@ pub async fn run_checks(
         "selftest-server.log"
     };
     let server = ServerProcess::start(
-        Variant::CurrentThread,
+        &crate::matrix::Configuration::plain(Variant::CurrentThread),
         &Launch::default(),
         std::path::Path::new(log),
     )
