@@ -146,6 +146,35 @@ pub fn run_page(report: &RunReport, charts: &[(String, String)]) -> String {
         }
         let _ = writeln!(out, "</table>");
     }
+    if let Some(r) = &report.recommendation {
+        let _ = writeln!(
+            out,
+            "<h2 id=\"recommendation\">Which strategy to use</h2><p>Computed from this run's figures, not written in advance. Criteria: {}.</p>",
+            escape(&r.criteria)
+        );
+        if r.recommended.is_empty() {
+            let _ = writeln!(out, "<p><b>No variant met every criterion in this run.</b></p>");
+        } else {
+            let _ = writeln!(out, "<p>Recommended, best first:</p><ol>");
+            for a in &r.recommended {
+                let _ = writeln!(out, "<li><b>{}</b>: {}</li>", escape(&a.variant), escape(&a.figures));
+            }
+            let _ = writeln!(out, "</ol>");
+        }
+        if !r.not_recommended.is_empty() {
+            let _ = writeln!(out, "<p>Not recommended here, closest first:</p><ul>");
+            for a in &r.not_recommended {
+                let _ = writeln!(
+                    out,
+                    "<li><b>{}</b>: {} <span class=\"small\">({})</span></li>",
+                    escape(&a.variant),
+                    escape(&a.missed.join("; ")),
+                    escape(&a.figures)
+                );
+            }
+            let _ = writeln!(out, "</ul>");
+        }
+    }
     let warnings = run_warnings(report);
     if !warnings.is_empty() {
         let _ = writeln!(out, "<h3>Warnings</h3><ul>");

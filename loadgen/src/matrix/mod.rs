@@ -23,7 +23,7 @@ use crate::environment::Environment;
 use crate::interrupt::Interrupt;
 use crate::jitter;
 use crate::progress::Progress;
-use crate::report::{Placement, Resolution, RunReport, Settings, SCHEMA_VERSION};
+use crate::report::{Placement, Recommendation, Resolution, RunReport, Settings, SCHEMA_VERSION};
 use crate::server_process::Launch;
 use variant::VariantRunner;
 
@@ -69,7 +69,7 @@ pub async fn run(run: &RunPlan, started: SystemTime, interrupt: &Interrupt) -> R
         variants.push(runner.run(variant).await);
     }
     progress.finish();
-    RunReport {
+    let mut report = RunReport {
         schema_version: SCHEMA_VERSION,
         scenario: run.settings.scenario,
         tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -80,5 +80,10 @@ pub async fn run(run: &RunPlan, started: SystemTime, interrupt: &Interrupt) -> R
         settings: run.settings.clone(),
         resolution: Resolution::of(&variants, timer_jitter),
         variants,
+        recommendation: None,
+    };
+    if !report.interrupted {
+        report.recommendation = Some(Recommendation::derive(&report));
     }
+    report
 }

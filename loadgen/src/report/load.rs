@@ -59,6 +59,9 @@ fn parse(file: &Path, text: &str) -> anyhow::Result<Report> {
     Ok(if value.get("variants").is_some() {
         let mut run: RunReport = serde_json::from_value(value).map_err(not_a_report)?;
         fill_intervals(&mut run)?;
+        if !run.interrupted {
+            run.recommendation = Some(crate::report::Recommendation::derive(&run));
+        }
         Report::Run(run)
     } else {
         Report::Bench(serde_json::from_value(value).map_err(not_a_report)?)

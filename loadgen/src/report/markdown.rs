@@ -119,6 +119,9 @@ pub fn summary(report: &RunReport) -> String {
         let _ = writeln!(out, "\nNew connections. {}\n", report.fresh_caption());
         out.push_str(&fresh);
     }
+    if let Some(recommendation) = &report.recommendation {
+        let _ = write!(out, "\n{}", recommendation.markdown());
+    }
     let shares = connection_shares(report);
     if !shares.is_empty() {
         let _ = writeln!(

@@ -31,6 +31,10 @@ pub struct RunReport {
     #[serde(default)]
     pub resolution: Option<Resolution>,
     pub variants: Vec<VariantReport>,
+    /// Which strategy to use, computed from the figures above
+    /// ([`super::recommendation`]); derived again whenever a report is read.
+    #[serde(default)]
+    pub recommendation: Option<super::recommendation::Recommendation>,
 }
 
 /// The tool's resolution in a run, so a reader can tell whether a figure is near

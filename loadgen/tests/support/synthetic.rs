@@ -163,6 +163,7 @@ pub fn synthetic_report() -> RunReport {
         settings,
         resolution: None,
         variants,
+        recommendation: None,
     }
 }
 
