@@ -50,7 +50,12 @@ fn invalid_combinations_are_refused_before_sending() {
             "cannot be used with",
         ),
         (&["bench"], "--url"),
-        (&["run", "--scenario", "nope"], "responsiveness or jobs"),
+        (&["run", "--scenario", "nope"], "responsiveness, jobs or upstream"),
+        (&["run", "--ablation", "--variant", "rayon"], "cannot be used with"),
+        (
+            &["run", "--scenario", "upstream", "--loads", "200"],
+            "each from 0.01 to 100",
+        ),
         (
             &["run", "--scenario", "jobs", "--job-load", "0"],
             "--job-load",

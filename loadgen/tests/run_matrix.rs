@@ -514,3 +514,62 @@ fn a_frozen_variant_skips_the_heavier_steps() {
     assert!(summary.contains("skipped (frozen)"), "{summary}");
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+#[test]
+fn the_upstream_scenario_starts_its_upstream_and_async_io_keeps_up_where_rayon_cannot() {
+    let out = temp_dir("upstream");
+    // 100 ms calls at 20x what one blocking thread per core finishes (two cores:
+    // 400 calls/s): rayon's threads make 20/s; async-io waits for all at once.
+    let output = finish(
+        spawn(
+            &[
+                "--scenario",
+                "upstream",
+                "--variant",
+                "rayon,async-io",
+                "--job",
+                "100ms",
+                "--loads",
+                "20",
+                "--idle",
+                "500ms",
+                "--loaded",
+                "2s",
+                "--recovery",
+                "500ms",
+            ],
+            &out,
+        ),
+        Duration::from_secs(120),
+    );
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = report(&out);
+    assert_eq!(report.scenario, Scenario::Upstream);
+    let done = |name: &str| {
+        let v = report.variants.iter().find(|v| v.name == name).unwrap();
+        assert_eq!(v.status, VariantStatus::Ok, "{name}: {:?}", v.error);
+        assert_eq!(v.heavy.unwrap().units, 100, "the call's wait in ms");
+        v.figures.as_ref().unwrap().heavy_completions_per_s
+    };
+    let (rayon, async_io) = (done("rayon"), done("async-io"));
+    assert!(
+        async_io >= 5.0 * rayon.max(1.0),
+        "async-io {async_io:.1} calls/s, rayon {rayon:.1}"
+    );
+    // The upstream ran beside each server, with its own log.
+    assert!(out.join("latest/async-io.server.upstream.log").exists());
+    // The recommendation is in the report and the summary, derived from these
+    // figures: rayon, which could not keep up, is never recommended.
+    let recommendation = report.recommendation.as_ref().expect("recommendation");
+    assert!(recommendation
+        .recommended
+        .iter()
+        .all(|a| a.variant != "rayon"));
+    let summary = std::fs::read_to_string(out.join("latest/summary.md")).unwrap();
+    assert!(summary.contains("## Which strategy to use"), "{summary}");
+}
