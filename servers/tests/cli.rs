@@ -26,10 +26,12 @@ fn list_prints_every_variant_with_an_explanation() {
             "spawn-blocking",
             "block-in-place",
             "rayon",
+            "bounded-pool",
             "multi-worker",
             "multi-worker-reuseport",
             "cooperative",
             "sequential-queue",
+            "async-io",
             "redis-queue"
         ]
     );
@@ -103,6 +105,15 @@ fn bad_flags_exit_2_without_starting() {
             "3",
         ],
         &["--variant", "rayon", "--telemetry-dir", "/tmp"],
+        &["--variant", "rayon", "--queue-budget", "1s"],
+        &["--variant", "rayon", "--unbounded-queue"],
+        &["--variant", "bounded-pool", "--queue-budget", "0s"],
+        &["--variant", "bounded-pool", "--pool-priority", "high"],
+        &["--variant", "async-io", "--upstream", "http://192.0.2.1:80"],
+        &["--variant", "async-io", "--upstream", "https://127.0.0.1:80"],
+        &["upstream", "--bind", "0.0.0.0"],
+        &["upstream", "--delay", "2m"],
+        &["worker", "--redis", "redis://127.0.0.1:1", "--upstream", "x"],
         &["worker"],
         &[
             "worker",
