@@ -14,8 +14,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use crate::matrix::Configuration;
+use anyhow::{bail, Context};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -171,7 +171,15 @@ impl ServerProcess {
         }
         if variant.needs_redis() {
             let url = start_redis(launch, log, &mut companions).await?;
-            start_worker(&exe, &url, upstream.as_deref(), launch, log, &mut companions).await?;
+            start_worker(
+                &exe,
+                &url,
+                upstream.as_deref(),
+                launch,
+                log,
+                &mut companions,
+            )
+            .await?;
             args.extend(["--redis".into(), url]);
         }
         let mut child = spawn_tied(&exe, &args, launch.cpus.clone(), log)?;

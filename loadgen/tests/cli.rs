@@ -50,8 +50,14 @@ fn invalid_combinations_are_refused_before_sending() {
             "cannot be used with",
         ),
         (&["bench"], "--url"),
-        (&["run", "--scenario", "nope"], "responsiveness, jobs or upstream"),
-        (&["run", "--ablation", "--variant", "rayon"], "cannot be used with"),
+        (
+            &["run", "--scenario", "nope"],
+            "responsiveness, jobs or upstream",
+        ),
+        (
+            &["run", "--ablation", "--variant", "rayon"],
+            "cannot be used with",
+        ),
         (
             &["run", "--scenario", "upstream", "--loads", "200"],
             "each from 0.01 to 100",

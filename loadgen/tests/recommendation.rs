@@ -18,7 +18,10 @@ fn the_variant_that_met_every_criterion_is_recommended_with_its_figures() {
     let report = synthetic_sweep_report();
     let r = Recommendation::derive(&report);
     assert_eq!(names(&r.recommended), ["rayon"]);
-    assert!(r.recommended[0].figures.contains("efficiency 91 %"), "{r:?}");
+    assert!(
+        r.recommended[0].figures.contains("efficiency 91 %"),
+        "{r:?}"
+    );
     assert!(r.recommended[0].missed.is_empty());
     let spawn = r
         .not_recommended
@@ -51,14 +54,22 @@ fn when_another_variant_does_better_it_is_recommended_first() {
     report.variants[1].figures.as_mut().unwrap().heavy_failed = 512;
     let r = Recommendation::derive(&report);
     assert_eq!(names(&r.recommended), ["spawn-blocking"]);
-    let rayon = r.not_recommended.iter().find(|a| a.variant == "rayon").unwrap();
+    let rayon = r
+        .not_recommended
+        .iter()
+        .find(|a| a.variant == "rayon")
+        .unwrap();
     assert_eq!(rayon.missed, ["512 heavy requests failed"]);
 }
 
 #[test]
 fn a_run_where_nothing_qualifies_says_so_in_the_summary() {
     let mut report = synthetic_sweep_report();
-    report.variants[1].figures.as_mut().unwrap().heavy_efficiency = 0.5;
+    report.variants[1]
+        .figures
+        .as_mut()
+        .unwrap()
+        .heavy_efficiency = 0.5;
     report.recommendation = Some(Recommendation::derive(&report));
     let r = report.recommendation.as_ref().unwrap();
     assert!(r.recommended.is_empty());
@@ -71,5 +82,8 @@ fn a_run_where_nothing_qualifies_says_so_in_the_summary() {
     let summary = markdown::summary(&report);
     assert!(summary.contains("## Which strategy to use"), "{summary}");
     assert!(summary.contains("No variant met every criterion in this run."));
-    assert!(summary.contains("**rayon**: efficiency under 90 %"), "{summary}");
+    assert!(
+        summary.contains("**rayon**: efficiency under 90 %"),
+        "{summary}"
+    );
 }

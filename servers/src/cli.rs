@@ -354,10 +354,7 @@ pub fn run(cli: Cli, process_args_prefix: Vec<String>) -> ExitCode {
         }
         if args.delay > Duration::from_millis(crate::upstream::service::MAX_DELAY_MS) {
             Cli::command()
-                .error(
-                    ErrorKind::ValueValidation,
-                    "--delay may be at most 60s",
-                )
+                .error(ErrorKind::ValueValidation, "--delay may be at most 60s")
                 .exit();
         }
         crate::init_tracing();

@@ -247,7 +247,10 @@ fn bounded_pool_refuses_beyond_its_budget_and_keeps_the_probe_ten_times_faster_t
             .parse()
             .unwrap();
         assert!(retry >= 1);
-        assert!(r.json()["error"].as_str().unwrap().contains("queue is full"));
+        assert!(r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("queue is full"));
     }
     assert!(
         seen.probe_p99() * 10 <= blocked.probe_p99(),
@@ -280,5 +283,8 @@ fn bounded_pool_refuses_a_background_job_at_once_when_full() {
     // Two threads, a 10 ms budget: the first jobs are admitted, then 503s.
     assert_eq!(statuses[0], 202, "{statuses:?}");
     assert!(statuses.contains(&503), "{statuses:?}");
-    assert!(statuses.iter().all(|s| *s == 202 || *s == 503), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 202 || *s == 503),
+        "{statuses:?}"
+    );
 }

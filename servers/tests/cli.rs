@@ -110,10 +110,21 @@ fn bad_flags_exit_2_without_starting() {
         &["--variant", "bounded-pool", "--queue-budget", "0s"],
         &["--variant", "bounded-pool", "--pool-priority", "high"],
         &["--variant", "async-io", "--upstream", "http://192.0.2.1:80"],
-        &["--variant", "async-io", "--upstream", "https://127.0.0.1:80"],
+        &[
+            "--variant",
+            "async-io",
+            "--upstream",
+            "https://127.0.0.1:80",
+        ],
         &["upstream", "--bind", "0.0.0.0"],
         &["upstream", "--delay", "2m"],
-        &["worker", "--redis", "redis://127.0.0.1:1", "--upstream", "x"],
+        &[
+            "worker",
+            "--redis",
+            "redis://127.0.0.1:1",
+            "--upstream",
+            "x",
+        ],
         &["worker"],
         &[
             "worker",

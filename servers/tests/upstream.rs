@@ -65,7 +65,10 @@ fn async_io_completes_five_times_more_upstream_calls_per_second_than_rayon() {
         // Sixty 100 ms calls at once: rayon's one thread per core makes them
         // one or two at a time; async-io waits for all of them together.
         let (statuses, took) = all_at_once(server.addr, "/work/upstream?ms=100", 60);
-        assert!(statuses.iter().all(|s| *s == 200), "{variant}: {statuses:?}");
+        assert!(
+            statuses.iter().all(|s| *s == 200),
+            "{variant}: {statuses:?}"
+        );
         let rate = 60.0 / took.as_secs_f64();
         eprintln!("{variant}: {rate:.1} calls/s");
         rates.push(rate);
@@ -85,7 +88,10 @@ fn an_upstream_call_without_or_past_a_dead_upstream_is_a_json_error() {
     let server = Server::start("spawn-blocking", &[]);
     let none = server.get("/work/upstream?ms=10");
     assert_eq!(none.status, 501);
-    assert!(none.json()["error"].as_str().unwrap().contains("--upstream"));
+    assert!(none.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("--upstream"));
     assert_eq!(server.get("/health").status, 200);
     // An upstream that is gone: 502 from both clients.
     let gone = {

@@ -153,11 +153,19 @@ pub fn run_page(report: &RunReport, charts: &[(String, String)]) -> String {
             escape(&r.criteria)
         );
         if r.recommended.is_empty() {
-            let _ = writeln!(out, "<p><b>No variant met every criterion in this run.</b></p>");
+            let _ = writeln!(
+                out,
+                "<p><b>No variant met every criterion in this run.</b></p>"
+            );
         } else {
             let _ = writeln!(out, "<p>Recommended, best first:</p><ol>");
             for a in &r.recommended {
-                let _ = writeln!(out, "<li><b>{}</b>: {}</li>", escape(&a.variant), escape(&a.figures));
+                let _ = writeln!(
+                    out,
+                    "<li><b>{}</b>: {}</li>",
+                    escape(&a.variant),
+                    escape(&a.figures)
+                );
             }
             let _ = writeln!(out, "</ol>");
         }

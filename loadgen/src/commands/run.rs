@@ -42,7 +42,11 @@ fn prepare(args: &RunArgs, dir: PathBuf) -> Result<RunPlan, CommandError> {
             .map(Configuration::plain)
             .collect()
     } else {
-        args.variant.iter().copied().map(Configuration::plain).collect()
+        args.variant
+            .iter()
+            .copied()
+            .map(Configuration::plain)
+            .collect()
     };
     if let Some(overload) = args.overload {
         return Err(CommandError::Usage(format!(
@@ -65,7 +69,11 @@ fn prepare(args: &RunArgs, dir: PathBuf) -> Result<RunPlan, CommandError> {
             settings.set_duration(phase, d);
         }
     }
-    settings.heavy_ms = args.job.unwrap_or(args.scenario.default_job()).as_secs_f64() * 1e3;
+    settings.heavy_ms = args
+        .job
+        .unwrap_or(args.scenario.default_job())
+        .as_secs_f64()
+        * 1e3;
     settings.probe_rate = args.probe_rate;
     settings.objective_ms = args.objective.as_secs_f64() * 1e3;
     settings.probe_connections = args.probe_connections;

@@ -79,6 +79,8 @@ mod tests {
         assert!(runs.iter().all(|c| c.variant == Variant::BoundedPool));
         assert!(runs[0].args.is_empty());
         assert_eq!(runs[0].summary(), Variant::BoundedPool.summary());
-        assert!(runs[4].summary().ends_with("(with --pool-priority normal --unbounded-queue)"));
+        assert!(runs[4]
+            .summary()
+            .ends_with("(with --pool-priority normal --unbounded-queue)"));
     }
 }

@@ -157,7 +157,8 @@ fn assess(v: &VariantReport, report: &RunReport) -> Assessment {
         probe_p99_us: f64::INFINITY,
     };
     if v.status != VariantStatus::Ok {
-        a.missed.push(format!("did not finish ({})", v.status.name()));
+        a.missed
+            .push(format!("did not finish ({})", v.status.name()));
         return a;
     }
     let Some(loaded) = v.phase("loaded") else {
@@ -233,11 +234,15 @@ fn assess(v: &VariantReport, report: &RunReport) -> Assessment {
                 a.missed.push(if cpu {
                     format!("efficiency under {:.0} %", MIN_DONE_SHARE * 100.0)
                 } else {
-                    format!("did not keep up (under {:.0} % done)", MIN_DONE_SHARE * 100.0)
+                    format!(
+                        "did not keep up (under {:.0} % done)",
+                        MIN_DONE_SHARE * 100.0
+                    )
                 });
             }
             if figures.heavy_failed > 0 {
-                a.missed.push(format!("{} heavy requests failed", figures.heavy_failed));
+                a.missed
+                    .push(format!("{} heavy requests failed", figures.heavy_failed));
             }
         }
         Scenario::Jobs => {

@@ -78,7 +78,8 @@ impl IntoResponse for ApiError {
         )
             .into_response();
         if let Some(after) = self.retry_after {
-            let secs = after.as_secs().max(1);
+            // Rounded up: a client that comes back sooner finds the queue still full.
+            let secs = after.as_nanos().div_ceil(1_000_000_000).max(1) as u64;
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));

@@ -138,7 +138,8 @@ impl BoundedPool {
         drop(ready_tx);
         // Every thread says whether it could lower its priority before serving starts.
         for outcome in ready_rx {
-            outcome.map_err(|e| anyhow::anyhow!("cannot set the pool's priority {priority:?}: {e}"))?;
+            outcome
+                .map_err(|e| anyhow::anyhow!("cannot set the pool's priority {priority:?}: {e}"))?;
         }
         Ok(BoundedPool {
             sender: Mutex::new(sender),
@@ -299,7 +300,11 @@ mod tests {
         for _ in 0..200 {
             shared.record(1_000_000, Duration::from_micros(10));
         }
-        assert!((shared.slowdown() - 1.0).abs() < 0.01, "{}", shared.slowdown());
+        assert!(
+            (shared.slowdown() - 1.0).abs() < 0.01,
+            "{}",
+            shared.slowdown()
+        );
     }
 
     #[test]
