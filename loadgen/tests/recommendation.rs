@@ -50,6 +50,7 @@ fn when_another_variant_does_better_it_is_recommended_first() {
     v.sweep = Sweep::derive(v, &report.settings);
     let r = Recommendation::derive(&report);
     assert_eq!(names(&r.recommended), ["spawn-blocking", "rayon"]);
+    assert!(!r.recommended[1].tied_with_previous, "140 and 90 jobs/s differ");
     // And once rayon lets heavy requests time out, it drops out.
     report.variants[1].figures.as_mut().unwrap().heavy_failed = 512;
     let r = Recommendation::derive(&report);
@@ -73,12 +74,13 @@ fn a_run_where_nothing_qualifies_says_so_in_the_summary() {
     report.recommendation = Some(Recommendation::derive(&report));
     let r = report.recommendation.as_ref().unwrap();
     assert!(r.recommended.is_empty());
-    // Closest first: spawn-blocking and rayon missed one criterion each (the one
-    // that did more work first), current-thread two.
+    // Closest first: rayon kept the server responsive and missed one criterion;
+    // spawn-blocking missed one too but not that one; current-thread two.
     assert_eq!(
         names(&r.not_recommended),
-        ["spawn-blocking", "rayon", "current-thread"]
+        ["rayon", "spawn-blocking", "current-thread"]
     );
+    assert!(r.not_recommended[0].responsive && !r.not_recommended[1].responsive);
     let summary = markdown::summary(&report);
     assert!(summary.contains("## Which strategy to use"), "{summary}");
     assert!(summary.contains("No variant met every criterion in this run."));

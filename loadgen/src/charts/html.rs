@@ -160,9 +160,14 @@ pub fn run_page(report: &RunReport, charts: &[(String, String)]) -> String {
         } else {
             let _ = writeln!(out, "<p>Recommended, best first:</p><ol>");
             for a in &r.recommended {
+                let tie = if a.tied_with_previous {
+                    " <span class=\"small\">(not distinguishable from the one above: as much work done, overlapping probe p99 intervals)</span>"
+                } else {
+                    ""
+                };
                 let _ = writeln!(
                     out,
-                    "<li><b>{}</b>: {}</li>",
+                    "<li><b>{}</b>: {}{tie}</li>",
                     escape(&a.variant),
                     escape(&a.figures)
                 );

@@ -16,10 +16,10 @@
 //! - background jobs (`jobs`): no job lost or failed, at least 90 % of those
 //!   submitted done.
 //!
-//! Ranked by work done (CPU: efficiency; I/O: calls done per second; jobs: the
-//! end-to-end p99, lower first), then by probe p99.
+//! Ranked by work done, in whole percent so that differences below a percent
+//! count as ties (CPU: efficiency; I/O: the share of the calls offered done, at
+//! most 100 %; jobs: the end-to-end p99, lower first), then by probe p99.
 
-use std::cmp::Ordering;
 use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
@@ -39,7 +39,8 @@ pub struct Recommendation {
     pub criteria: String,
     /// The variants that met every criterion, best first.
     pub recommended: Vec<Assessment>,
-    /// The others, closest first (fewest criteria missed).
+    /// The others, closest first: those that kept the server responsive before
+    /// those that did not, then fewest criteria missed, then most work done.
     pub not_recommended: Vec<Assessment>,
 }
 
@@ -49,14 +50,24 @@ pub struct Assessment {
     pub variant: String,
     /// The figures the criteria were judged on, quoted.
     pub figures: String,
-    /// The criteria it missed, each with its figure; empty when recommended.
+    /// The criteria it missed; empty when recommended.
     pub missed: Vec<String>,
+    /// Whether it kept the server responsive at the overload point (the first
+    /// criterion, and the one the others are worth nothing without).
+    pub responsive: bool,
     /// The ranking key, higher is better (not shown).
     #[serde(skip)]
     score: f64,
     /// Probe p99 under load, for ties (not shown).
     #[serde(skip)]
     probe_p99_us: f64,
+    /// Its 95 % interval, to tell a real difference from a tie (not shown).
+    #[serde(skip)]
+    probe_p99_ci: Option<(f64, f64)>,
+    /// Whether the measurements cannot tell it from the one ranked above it: the
+    /// same work done and overlapping probe p99 intervals.
+    #[serde(default)]
+    pub tied_with_previous: bool,
 }
 
 impl Recommendation {
@@ -94,9 +105,21 @@ impl Recommendation {
                 .then(a.probe_p99_us.total_cmp(&b.probe_p99_us))
         };
         recommended.sort_by(better);
-        not_recommended.sort_by(|a, b| match a.missed.len().cmp(&b.missed.len()) {
-            Ordering::Equal => better(a, b),
-            other => other,
+        for i in 1..recommended.len() {
+            let (above, this) = (&recommended[i - 1], &recommended[i]);
+            let overlap = match (above.probe_p99_ci, this.probe_p99_ci) {
+                (Some((a_low, a_high)), Some((b_low, b_high))) => {
+                    a_low <= b_high && b_low <= a_high
+                }
+                _ => true,
+            };
+            recommended[i].tied_with_previous = overlap && above.score == this.score;
+        }
+        not_recommended.sort_by(|a, b| {
+            b.responsive
+                .cmp(&a.responsive)
+                .then(a.missed.len().cmp(&b.missed.len()))
+                .then_with(|| better(a, b))
         });
         Recommendation {
             criteria,
@@ -127,7 +150,12 @@ impl Recommendation {
         } else {
             lines.push("Recommended, best first:".to_owned());
             for (i, a) in self.recommended.iter().enumerate() {
-                lines.push(format!("{}. **{}**: {}.", i + 1, a.variant, a.figures));
+                let tie = if a.tied_with_previous {
+                    " Not distinguishable from the one above: as much work done, and their probe p99 intervals overlap."
+                } else {
+                    ""
+                };
+                lines.push(format!("{}. **{}**: {}.{tie}", i + 1, a.variant, a.figures));
             }
         }
         if !self.not_recommended.is_empty() {
@@ -153,8 +181,11 @@ fn assess(v: &VariantReport, report: &RunReport) -> Assessment {
         variant: v.name.clone(),
         figures: String::new(),
         missed: Vec::new(),
+        responsive: false,
         score: f64::NEG_INFINITY,
         probe_p99_us: f64::INFINITY,
+        probe_p99_ci: None,
+        tied_with_previous: false,
     };
     if v.status != VariantStatus::Ok {
         a.missed
@@ -176,13 +207,14 @@ fn assess(v: &VariantReport, report: &RunReport) -> Assessment {
     if let Some(probe) = loaded.stream("probe") {
         let p = &probe.latency.corrected;
         a.probe_p99_us = p.p99_us;
+        a.probe_p99_ci = p.p99_ci.map(|ci| (ci.low_us, ci.high_us));
         let interval = p.p99_ci.map_or_else(
             || " [too few samples to bound]".to_owned(),
             |ci| format!(" [{}–{}]", format_us(ci.low_us), format_us(ci.high_us)),
         );
         quoted.push(format!("probe p99 {}{interval}", format_us(p.p99_us)));
         match Verdict::of(p, s.objective_ms * 1e3) {
-            Verdict::Responsive => {}
+            Verdict::Responsive => a.responsive = top >= s.overload,
             Verdict::Unresponsive => a
                 .missed
                 .push(format!("probe p99 beyond {} ms", s.objective_ms)),
@@ -207,11 +239,8 @@ fn assess(v: &VariantReport, report: &RunReport) -> Assessment {
             } else {
                 figures.heavy_completions_per_s / (top * heavy.ideal_per_s).max(f64::MIN_POSITIVE)
             };
-            a.score = if cpu {
-                share
-            } else {
-                figures.heavy_completions_per_s
-            };
+            // Whole percent: a variant is not better for 200.4 calls/s against 200.0.
+            a.score = (if cpu { share } else { share.min(1.0) } * 100.0).round();
             quoted.push(if cpu {
                 format!("efficiency {:.0} %", share * 100.0)
             } else {

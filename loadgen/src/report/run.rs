@@ -32,8 +32,9 @@ pub struct RunReport {
     pub resolution: Option<Resolution>,
     pub variants: Vec<VariantReport>,
     /// Which strategy to use, computed from the figures above
-    /// ([`super::recommendation`]); derived again whenever a report is read.
-    #[serde(default)]
+    /// ([`super::recommendation`]); derived again whenever a report is read, so
+    /// the one stored is never read back.
+    #[serde(default, skip_deserializing)]
     pub recommendation: Option<super::recommendation::Recommendation>,
 }
 

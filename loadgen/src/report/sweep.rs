@@ -120,16 +120,18 @@ fn step(phase: &PhaseReport, load: f64, heavy: &HeavySize, settings: &Settings) 
             Some(h) => {
                 let seconds = h.measured_s.max(f64::MIN_POSITIVE);
                 let reachable = heavy.reachable_s(seconds);
-                let offered = offered_per_s * reachable;
                 // Done or refused inside the step (older reports: 503s of the whole
-                // stream, which are answered at once anyway).
-                let answered = match &h.in_window {
-                    Some(w) => (w.status_2xx + w.status_503) as f64,
-                    None => h.ok_throughput * seconds + h.counts.status_503 as f64,
+                // stream, which are answered at once anyway), per second: jobs done
+                // over the part of the step whose jobs could finish in it, refusals
+                // (answered at once) over the whole step.
+                let (done, refused) = match &h.in_window {
+                    Some(w) => (w.status_2xx as f64, w.status_503 as f64),
+                    None => (h.ok_throughput * seconds, h.counts.status_503 as f64),
                 };
+                let answered_per_s = done / reachable + refused / seconds;
                 (
                     h.ok_throughput * seconds / reachable,
-                    answered / offered.max(1.0),
+                    answered_per_s / offered_per_s.max(f64::MIN_POSITIVE),
                     Some(h.latency.corrected),
                 )
             }
