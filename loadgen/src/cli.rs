@@ -119,9 +119,9 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',', value_parser = variant)]
     pub variant: Vec<Variant>,
 
-    /// Run bounded-pool five ways instead of the variants: as it ships, with the
-    /// pool at SCHED_IDLE or at normal priority, with an unbounded queue, and with
-    /// neither ingredient.
+    /// Run bounded-pool five ways instead of the variants: as it ships (pool at
+    /// SCHED_IDLE), with the pool at nice 19 or at normal priority, with an
+    /// unbounded queue, and with neither ingredient.
     #[arg(long, conflicts_with = "variant")]
     pub ablation: bool,
 

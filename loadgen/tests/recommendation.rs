@@ -50,7 +50,10 @@ fn when_another_variant_does_better_it_is_recommended_first() {
     v.sweep = Sweep::derive(v, &report.settings);
     let r = Recommendation::derive(&report);
     assert_eq!(names(&r.recommended), ["spawn-blocking", "rayon"]);
-    assert!(!r.recommended[1].tied_with_previous, "140 and 90 jobs/s differ");
+    assert!(
+        !r.recommended[1].tied_with_previous,
+        "140 and 90 jobs/s differ"
+    );
     // And once rayon lets heavy requests time out, it drops out.
     report.variants[1].figures.as_mut().unwrap().heavy_failed = 512;
     let r = Recommendation::derive(&report);

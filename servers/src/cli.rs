@@ -97,9 +97,10 @@ pub struct Cli {
     #[arg(long)]
     pub unbounded_queue: bool,
 
-    /// bounded-pool: the scheduling priority of the pool's threads (normal is the
-    /// ablation's "priority off").
-    #[arg(long, value_enum, default_value = "nice")]
+    /// bounded-pool: the scheduling priority of the pool's threads: idle
+    /// (SCHED_IDLE: measured best, README "Production answers"), nice (19), or
+    /// normal (the ablation's "priority off").
+    #[arg(long, value_enum, default_value = "idle")]
     pub pool_priority: crate::strategy::PoolPriority,
 
     /// The slow HTTP service GET /work/upstream calls (http://IP:PORT; `servers
@@ -283,7 +284,7 @@ impl Cli {
         let bounded_pool = self.variant == Some(Variant::BoundedPool);
         let bounded_pool_flags = self.unbounded_queue
             || self.queue_budget != Duration::from_millis(500)
-            || self.pool_priority != crate::strategy::PoolPriority::Nice;
+            || self.pool_priority != crate::strategy::PoolPriority::Idle;
         if bounded_pool_flags && !bounded_pool {
             return Err(
                 "--queue-budget, --unbounded-queue and --pool-priority are only for the bounded-pool variant"

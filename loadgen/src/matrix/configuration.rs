@@ -38,7 +38,7 @@ impl Configuration {
         };
         vec![
             Configuration::plain(Variant::BoundedPool),
-            with("idle-priority", &["--pool-priority", "idle"]),
+            with("nice-priority", &["--pool-priority", "nice"]),
             with("normal-priority", &["--pool-priority", "normal"]),
             with("unbounded", &["--unbounded-queue"]),
             with(
@@ -70,7 +70,7 @@ mod tests {
             names,
             [
                 "bounded-pool",
-                "bounded-pool-idle-priority",
+                "bounded-pool-nice-priority",
                 "bounded-pool-normal-priority",
                 "bounded-pool-unbounded",
                 "bounded-pool-neither"
