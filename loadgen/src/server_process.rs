@@ -43,6 +43,9 @@ pub struct Launch {
     /// Start a slow upstream HTTP service (`serve upstream`) beside each server,
     /// with this default wait, and point the server at it (`--upstream`).
     pub upstream: Option<Duration>,
+    /// CPUs for the upstream: the client's, when the run pins it, so the
+    /// upstream stays off the server's cores as another machine would.
+    pub upstream_cpus: Option<Vec<usize>>,
 }
 
 /// A running server child process.
@@ -163,7 +166,16 @@ impl ServerProcess {
         }
         let mut companions = Vec::new();
         let upstream = match launch.upstream {
-            Some(delay) => Some(start_upstream(&exe, delay, log, &mut companions).await?),
+            Some(delay) => Some(
+                start_upstream(
+                    &exe,
+                    delay,
+                    launch.upstream_cpus.clone(),
+                    log,
+                    &mut companions,
+                )
+                .await?,
+            ),
             None => None,
         };
         if let Some(url) = &upstream {
@@ -381,11 +393,12 @@ async fn start_worker(
 }
 
 /// Starts the slow upstream HTTP service (`loadgen serve upstream`) as a companion
-/// whose CPU is not the server's, and returns its URL. Not pinned with the server:
-/// it stands for another machine, and its waits are timers, not threads.
+/// whose CPU is not the server's, and returns its URL. Never pinned with the
+/// server: it stands for another machine (its waits are timers, not threads).
 async fn start_upstream(
     exe: &Path,
     delay: Duration,
+    cpus: Option<Vec<usize>>,
     log: &Path,
     companions: &mut Vec<Companion>,
 ) -> anyhow::Result<String> {
@@ -398,7 +411,7 @@ async fn start_upstream(
         humantime::format_duration(delay).to_string(),
     ];
     let log = log.with_extension("upstream.log");
-    let mut child = spawn_tied(exe, &args, None, &log)?;
+    let mut child = spawn_tied(exe, &args, cpus, &log)?;
     let pid = child.id().context("the upstream exited at once")?;
     let line = first_line(&mut child, &log).await;
     companions.push(Companion {

@@ -570,6 +570,15 @@ fn the_upstream_scenario_starts_its_upstream_and_async_io_keeps_up_where_rayon_c
         .recommended
         .iter()
         .all(|a| a.variant != "rayon"));
+    let rayon = recommendation
+        .not_recommended
+        .iter()
+        .find(|a| a.variant == "rayon")
+        .expect("rayon judged");
+    assert!(
+        rayon.missed.iter().any(|m| m.contains("did not keep up")),
+        "{rayon:?}"
+    );
     let summary = std::fs::read_to_string(out.join("latest/summary.md")).unwrap();
     assert!(summary.contains("## Which strategy to use"), "{summary}");
 }

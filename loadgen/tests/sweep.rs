@@ -50,6 +50,7 @@ fn capacity_is_where_each_variant_breaks() {
     // Counted over the part of each 2 s step whose 20 ms jobs could finish in it.
     let reachable = 2.0 / 1.98;
     let shares: Vec<f64> = sweep.steps.iter().map(|s| s.answered_share).collect();
+    assert_eq!(shares.len(), 3);
     for (share, expected) in shares.iter().zip([1.0, 0.95, 0.6]) {
         assert!((share - expected * reachable).abs() < 1e-9, "{shares:?}");
     }

@@ -98,8 +98,8 @@ pub struct Cli {
     pub unbounded_queue: bool,
 
     /// bounded-pool: the scheduling priority of the pool's threads: idle
-    /// (SCHED_IDLE: measured best, README "Production answers"), nice (19), or
-    /// normal (the ablation's "priority off").
+    /// (SCHED_IDLE), nice (19), or normal (the ablation's "priority off"; see the
+    /// README's ablation for what each measured).
     #[arg(long, value_enum, default_value = "idle")]
     pub pool_priority: crate::strategy::PoolPriority,
 

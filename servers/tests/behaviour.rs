@@ -220,26 +220,31 @@ fn sequential_queue_refuses_with_503_when_full() {
 fn bounded_pool_refuses_beyond_its_budget_and_keeps_the_probe_ten_times_faster_than_blocking_in_async(
 ) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    // Twelve jobs at once on two workers: blocking-in-async runs two at a time on
-    // its event loop threads, and the probe waits behind them.
-    let blocked = {
-        let server = Server::start("blocking-in-async", &["--workers", "2"]);
-        probe_during_jobs(&server, 12)
-    };
-    // bounded-pool with a budget of one job: two running, two waiting at most.
+    // bounded-pool with a budget of one job: with T pool threads (one per core),
+    // T jobs run and at most one more waits; the rest are refused.
     let budget = format!("{}ms", JOB.as_millis());
     let server = Server::start(
         "bounded-pool",
         &["--workers", "2", "--queue-budget", &budget],
     );
-    let seen = probe_during_jobs(&server, 12);
+    let threads = server.info()["strategy_settings"]["pool_threads"]
+        .as_u64()
+        .unwrap() as usize;
+    let jobs = (3 * threads).max(12);
+    let seen = probe_during_jobs(&server, jobs);
     seen.print_margin("bounded-pool");
     assert!(
-        !seen.jobs.is_empty() && seen.jobs.len() <= 6,
-        "{} of 12 jobs ran; the budget holds two running and two waiting",
+        (threads..=threads + 1).contains(&seen.jobs.len()),
+        "{} of {jobs} jobs ran on {threads} threads with a budget of one job",
         seen.jobs.len()
     );
-    assert_eq!(seen.jobs.len() + seen.refused.len(), 12);
+    assert_eq!(seen.jobs.len() + seen.refused.len(), jobs);
+    // The same jobs on blocking-in-async, two at a time on its event loop
+    // threads: the probe waits behind them.
+    let blocked = {
+        let server = Server::start("blocking-in-async", &["--workers", "2"]);
+        probe_during_jobs(&server, jobs)
+    };
     for r in &seen.refused {
         let retry: u64 = r
             .header("retry-after")
@@ -275,16 +280,28 @@ fn bounded_pool_refuses_a_background_job_at_once_when_full() {
         "bounded-pool",
         &["--workers", "2", "--queue-budget", "10ms"],
     );
+    let threads = server.info()["strategy_settings"]["pool_threads"]
+        .as_u64()
+        .unwrap() as usize;
     let units = server.units_for(JOB);
     let body = format!(r#"{{"kind": "cpu", "units": {units}}}"#);
-    let statuses: Vec<u16> = (0..6)
+    let statuses: Vec<u16> = (0..threads + 4)
         .map(|_| support::post_json(server.addr, "/jobs", &body).status)
         .collect();
-    // Two threads, a 10 ms budget: the first jobs are admitted, then 503s.
+    // A 10 ms budget: one job per thread is admitted, then 503s, each before a 202
+    // could promise anything.
     assert_eq!(statuses[0], 202, "{statuses:?}");
     assert!(statuses.contains(&503), "{statuses:?}");
     assert!(
         statuses.iter().all(|s| *s == 202 || *s == 503),
         "{statuses:?}"
     );
+    let accepted = statuses.iter().filter(|s| **s == 202).count();
+    assert!(accepted <= threads + 1, "{statuses:?}");
+    // A refused job left nothing behind: the backlog holds the accepted ones only.
+    let backlog = server.get("/backlog").json();
+    let held = backlog["queued"].as_u64().unwrap()
+        + backlog["running"].as_u64().unwrap()
+        + backlog["finished"].as_u64().unwrap();
+    assert_eq!(held as usize, accepted, "{backlog}");
 }

@@ -110,6 +110,7 @@ fn prepare(args: &RunArgs, dir: PathBuf) -> Result<RunPlan, CommandError> {
             inject_delay: args.inject_delay,
             upstream: (settings.scenario == Scenario::Upstream)
                 .then(|| Duration::from_secs_f64(settings.heavy_ms / 1e3)),
+            upstream_cpus: placement.client_cpus.clone(),
         },
         settings,
         placement,

@@ -58,12 +58,13 @@ pub fn phase_plan(
     }
     // In the jobs scenario the load is background jobs, driven beside this plan.
     if let (Some(load), true) = (phase.load, settings.scenario.heavy_requests()) {
+        let rate = load * heavy.ideal_per_s;
         streams.push(stream(
             "heavy",
             settings.scenario.heavy_path(heavy.units),
             Load::Open {
-                rate: load * heavy.ideal_per_s,
-                connections: settings.heavy_connections,
+                rate,
+                connections: heavy_connections(settings, rate, heavy),
             },
         ));
     }
@@ -78,6 +79,18 @@ pub fn phase_plan(
             drain: Duration::from_secs_f64(settings.drain_s),
         },
     }
+}
+
+/// Connections of the heavy stream: `--heavy-connections`, or in the upstream
+/// scenario at least twice the calls a server that keeps up has in flight (rate ×
+/// wait), so that the client never caps what an I/O answer can show.
+fn heavy_connections(settings: &Settings, rate: f64, heavy: &HeavySize) -> usize {
+    let mut connections = settings.heavy_connections;
+    if settings.scenario == Scenario::Upstream {
+        let in_flight = rate * heavy.cost_ms / 1e3;
+        connections = connections.max((2.0 * in_flight).ceil() as usize);
+    }
+    connections
 }
 
 /// The background jobs of `phase` in the jobs scenario (a step of its sweep), or
@@ -135,6 +148,25 @@ mod tests {
             "idle: the probe and the new-connection probe"
         );
         assert!(jobs_plan(&settings.phases[1], addr, &settings, &heavy).is_none());
+    }
+
+    #[test]
+    fn upstream_calls_get_connections_for_twice_what_is_in_flight() {
+        let settings = Settings::new(false, Scenario::Upstream);
+        let info = serde_json::json!({ "ns_per_unit": 1000.0, "cores": 16 });
+        let heavy = HeavySize::from_info(&info, &settings).unwrap();
+        let addr = "127.0.0.1:9".parse().unwrap();
+        let top = phase_plan(settings.steps().last().unwrap(), addr, &settings, &heavy);
+        // 16 cores, 200 ms: 80 calls/s a blocking pool finishes, 1,600/s at 20x,
+        // 320 in flight when kept up.
+        assert_eq!(top.streams[2].path, "/work/upstream?ms=200");
+        assert_eq!(top.streams[2].load.rate(), Some(1_600.0));
+        assert_eq!(top.streams[2].load.connections(), 640);
+        let low = phase_plan(&settings.phases[1], addr, &settings, &heavy);
+        assert_eq!(
+            low.streams[2].load.connections(),
+            settings.heavy_connections
+        );
     }
 
     #[test]

@@ -27,16 +27,17 @@ const QUIET: f64 = 0.1;
 /// Waits until the server's processes use less than [`QUIET`] of a core over a
 /// sample and, where it counts them, have no heavy job running or queued (it has
 /// finished the work a step left it: CPU work shows in its CPU time, work that
-/// waits, such as upstream calls, only in its counters), at most `cap`; returns
-/// how long it waited.
-async fn settle(server: &ServerProcess, cap: Duration) -> Duration {
+/// waits, such as upstream calls, only in its counters; a server with telemetry
+/// that does not answer for them is not settled), at most `cap`; returns how long
+/// it waited.
+async fn settle(server: &ServerProcess, telemetry: bool, cap: Duration) -> Duration {
     let started = std::time::Instant::now();
     loop {
         let before = server.cpu_time();
         tokio::time::sleep(SETTLE_SAMPLE).await;
         let used = server.cpu_time().saturating_sub(before);
         let quiet = used.as_secs_f64() <= QUIET * SETTLE_SAMPLE.as_secs_f64()
-            && server.jobs_busy().await.unwrap_or(0) == 0;
+            && (!telemetry || server.jobs_busy().await == Some(0));
         if quiet || started.elapsed() >= cap {
             return started.elapsed();
         }
@@ -139,7 +140,7 @@ impl VariantRunner<'_> {
             }
             // Between steps, the server first finishes what the last one left it.
             let settled = if phase.load.is_some() && after_step {
-                Some(settle(server, SETTLE_CAP).await)
+                Some(settle(server, self.run.launch.telemetry, SETTLE_CAP).await)
             } else {
                 None
             };

@@ -252,7 +252,7 @@ fn assess(v: &VariantReport, report: &RunReport) -> Assessment {
                 )
             });
             quoted.push(format!(
-                "heavy p99 {}",
+                "heavy p99 {} (503s included)",
                 format_us(figures.heavy_latency.p99_us)
             ));
             quoted.push(format!(

@@ -80,12 +80,7 @@ pub async fn work_upstream(
     let arrived = Instant::now();
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let ms = params::bounded(&query, Size::Ms, &state.limits)?;
-    if !crate::upstream::client::configured() {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "this server has no upstream: start it with --upstream http://127.0.0.1:PORT (`servers upstream` is one)",
-        ));
-    }
+    state.require_upstream()?;
     let report = state
         .run_job(Job {
             work: Work::Upstream {

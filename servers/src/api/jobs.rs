@@ -13,7 +13,8 @@ use serde_json::json;
 
 use super::{ApiError, AppState};
 use crate::background::{Backlog, JobSpec, JobStore, JobView, Refusal};
-use crate::workload::Job;
+use crate::strategy::Rejection;
+use crate::workload::{Job, JobReport};
 
 /// What a client is told to wait before retrying when the table is full.
 const RETRY_AFTER_FULL: Duration = Duration::from_secs(1);
@@ -47,14 +48,9 @@ pub async fn submit(
     })?;
     spec.validate(&state.limits)
         .map_err(ApiError::bad_request)?;
-    if matches!(spec, JobSpec::Upstream { .. }) && !crate::upstream::client::configured() {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "this server has no upstream for `upstream` jobs: start it with --upstream URL",
-        ));
+    if matches!(spec, JobSpec::Upstream { .. }) {
+        state.require_upstream()?;
     }
-    // A strategy with admission control refuses now, not after the 202.
-    state.strategy.admission(&spec.work())?;
     let id = match &state.jobs {
         JobStore::Memory(table) => {
             let (id, started) = table.admit(spec)?;
@@ -63,7 +59,15 @@ pub async fn submit(
                 arrived: Instant::now(),
                 started: Some(started),
             };
-            tokio::spawn(run_in_process(Arc::clone(&state), id.clone(), job));
+            // A strategy with admission control decides now, before the 202.
+            let running = match state.start_job(job) {
+                Ok(running) => running,
+                Err(rejection) => {
+                    table.withdraw(&id);
+                    return Err(rejection.into());
+                }
+            };
+            tokio::spawn(finish_in_process(Arc::clone(&state), id.clone(), running));
             id
         }
         JobStore::Redis(queue) => queue.submit(spec).await?,
@@ -77,10 +81,13 @@ pub async fn submit(
         .into_response())
 }
 
-/// Runs an in-process background job through the variant's strategy and records
-/// how it ended.
-async fn run_in_process(state: Arc<AppState>, id: String, job: Job) {
-    let outcome = match state.run_job(job).await {
+/// Waits for an in-process background job and records how it ended.
+async fn finish_in_process(
+    state: Arc<AppState>,
+    id: String,
+    running: impl std::future::Future<Output = Result<JobReport, Rejection>>,
+) {
+    let outcome = match running.await {
         Ok(report) => Ok(report.to_json()),
         Err(rejection) => Err(ApiError::from(rejection).message().to_owned()),
     };

@@ -52,21 +52,57 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Runs `job` through the variant's strategy, keeping the job counters.
+    /// Hands `job` to the variant's strategy, keeping the job counters: refused
+    /// at once where the strategy decides at once (admission control), otherwise
+    /// the future of its outcome, a failed call becoming [`Rejection::Failed`].
+    pub fn start_job(
+        &self,
+        job: Job,
+    ) -> Result<
+        impl std::future::Future<Output = Result<JobReport, Rejection>> + Send + 'static,
+        Rejection,
+    > {
+        let in_flight = JOBS.accept();
+        let running = self.strategy.try_submit(job).inspect_err(count_refusal)?;
+        Ok(async move {
+            let _in_flight = in_flight;
+            let result = match running.await {
+                Ok(JobReport {
+                    error: Some(error), ..
+                }) => Err(Rejection::Failed(error)),
+                other => other,
+            };
+            match &result {
+                Ok(_) => JOBS.completed(),
+                Err(rejection) => count_refusal(rejection),
+            }
+            result
+        })
+    }
+
+    /// Runs `job` through the variant's strategy to its end.
     pub async fn run_job(&self, job: Job) -> Result<JobReport, Rejection> {
-        let _in_flight = JOBS.accept();
-        let result = match self.strategy.submit(job).await {
-            Ok(JobReport {
-                error: Some(error), ..
-            }) => Err(Rejection::Failed(error)),
-            other => other,
-        };
-        match &result {
-            Ok(_) => JOBS.completed(),
-            Err(Rejection::QueueFull { .. }) => JOBS.rejected(),
-            Err(Rejection::WorkerLost | Rejection::Failed(_)) => {}
+        self.start_job(job)?.await
+    }
+}
+
+/// Counts a refusal for a full queue (not a lost worker or a failed call).
+fn count_refusal(rejection: &Rejection) {
+    if let Rejection::QueueFull { .. } = rejection {
+        JOBS.rejected();
+    }
+}
+
+impl AppState {
+    /// 501 unless this server has an upstream to call (`--upstream`).
+    pub fn require_upstream(&self) -> Result<(), ApiError> {
+        if crate::upstream::client::configured() {
+            return Ok(());
         }
-        result
+        Err(ApiError::new(
+            axum::http::StatusCode::NOT_IMPLEMENTED,
+            "this server has no upstream: start it with --upstream http://127.0.0.1:PORT (`servers upstream` is one)",
+        ))
     }
 }
 

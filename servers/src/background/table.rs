@@ -83,6 +83,17 @@ impl JobTable {
         Ok((id, started))
     }
 
+    /// Forgets job `id`, admitted a moment ago, that the strategy refused before
+    /// its 202 went out (the client never learns its id).
+    pub fn withdraw(&self, id: &str) {
+        let mut inner = self.lock();
+        if let Some(entry) = inner.entries.remove(id) {
+            if entry.finished.is_none() {
+                inner.active -= 1;
+            }
+        }
+    }
+
     /// Records how job `id` ended.
     pub fn finish(&self, id: &str, outcome: Result<serde_json::Value, String>) {
         let mut inner = self.lock();

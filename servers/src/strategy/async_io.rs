@@ -26,6 +26,15 @@ impl Strategy for AsyncIo {
                 Work::Io { duration } => (duration, false),
                 Work::Upstream { delay } => (delay, true),
             };
+            // Waiting for one of the client's slots is queueing, not calling.
+            let slot = if upstream {
+                match crate::upstream::client::async_slot().await {
+                    Ok(slot) => Some(slot),
+                    Err(error) => return Err(crate::strategy::Rejection::Failed(error)),
+                }
+            } else {
+                None
+            };
             let _running = job.begin();
             let started = Instant::now();
             let error = if upstream {
@@ -34,6 +43,7 @@ impl Strategy for AsyncIo {
                 tokio::time::sleep(delay).await;
                 None
             };
+            drop(slot);
             Ok(JobReport {
                 queued: started.saturating_duration_since(job.arrived),
                 computed: started.elapsed(),

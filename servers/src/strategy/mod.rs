@@ -30,7 +30,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::workload::{Job, JobReport, Work};
+use crate::workload::{Job, JobReport};
 
 /// Why a strategy did not run a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,14 +52,15 @@ pub type JobFuture = Pin<Box<dyn Future<Output = Result<JobReport, Rejection>> +
 
 /// A way of running heavy work on behalf of an async handler.
 pub trait Strategy: Send + Sync + 'static {
-    /// Starts (or queues) `job` and resolves when it has finished. A strategy
-    /// with admission control decides here, before the future is first polled.
+    /// Starts (or queues) `job` and resolves when it has finished (or was
+    /// refused).
     fn submit(&self, job: Job) -> JobFuture;
 
-    /// Whether `work` would be admitted now, without queueing anything: lets
-    /// `POST /jobs` refuse with 503 at once instead of accepting a background
-    /// job that the queue will refuse. Strategies without a bound admit all.
-    fn admission(&self, _work: &Work) -> Result<(), Rejection> {
-        Ok(())
+    /// Admits or refuses `job` now, before anything is awaited, and returns the
+    /// future of an admitted one: how `POST /jobs` refuses with 503 instead of
+    /// answering 202 for a background job the queue would refuse. Strategies
+    /// without admission control admit everything.
+    fn try_submit(&self, job: Job) -> Result<JobFuture, Rejection> {
+        Ok(self.submit(job))
     }
 }

@@ -119,14 +119,21 @@ pub fn call_blocking(delay: Duration) -> Result<(), String> {
         .map_err(|e| format!("upstream answer unreadable: {e}"))
 }
 
-/// The same call made with the async client: the task waits, no thread does.
-pub async fn call_async(delay: Duration) -> Result<(), String> {
-    let upstream = upstream()?;
-    let _permit = upstream
+/// One of the async client's [`MAX_ASYNC_CALLS`] slots, held for one call; a
+/// caller waits here while every slot is taken (time it spends queued, not
+/// calling).
+pub async fn async_slot() -> Result<tokio::sync::SemaphorePermit<'static>, String> {
+    upstream()?
         .async_permits
         .acquire()
         .await
-        .map_err(|_| "the upstream client is closed".to_owned())?;
+        .map_err(|_| "the upstream client is closed".to_owned())
+}
+
+/// The same call made with the async client, by a caller that holds a slot
+/// ([`async_slot`]): the task waits, no thread does.
+pub async fn call_async(delay: Duration) -> Result<(), String> {
+    let upstream = upstream()?;
     let response = upstream
         .async_client
         .get(delay_path(&upstream.base, delay))
