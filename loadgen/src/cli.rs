@@ -161,7 +161,7 @@ pub struct RunArgs {
     /// (background jobs: POST /jobs open loop, each polled until done) or
     /// `upstream` (GET /work/upstream: calls to a slow HTTP service that loadgen
     /// starts beside each server; loads are multiples of what one blocking thread
-    /// per core finishes, default 0.5,2,20).
+    /// per core finishes, default 0.5,2,20,300).
     #[arg(long, default_value = "responsiveness", value_parser = scenario)]
     pub scenario: Scenario,
 

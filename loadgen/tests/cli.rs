@@ -59,8 +59,8 @@ fn invalid_combinations_are_refused_before_sending() {
             "cannot be used with",
         ),
         (
-            &["run", "--scenario", "upstream", "--loads", "200"],
-            "each from 0.01 to 100",
+            &["run", "--scenario", "upstream", "--loads", "2000"],
+            "each from 0.01 to 1000",
         ),
         (
             &["run", "--scenario", "jobs", "--job-load", "0"],

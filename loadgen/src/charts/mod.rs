@@ -126,7 +126,9 @@ where
 
 /// The colour of series `i`.
 pub fn color(i: usize) -> RGBColor {
-    const COLORS: [RGBColor; 10] = [
+    // Tableau's ten, then four darker ones: every variant of the run matrix gets
+    // its own colour.
+    const COLORS: [RGBColor; 14] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
@@ -137,6 +139,10 @@ pub fn color(i: usize) -> RGBColor {
         RGBColor(127, 127, 127),
         RGBColor(188, 189, 34),
         RGBColor(23, 190, 207),
+        RGBColor(0, 0, 0),
+        RGBColor(0, 0, 128),
+        RGBColor(128, 128, 0),
+        RGBColor(128, 0, 128),
     ];
     COLORS[i % COLORS.len()]
 }

@@ -157,11 +157,11 @@ mod tests {
         let heavy = HeavySize::from_info(&info, &settings).unwrap();
         let addr = "127.0.0.1:9".parse().unwrap();
         let top = phase_plan(settings.steps().last().unwrap(), addr, &settings, &heavy);
-        // 16 cores, 200 ms: 80 calls/s a blocking pool finishes, 1,600/s at 20x,
-        // 320 in flight when kept up.
+        // 16 cores, 200 ms: 80 calls/s a blocking pool finishes, 24,000/s at
+        // 300x, 4,800 in flight when kept up.
         assert_eq!(top.streams[2].path, "/work/upstream?ms=200");
-        assert_eq!(top.streams[2].load.rate(), Some(1_600.0));
-        assert_eq!(top.streams[2].load.connections(), 640);
+        assert_eq!(top.streams[2].load.rate(), Some(24_000.0));
+        assert_eq!(top.streams[2].load.connections(), 9_600);
         let low = phase_plan(&settings.phases[1], addr, &settings, &heavy);
         assert_eq!(
             low.streams[2].load.connections(),

@@ -18,7 +18,7 @@
 //!
 //! Ranked by work done, in whole percent so that differences below a percent
 //! count as ties (CPU: efficiency; I/O: the share of the calls offered done, at
-//! most 100 %; jobs: the end-to-end p99, lower first), then by probe p99.
+//! most 100 %; jobs: the share of the jobs submitted done), then by probe p99.
 
 use std::fmt::Write;
 
@@ -280,8 +280,8 @@ fn assess(v: &VariantReport, report: &RunReport) -> Assessment {
                 return a;
             };
             let p99 = end_to_end.latency.corrected.p99_us;
-            a.score = -p99;
             let share = jobs.done as f64 / jobs.submitted.max(1) as f64;
+            a.score = (share * 100.0).round();
             quoted.push(format!(
                 "{} of {} jobs done, {} lost, {} failed, end-to-end p99 {}",
                 jobs.done,

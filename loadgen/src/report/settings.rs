@@ -173,15 +173,16 @@ pub const FULL_LOADS: [f64; 6] = [0.25, 0.5, 0.75, 1.0, 1.25, 1.5];
 pub const QUICK_LOADS: [f64; 3] = [0.5, 1.0, 1.5];
 
 /// The upstream scenario's sweep, in multiples of what a pool of one blocking
-/// thread per core finishes: within it, past it, and far past it (with 2 cores and
-/// a 200 ms upstream: 5, 20 and 200 calls per second).
-pub const UPSTREAM_LOADS: [f64; 3] = [0.5, 2.0, 20.0];
+/// thread per core finishes: within it, past it, far past it, and (with 2 cores
+/// and a 200 ms upstream: 3,000 calls per second, 600 waiting at once) past what
+/// tokio's 512 blocking threads can hold (5, 20, 200 and 3,000 calls/s).
+pub const UPSTREAM_LOADS: [f64; 4] = [0.5, 2.0, 20.0, 300.0];
 
 /// Highest load a sweep step may offer: 10× what the cores can finish for CPU
-/// work; I/O work goes far past what blocking threads finish, so 100× there.
+/// work; I/O work goes far past what blocking threads finish, so 1,000× there.
 fn max_load(scenario: Scenario) -> f64 {
     match scenario {
-        Scenario::Upstream => 100.0,
+        Scenario::Upstream => 1000.0,
         Scenario::Responsiveness | Scenario::Jobs => 10.0,
     }
 }
@@ -462,7 +463,7 @@ mod tests {
         let heavy = HeavySize::from_info(&info, &settings).unwrap();
         assert_eq!(heavy.units, 200);
         assert!((heavy.ideal_per_s - 10.0).abs() < 1e-9);
-        assert!((heavy.offered_per_s - 200.0).abs() < 1e-9);
+        assert!((heavy.offered_per_s - 3_000.0).abs() < 1e-9);
         assert_eq!(Scenario::Upstream.heavy_path(200), "/work/upstream?ms=200");
         let mut cpu = Settings::new(false, Scenario::Responsiveness);
         cpu.set_loads(&[20.0], (1.0, 0.0));

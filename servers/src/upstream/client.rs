@@ -23,9 +23,11 @@ use tokio::sync::Semaphore;
 /// Longest one upstream call may take, connect included, with either client.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Most calls the async client has in flight at once (the same as tokio's default
-/// cap on blocking threads, so `async-io` and `spawn-blocking` are bounded alike).
-pub const MAX_ASYNC_CALLS: usize = 512;
+/// Most calls the async client has in flight at once: eight times tokio's default
+/// cap on blocking threads (512), because a waiting call costs a socket and a
+/// timer here, not a thread with its stack. Still a bound: a flood waits for a
+/// slot instead of opening connections without end.
+pub const MAX_ASYNC_CALLS: usize = 4096;
 
 /// Idle keep-alive connections the synchronous client keeps for reuse; as many
 /// as calls can be in flight on the largest thread pool a variant runs, so a
