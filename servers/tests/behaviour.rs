@@ -257,11 +257,15 @@ fn bounded_pool_refuses_beyond_its_budget_and_keeps_the_probe_ten_times_faster_t
             .unwrap()
             .contains("queue is full"));
     }
+    // The slowest probe, not the p99: probes go one after another, so behind a
+    // blocked event loop only one of them waits per job while many pass between
+    // jobs (the test's own coordinated omission); the one that waited is the
+    // figure that shows the block.
     assert!(
-        seen.probe_p99() * 10 <= blocked.probe_p99(),
-        "probe p99 {:?} on bounded-pool, {:?} on blocking-in-async: expected 10x apart",
-        seen.probe_p99(),
-        blocked.probe_p99()
+        seen.slowest_probe * 10 <= blocked.slowest_probe,
+        "slowest probe {:?} on bounded-pool, {:?} on blocking-in-async: expected 10x apart",
+        seen.slowest_probe,
+        blocked.slowest_probe
     );
     // Admitted jobs started within about the budget.
     for job in &seen.jobs {
