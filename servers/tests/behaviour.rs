@@ -267,10 +267,22 @@ fn bounded_pool_refuses_beyond_its_budget_and_keeps_the_probe_ten_times_faster_t
         seen.slowest_probe,
         blocked.slowest_probe
     );
-    // Admitted jobs started within about the budget.
+    // Admitted jobs started within about the budget (one job), counted in jobs as
+    // they actually ran: at idle priority the pool yields to everything else on
+    // the machine, this test's own probe loop included, so a job can take longer
+    // than its calibrated 300 ms.
+    let longest = seen
+        .jobs
+        .iter()
+        .map(|j| Duration::from_micros(j["compute_us"].as_u64().unwrap()))
+        .max()
+        .unwrap();
     for job in &seen.jobs {
         let waited = Duration::from_micros(job["queue_us"].as_u64().unwrap());
-        assert!(waited < JOB * 3, "a job waited {waited:?}");
+        assert!(
+            waited < longest * 2,
+            "a job waited {waited:?}, the longest ran {longest:?}"
+        );
     }
     // Once the work is done there is room again.
     let units = server.units_for(Duration::from_millis(10));
