@@ -15,7 +15,7 @@ responsiveness scenario, results under results/runs/.
 
 Examples:
   loadgen                      # the whole matrix (about 3 minutes on 2 cores)
-  loadgen --quick              # the whole matrix in about a minute
+  loadgen --quick              # the whole matrix in about 90 seconds
   loadgen run --variant spawn-blocking,rayon --loaded 30s
   loadgen bench --url http://127.0.0.1:8080/health --rate 1000 --duration 30s
   loadgen bench --url http://127.0.0.1:8080/ --connections 64
@@ -125,7 +125,7 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "variant")]
     pub ablation: bool,
 
-    /// Short phases: the whole matrix in about a minute (for CI).
+    /// Short phases: the whole matrix in about 90 seconds (for CI).
     #[arg(long)]
     pub quick: bool,
 
