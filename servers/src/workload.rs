@@ -148,6 +148,21 @@ impl Job {
         }
     }
 
+    /// The report of this job's work, begun at `started` and ending now.
+    pub fn report(
+        &self,
+        started: Instant,
+        checksum: Option<u64>,
+        error: Option<String>,
+    ) -> JobReport {
+        JobReport {
+            queued: started.saturating_duration_since(self.arrived),
+            computed: started.elapsed(),
+            checksum,
+            error,
+        }
+    }
+
     /// Runs the whole job on the calling thread, blocking it until done.
     pub fn run(self) -> JobReport {
         let _running = self.begin();
@@ -160,12 +175,7 @@ impl Job {
             }
             Work::Upstream { delay } => (None, crate::upstream::client::call_blocking(delay).err()),
         };
-        JobReport {
-            queued: started.saturating_duration_since(self.arrived),
-            computed: started.elapsed(),
-            checksum,
-            error,
-        }
+        self.report(started, checksum, error)
     }
 }
 

@@ -147,23 +147,21 @@ pub fn run_page(report: &RunReport, charts: &[(String, String)]) -> String {
         let _ = writeln!(out, "</table>");
     }
     if let Some(r) = &report.recommendation {
+        use crate::report::recommendation::{INTRO, NONE_MET, OTHERS, RECOMMENDED, TIE};
         let _ = writeln!(
             out,
-            "<h2 id=\"recommendation\">Which strategy to use</h2><p>Computed from this run's figures, not written in advance. Criteria: {}.</p>",
+            "<h2 id=\"recommendation\">Which strategy to use</h2><p>{INTRO} Criteria: {}.</p>",
             escape(&r.criteria)
         );
         if r.recommended.is_empty() {
-            let _ = writeln!(
-                out,
-                "<p><b>No variant met every criterion in this run.</b></p>"
-            );
+            let _ = writeln!(out, "<p><b>{NONE_MET}</b></p>");
         } else {
-            let _ = writeln!(out, "<p>Recommended, best first:</p><ol>");
+            let _ = writeln!(out, "<p>{RECOMMENDED}</p><ol>");
             for a in &r.recommended {
                 let tie = if a.tied_with_previous {
-                    " <span class=\"small\">(not distinguishable from the one above: as much work done, overlapping probe p99 intervals)</span>"
+                    format!(" <span class=\"small\">{TIE}</span>")
                 } else {
-                    ""
+                    String::new()
                 };
                 let _ = writeln!(
                     out,
@@ -175,7 +173,7 @@ pub fn run_page(report: &RunReport, charts: &[(String, String)]) -> String {
             let _ = writeln!(out, "</ol>");
         }
         if !r.not_recommended.is_empty() {
-            let _ = writeln!(out, "<p>Not recommended here, closest first:</p><ul>");
+            let _ = writeln!(out, "<p>{OTHERS}</p><ul>");
             for a in &r.not_recommended {
                 let _ = writeln!(
                     out,

@@ -29,6 +29,13 @@ use super::run::{RunReport, VariantReport, VariantStatus};
 use super::settings::Scenario;
 use super::verdict::Verdict;
 
+/// The sentences of the section, shared by `summary.md` and `report.html`.
+pub const INTRO: &str = "Computed from this run's figures, not written in advance.";
+pub const NONE_MET: &str = "No variant met every criterion in this run.";
+pub const RECOMMENDED: &str = "Recommended, best first:";
+pub const OTHERS: &str = "Not recommended here, closest first:";
+pub const TIE: &str = "Not distinguishable from the one above: as much work done, and their probe p99 intervals overlap.";
+
 /// Share of the work a recommended variant must get done.
 pub const MIN_DONE_SHARE: f64 = 0.9;
 
@@ -131,46 +138,33 @@ impl Recommendation {
     /// The section as Markdown, headed `## Which strategy to use`.
     pub fn markdown(&self) -> String {
         let mut out = String::from("## Which strategy to use\n\n");
-        let _ = writeln!(
-            out,
-            "Computed from this run's figures, not written in advance. Criteria: {}.\n",
-            self.criteria
-        );
-        for line in self.lines() {
-            let _ = writeln!(out, "{line}");
-        }
-        out
-    }
-
-    /// The section's sentences, one per line (Markdown: names in bold).
-    pub fn lines(&self) -> Vec<String> {
-        let mut lines = Vec::new();
+        let _ = writeln!(out, "{INTRO} Criteria: {}.\n", self.criteria);
         if self.recommended.is_empty() {
-            lines.push("No variant met every criterion in this run.".to_owned());
+            let _ = writeln!(out, "{NONE_MET}");
         } else {
-            lines.push("Recommended, best first:".to_owned());
+            let _ = writeln!(out, "{RECOMMENDED}");
             for (i, a) in self.recommended.iter().enumerate() {
                 let tie = if a.tied_with_previous {
-                    " Not distinguishable from the one above: as much work done, and their probe p99 intervals overlap."
+                    format!(" {TIE}")
                 } else {
-                    ""
+                    String::new()
                 };
-                lines.push(format!("{}. **{}**: {}.{tie}", i + 1, a.variant, a.figures));
+                let _ = writeln!(out, "{}. **{}**: {}.{tie}", i + 1, a.variant, a.figures);
             }
         }
         if !self.not_recommended.is_empty() {
-            lines.push(String::new());
-            lines.push("Not recommended here, closest first:".to_owned());
+            let _ = writeln!(out, "\n{OTHERS}");
             for a in &self.not_recommended {
-                lines.push(format!(
+                let _ = writeln!(
+                    out,
                     "- **{}**: {} ({}).",
                     a.variant,
                     a.missed.join("; "),
                     a.figures
-                ));
+                );
             }
         }
-        lines
+        out
     }
 }
 

@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use super::{JobFuture, Strategy};
-use crate::workload::{Job, JobReport, Work};
+use crate::workload::{Job, Work};
 
 /// I/O awaited on the event loop; CPU work inline.
 #[derive(Debug, Default)]
@@ -44,12 +44,7 @@ impl Strategy for AsyncIo {
                 None
             };
             drop(slot);
-            Ok(JobReport {
-                queued: started.saturating_duration_since(job.arrived),
-                computed: started.elapsed(),
-                checksum: None,
-                error,
-            })
+            Ok(job.report(started, None, error))
         })
     }
 }

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::{JobFuture, Strategy};
-use crate::workload::{initial_state, run_units, Job, JobReport, Work};
+use crate::workload::{initial_state, run_units, Job, Work};
 
 /// Work split into slices with `tokio::task::yield_now` between them.
 #[derive(Debug, Clone, Copy)]
@@ -75,12 +75,7 @@ impl Strategy for Cooperative {
                     None
                 }
             };
-            Ok(JobReport {
-                queued: started.saturating_duration_since(job.arrived),
-                computed: started.elapsed(),
-                checksum,
-                error,
-            })
+            Ok(job.report(started, checksum, error))
         })
     }
 }
