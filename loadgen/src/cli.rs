@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use servers::variant::Variant;
 
 use crate::config::parse_duration;
 use crate::report::Scenario;
@@ -56,6 +55,10 @@ pub enum Command {
     /// Run one of the reference servers (what `run` starts as child processes).
     #[command(hide = true)]
     Serve(servers::cli::Cli),
+    /// Run an external server's command under a supervisor that stops its whole
+    /// process tree (what `run` starts external servers with).
+    #[command(hide = true)]
+    Guard(crate::guard::GuardArgs),
     /// Load one URL, or several named streams from a scenario file, and report
     /// latency percentiles (corrected for coordinated omission) per stream.
     #[command(after_help = BENCH_EXAMPLES)]
@@ -76,12 +79,8 @@ Examples:
 Exit status: 0 when the run completed, 1 on an error (e.g. server unreachable),
 2 on bad arguments, 130 when interrupted (results so far are still written).";
 
-fn duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn duration(s: &str) -> Result<Duration, String> {
     parse_duration("", s).map_err(|e| e.0.trim_start().to_owned())
-}
-
-fn variant(s: &str) -> Result<Variant, String> {
-    s.trim().parse()
 }
 
 fn scenario(s: &str) -> Result<Scenario, String> {
@@ -108,6 +107,8 @@ Examples:
   loadgen run --server-cpus 1 --client-cpus 0
   loadgen run --scenario upstream   # blocking network I/O: calls to a slow HTTP service
   loadgen run --ablation            # bounded-pool with each ingredient taken away
+  loadgen run --servers examples/fastapi/servers.toml   # external servers (FastAPI)
+  loadgen run --servers examples/fastapi/servers.toml --variant rayon,fastapi-process-pool
 
 Exit status: 0 when every variant ran, 1 when one failed (the others still run),
 2 on bad arguments, 130 when interrupted (finished variants are still written).";
@@ -115,9 +116,17 @@ Exit status: 0 when every variant ran, 1 when one failed (the others still run),
 /// Options of `loadgen run`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Variants to run, comma-separated [default: all].
-    #[arg(long, value_delimiter = ',', value_parser = variant)]
-    pub variant: Vec<Variant>,
+    /// Variants to run, comma-separated: built-in variants and the names of
+    /// --servers entries [default: all built-in variants, or with --servers all
+    /// of its entries].
+    #[arg(long, value_delimiter = ',')]
+    pub variant: Vec<String>,
+
+    /// A servers file (TOML) describing external servers to run through the same
+    /// phases: command line with {port}, readiness, probe and heavy paths, how to
+    /// stop (see examples/fastapi/servers.toml).
+    #[arg(long)]
+    pub servers: Option<PathBuf>,
 
     /// Run bounded-pool five ways instead of the variants: as it ships (pool at
     /// SCHED_IDLE), with the pool at nice 19 or at normal priority, with an

@@ -81,25 +81,40 @@ pub fn own_cpu_time() -> Duration {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
-/// CPU time used so far by process `pid` and its direct children (the workers of a
-/// multi-worker server), from /proc. Zero for a process that is gone.
+/// CPU time used so far by process `pid` and every live descendant (the workers
+/// of a multi-worker server, an external server's tree under its guard), from
+/// /proc. Zero for a process that is gone.
 pub fn process_tree_cpu_time(pid: u32) -> Duration {
-    let mut total = process_cpu_time(pid).unwrap_or_default();
+    let mut parents: Vec<(u32, u32)> = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
-            let Some(child) = entry
+            let Some(process) = entry
                 .file_name()
                 .to_str()
                 .and_then(|n| n.parse::<u32>().ok())
             else {
                 continue;
             };
-            if parent_of(child) == Some(pid) {
-                total += process_cpu_time(child).unwrap_or_default();
+            if let Some(parent) = parent_of(process) {
+                parents.push((process, parent));
             }
         }
     }
-    total
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        i += 1;
+    }
+    tree.iter()
+        .map(|&p| process_cpu_time(p).unwrap_or_default())
+        .sum()
 }
 
 /// The fields of /proc/PID/stat after the command name.
@@ -116,8 +131,13 @@ pub fn parent_of(pid: u32) -> Option<u32> {
 
 fn process_cpu_time(pid: u32) -> Option<Duration> {
     let fields = stat_fields(pid)?;
-    // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the name.
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Fields 14 to 17 of stat (utime, stime, and cutime, cstime: what its
+    // children used before it reaped them, so a tree's total only grows when a
+    // short-lived child ends) are at 11 to 14 after the name.
+    let mut ticks = 0u64;
+    for i in 11..=14 {
+        ticks += fields.get(i)?.parse::<u64>().ok()?;
+    }
     // SAFETY: sysconf has no preconditions.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Some(Duration::from_nanos(ticks * 1_000_000_000 / per_second))

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::matrix::Configuration;
+use crate::matrix::configuration::{Configuration, Server};
 use anyhow::{bail, Context};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -56,6 +56,10 @@ pub struct ServerProcess {
     /// Processes the server needs (for redis-queue: a Redis and a queue worker),
     /// counted in its CPU and stopped with it.
     companions: Vec<Companion>,
+    /// How long the server may take to stop after SIGTERM before it is killed.
+    stop_grace: Duration,
+    /// Whether it serves the reference servers' `/info` and `/metrics.json`.
+    builtin: bool,
 }
 
 /// A helper process started beside a server.
@@ -82,14 +86,24 @@ fn spawn_tied(
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::from(log_file))
-        .kill_on_drop(true);
+        .stderr(Stdio::from(log_file));
+    tie(&mut command, cpus, libc::SIGKILL);
+    command
+        .spawn()
+        .with_context(|| format!("cannot start {}", program.display()))
+}
+
+/// Ties `command`'s process to loadgen's life: the kernel sends it
+/// `death_signal` when loadgen's thread that started it dies (even by SIGKILL),
+/// it is killed when its handle is dropped, and it runs pinned to `cpus`.
+pub(crate) fn tie(command: &mut Command, cpus: Option<Vec<usize>>, death_signal: i32) {
+    command.kill_on_drop(true);
     let parent = std::process::id();
     // SAFETY: runs between fork and exec and only makes async-signal-safe system
     // calls (prctl, getppid, sched_setaffinity).
     unsafe {
         command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, death_signal) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             if libc::getppid() as u32 != parent {
@@ -101,9 +115,6 @@ fn spawn_tied(
             Ok(())
         });
     }
-    command
-        .spawn()
-        .with_context(|| format!("cannot start {}", program.display()))
 }
 
 /// Reads the child's first stdout line within the start-up timeout.
@@ -120,8 +131,8 @@ async fn first_line(child: &mut Child, log: &Path) -> anyhow::Result<String> {
     }
 }
 
-/// SIGTERM, then SIGKILL after the grace period; waits for the exit.
-async fn stop_child(child: &mut Child, pid: u32) {
+/// SIGTERM, then SIGKILL after `grace`; waits for the exit.
+async fn stop_child(child: &mut Child, pid: u32, grace: Duration) {
     if child.try_wait().ok().flatten().is_some() {
         return;
     }
@@ -129,10 +140,7 @@ async fn stop_child(child: &mut Child, pid: u32) {
     unsafe {
         libc::kill(pid as libc::pid_t, libc::SIGTERM);
     }
-    if tokio::time::timeout(STOP_GRACE, child.wait())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
         let _ = child.kill().await;
     }
 }
@@ -146,7 +154,12 @@ impl ServerProcess {
         launch: &Launch,
         log: &Path,
     ) -> anyhow::Result<ServerProcess> {
-        let variant = configuration.variant;
+        let variant = match &configuration.server {
+            Server::Builtin(variant) => *variant,
+            Server::External(external) => {
+                return crate::external::start(external, launch, log).await
+            }
+        };
         let exe = std::env::current_exe().context("cannot find the loadgen executable")?;
         let mut args: Vec<String> = ["serve", "--variant", variant.name(), "--port", "0"]
             .map(String::from)
@@ -206,6 +219,8 @@ impl ServerProcess {
             addr,
             pid,
             companions,
+            stop_grace: STOP_GRACE,
+            builtin: true,
         };
         server.wait_healthy().await?;
         Ok(server)
@@ -229,6 +244,30 @@ impl ServerProcess {
         let (status, body) = client::get(self.addr, "/info", CONTROL_TIMEOUT).await?;
         anyhow::ensure!(status.is_success(), "/info answered {status}");
         Ok(serde_json::from_slice(&body)?)
+    }
+
+    /// An external server's process: `child` is its guard (`loadgen guard`),
+    /// whose process tree is the server's.
+    pub(crate) fn external(
+        child: Child,
+        addr: SocketAddr,
+        stop_grace: Duration,
+    ) -> anyhow::Result<ServerProcess> {
+        let pid = child.id().context("the server exited at once")?;
+        Ok(ServerProcess {
+            child,
+            addr,
+            pid,
+            companions: Vec::new(),
+            // The guard's own grace, and a little for it to clean up.
+            stop_grace: stop_grace + Duration::from_secs(2),
+            builtin: false,
+        })
+    }
+
+    /// Whether it is a reference server, with `/info` and `/metrics.json`.
+    pub fn is_builtin(&self) -> bool {
+        self.builtin
     }
 
     /// Heavy jobs the server has running or queued now, by its own counters
@@ -274,9 +313,23 @@ impl ServerProcess {
     /// Stops the server, then its companions: SIGTERM, then SIGKILL after a grace
     /// period; waits for every exit.
     pub async fn stop(mut self) {
-        stop_child(&mut self.child, self.pid).await;
+        stop_child(&mut self.child, self.pid, self.stop_grace).await;
         for mut companion in self.companions.drain(..).rev() {
-            stop_child(&mut companion.child, companion.pid).await;
+            stop_child(&mut companion.child, companion.pid, STOP_GRACE).await;
+        }
+    }
+}
+
+/// An external server's guard dropped without a stop (a panic unwinding through
+/// the runner) is asked to stop its tree; killing it outright would orphan the
+/// server's own children.
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if !self.builtin && self.child.try_wait().ok().flatten().is_none() {
+            // SAFETY: our child, not yet reaped.
+            unsafe {
+                libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
+            }
         }
     }
 }

@@ -61,6 +61,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Some(Command::Compare(args)) => compare::run(&args),
         // Multi-worker processes are started as `loadgen serve ...` too.
         Some(Command::Serve(server)) => return servers::cli::run(server, vec!["serve".into()]),
+        Some(Command::Guard(args)) => return crate::guard::run(&args),
         None => run::run(cli.run),
     };
     match result {

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use servers::variant::Variant;
 
+use crate::external::{self, ExternalServer};
 use crate::matrix::Configuration;
 
 use super::{finish, CommandError};
@@ -27,8 +28,14 @@ use crate::server_process::{redis_available, Launch};
 
 /// What `args` ask for, checked, with the run's folder at `dir`.
 fn prepare(args: &RunArgs, dir: PathBuf) -> Result<RunPlan, CommandError> {
+    let external = match &args.servers {
+        Some(path) => external::spec::load(path).map_err(CommandError::Usage)?,
+        None => Vec::new(),
+    };
     let variants: Vec<Configuration> = if args.ablation {
         Configuration::ablation()
+    } else if args.variant.is_empty() && !external.is_empty() {
+        external.into_iter().map(Configuration::external).collect()
     } else if args.variant.is_empty() {
         let redis = redis_available();
         if !redis {
@@ -42,12 +49,9 @@ fn prepare(args: &RunArgs, dir: PathBuf) -> Result<RunPlan, CommandError> {
             .map(Configuration::plain)
             .collect()
     } else {
-        args.variant
-            .iter()
-            .copied()
-            .map(Configuration::plain)
-            .collect()
+        chosen(&args.variant, &external)?
     };
+    check_external(&variants, args.scenario)?;
     if let Some(overload) = args.overload {
         return Err(CommandError::Usage(format!(
             "--overload was replaced by the load sweep: use --loads {overload} for one step at {overload}x"
@@ -116,6 +120,63 @@ fn prepare(args: &RunArgs, dir: PathBuf) -> Result<RunPlan, CommandError> {
         placement,
         dir,
     })
+}
+
+/// The configurations `names` choose among the built-in variants and the
+/// servers file's entries, in the order given.
+fn chosen(
+    names: &[String],
+    external: &[ExternalServer],
+) -> Result<Vec<Configuration>, CommandError> {
+    let mut chosen: Vec<Configuration> = Vec::new();
+    for name in names.iter().map(|n| n.trim()) {
+        let configuration = if let Some(e) = external.iter().find(|e| e.name == name) {
+            Configuration::external(e.clone())
+        } else {
+            match name.parse::<Variant>() {
+                Ok(variant) => Configuration::plain(variant),
+                Err(e) if external.is_empty() => return Err(CommandError::Usage(e)),
+                Err(e) => {
+                    let names: Vec<&str> = external.iter().map(|e| e.name.as_str()).collect();
+                    return Err(CommandError::Usage(format!(
+                        "{e}; or one of the servers file's: {}",
+                        names.join(", ")
+                    )));
+                }
+            }
+        };
+        if chosen.iter().any(|c| c.name == configuration.name) {
+            return Err(CommandError::Usage(format!("--variant names {name} twice")));
+        }
+        chosen.push(configuration);
+    }
+    Ok(chosen)
+}
+
+/// Refuses, before anything starts, external servers that cannot run here: a
+/// missing program (saying how to set it up), or a scenario they do not serve.
+fn check_external(variants: &[Configuration], scenario: Scenario) -> Result<(), CommandError> {
+    for external in variants.iter().filter_map(Configuration::as_external) {
+        if let Some(missing) = external.missing_program() {
+            return Err(CommandError::Usage(missing));
+        }
+        match scenario {
+            Scenario::Upstream => {
+                return Err(CommandError::Usage(format!(
+                    "{}: external servers are not given the upstream to call; run them in the responsiveness or jobs scenario",
+                    external.name
+                )))
+            }
+            Scenario::Jobs if external.jobs_path.is_none() => {
+                return Err(CommandError::Usage(format!(
+                    "{}: the jobs scenario needs jobs_path (POST /jobs, GET /jobs/ID) in its servers file entry",
+                    external.name
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Runs `loadgen run`.

@@ -1,15 +1,28 @@
-//! What one entry of a run starts: a server variant, under the name the report
-//! gives it, with any extra server flags. Plain variants have no flags; the
-//! bounded-pool ablation (`loadgen run --ablation`) runs one variant several ways
-//! in one run, so that each ingredient's effect is measured under the same
-//! conditions.
+//! What one entry of a run starts: a built-in server variant, under the name the
+//! report gives it, with any extra server flags, or an external server from a
+//! servers file (`--servers`). Plain variants have no flags; the bounded-pool
+//! ablation (`loadgen run --ablation`) runs one variant several ways in one run,
+//! so that each ingredient's effect is measured under the same conditions.
+
+use std::sync::Arc;
 
 use servers::variant::Variant;
+
+use crate::external::ExternalServer;
+
+/// What a configuration starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Server {
+    /// A reference server, `loadgen serve --variant NAME`.
+    Builtin(Variant),
+    /// A command line from a servers file.
+    External(Arc<ExternalServer>),
+}
 
 /// One server configuration of a run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Configuration {
-    pub variant: Variant,
+    pub server: Server,
     /// The name in reports and file names: the variant's, or the variant's with a
     /// suffix for a non-default configuration.
     pub name: String,
@@ -21,9 +34,41 @@ impl Configuration {
     /// `variant` as it ships.
     pub fn plain(variant: Variant) -> Configuration {
         Configuration {
-            variant,
+            server: Server::Builtin(variant),
             name: variant.name().into(),
             args: Vec::new(),
+        }
+    }
+
+    /// An external server.
+    pub fn external(server: ExternalServer) -> Configuration {
+        Configuration {
+            name: server.name.clone(),
+            server: Server::External(Arc::new(server)),
+            args: Vec::new(),
+        }
+    }
+
+    /// The external server it starts, if it is one.
+    pub fn as_external(&self) -> Option<&ExternalServer> {
+        match &self.server {
+            Server::External(external) => Some(external),
+            Server::Builtin(_) => None,
+        }
+    }
+
+    /// The probe's path.
+    pub fn probe_path(&self) -> &str {
+        self.as_external()
+            .map_or("/health", |e| e.probe_path.as_str())
+    }
+
+    /// What it mirrors: for a built-in variant the FastAPI answer, for an
+    /// external server what its file says (the built-in variant, usually).
+    pub fn mirrors(&self) -> String {
+        match &self.server {
+            Server::Builtin(variant) => variant.mirrors().into(),
+            Server::External(external) => external.mirrors.clone(),
         }
     }
 
@@ -32,7 +77,7 @@ impl Configuration {
     /// which one buys what.
     pub fn ablation() -> Vec<Configuration> {
         let with = |suffix: &str, args: &[&str]| Configuration {
-            variant: Variant::BoundedPool,
+            server: Server::Builtin(Variant::BoundedPool),
             name: format!("bounded-pool-{suffix}"),
             args: args.iter().map(|a| a.to_string()).collect(),
         };
@@ -50,10 +95,17 @@ impl Configuration {
 
     /// One line on what this configuration runs.
     pub fn summary(&self) -> String {
+        let variant = match &self.server {
+            Server::Builtin(variant) => *variant,
+            Server::External(external) if external.description.is_empty() => {
+                return format!("external: {}", external.command.join(" "))
+            }
+            Server::External(external) => return external.description.clone(),
+        };
         if self.args.is_empty() {
-            self.variant.summary().into()
+            variant.summary().into()
         } else {
-            format!("{} (with {})", self.variant.summary(), self.args.join(" "))
+            format!("{} (with {})", variant.summary(), self.args.join(" "))
         }
     }
 }
@@ -76,7 +128,9 @@ mod tests {
                 "bounded-pool-neither"
             ]
         );
-        assert!(runs.iter().all(|c| c.variant == Variant::BoundedPool));
+        assert!(runs
+            .iter()
+            .all(|c| c.server == Server::Builtin(Variant::BoundedPool)));
         assert!(runs[0].args.is_empty());
         assert_eq!(runs[0].summary(), Variant::BoundedPool.summary());
         assert!(runs[4]

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::plan::{jobs_plan, phase_plan};
+use super::Configuration;
 use crate::background_jobs;
 use crate::cpu;
 use crate::engine::{self, IntervalRecord, Live, Observer};
@@ -18,6 +19,8 @@ use crate::telemetry::{ScrapeTarget, Scraper, ServerTelemetry};
 /// Runs the phases of one variant, one after another, on the same server.
 pub(super) struct PhaseRunner<'a> {
     pub(super) settings: &'a Settings,
+    /// The server's paths come from it.
+    pub(super) configuration: &'a Configuration,
     /// Whether the server's telemetry is scraped.
     pub(super) telemetry: bool,
     pub(super) heavy: HeavySize,
@@ -36,8 +39,20 @@ impl PhaseRunner<'_> {
     ) -> anyhow::Result<PhaseReport> {
         let settings = self.settings;
         self.observer.start_phase(&phase.name);
-        let plan = phase_plan(phase, server.addr, settings, &self.heavy);
-        let jobs_plan = jobs_plan(phase, server.addr, settings, &self.heavy);
+        let plan = phase_plan(
+            phase,
+            server.addr,
+            settings,
+            &self.heavy,
+            self.configuration,
+        );
+        let jobs_plan = jobs_plan(
+            phase,
+            server.addr,
+            settings,
+            &self.heavy,
+            self.configuration,
+        );
         let (client_before, server_before, wall) =
             (cpu::own_cpu_time(), server.cpu_time(), Instant::now());
         let scraper = Scraper::start(ScrapeTarget {

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::Configuration;
 use crate::background_jobs::JobsPlan;
 use crate::plan::{Load, Plan, StreamSpec, Timing};
 use crate::report::{HeavySize, PhaseSpec, Scenario, Settings};
@@ -22,6 +23,7 @@ pub fn phase_plan(
     addr: SocketAddr,
     settings: &Settings,
     heavy: &HeavySize,
+    server: &Configuration,
 ) -> Plan {
     let target =
         Target::parse(&format!("http://{addr}/")).expect("a socket address makes a valid URL");
@@ -36,7 +38,7 @@ pub fn phase_plan(
     };
     let mut streams = vec![stream(
         "probe",
-        "/health".into(),
+        server.probe_path().into(),
         Load::Open {
             rate: settings.probe_rate,
             connections: settings.probe_connections,
@@ -47,7 +49,7 @@ pub fn phase_plan(
     if settings.fresh_rate > 0.0 {
         let mut fresh = stream(
             "fresh",
-            "/health".into(),
+            server.probe_path().into(),
             Load::Open {
                 rate: settings.fresh_rate,
                 connections: FRESH_CONNECTIONS,
@@ -59,9 +61,13 @@ pub fn phase_plan(
     // In the jobs scenario the load is background jobs, driven beside this plan.
     if let (Some(load), true) = (phase.load, settings.scenario.heavy_requests()) {
         let rate = load * heavy.ideal_per_s;
+        let path = match server.as_external() {
+            Some(external) => external.heavy_path(heavy.units),
+            None => settings.scenario.heavy_path(heavy.units),
+        };
         streams.push(stream(
             "heavy",
-            settings.scenario.heavy_path(heavy.units),
+            path,
             Load::Open {
                 rate,
                 connections: heavy_connections(settings, rate, heavy),
@@ -100,11 +106,17 @@ pub fn jobs_plan(
     addr: SocketAddr,
     settings: &Settings,
     heavy: &HeavySize,
+    server: &Configuration,
 ) -> Option<JobsPlan> {
     let load = phase.load.filter(|_| settings.scenario == Scenario::Jobs)?;
+    let path = match server.as_external() {
+        // The run refuses external servers without a jobs API in this scenario.
+        Some(external) => external.jobs_path.clone()?,
+        None => "/jobs".into(),
+    };
     Some(JobsPlan {
         addr,
-        path: "/jobs".into(),
+        path,
         name: "jobs".into(),
         rate: load * heavy.ideal_per_s,
         body: format!(r#"{{"kind": "cpu", "units": {}}}"#, heavy.units),
@@ -119,6 +131,10 @@ pub fn jobs_plan(
 mod tests {
     use super::*;
 
+    fn rust() -> Configuration {
+        Configuration::plain(servers::variant::Variant::SpawnBlocking)
+    }
+
     fn sized(settings: &Settings) -> HeavySize {
         let info = serde_json::json!({ "ns_per_unit": 1000.0, "cores": 2 });
         HeavySize::from_info(&info, settings).unwrap()
@@ -129,7 +145,7 @@ mod tests {
         let settings = Settings::new(false, Scenario::Responsiveness);
         let heavy = sized(&settings);
         let addr = "127.0.0.1:9".parse().unwrap();
-        let loaded = phase_plan(&settings.phases[1], addr, &settings, &heavy);
+        let loaded = phase_plan(&settings.phases[1], addr, &settings, &heavy, &rust());
         let names: Vec<&str> = loaded.streams.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["probe", "fresh", "heavy"]);
         assert!(loaded.streams[1].fresh_connections && !loaded.streams[0].fresh_connections);
@@ -137,17 +153,17 @@ mod tests {
         // Each step offers its own load: 0.25 and 1.5 times the ideal 100/s.
         assert_eq!(loaded.streams[2].load.rate(), Some(25.0));
         let last = settings.steps().last().unwrap();
-        let top = phase_plan(last, addr, &settings, &heavy);
+        let top = phase_plan(last, addr, &settings, &heavy, &rust());
         assert_eq!(top.streams[2].load.rate(), Some(150.0));
         loaded.validate().unwrap();
         assert_eq!(
-            phase_plan(&settings.phases[0], addr, &settings, &heavy)
+            phase_plan(&settings.phases[0], addr, &settings, &heavy, &rust())
                 .streams
                 .len(),
             2,
             "idle: the probe and the new-connection probe"
         );
-        assert!(jobs_plan(&settings.phases[1], addr, &settings, &heavy).is_none());
+        assert!(jobs_plan(&settings.phases[1], addr, &settings, &heavy, &rust()).is_none());
     }
 
     #[test]
@@ -156,13 +172,19 @@ mod tests {
         let info = serde_json::json!({ "ns_per_unit": 1000.0, "cores": 16 });
         let heavy = HeavySize::from_info(&info, &settings).unwrap();
         let addr = "127.0.0.1:9".parse().unwrap();
-        let top = phase_plan(settings.steps().last().unwrap(), addr, &settings, &heavy);
+        let top = phase_plan(
+            settings.steps().last().unwrap(),
+            addr,
+            &settings,
+            &heavy,
+            &rust(),
+        );
         // 16 cores, 200 ms: 80 calls/s a blocking pool finishes, 24,000/s at
         // 300x, 4,800 in flight when kept up.
         assert_eq!(top.streams[2].path, "/work/upstream?ms=200");
         assert_eq!(top.streams[2].load.rate(), Some(24_000.0));
         assert_eq!(top.streams[2].load.connections(), 9_600);
-        let low = phase_plan(&settings.phases[1], addr, &settings, &heavy);
+        let low = phase_plan(&settings.phases[1], addr, &settings, &heavy, &rust());
         assert_eq!(
             low.streams[2].load.connections(),
             settings.heavy_connections
@@ -174,11 +196,11 @@ mod tests {
         let settings = Settings::new(true, Scenario::Jobs);
         let heavy = sized(&settings);
         let addr = "127.0.0.1:9".parse().unwrap();
-        let loaded = phase_plan(&settings.phases[1], addr, &settings, &heavy);
+        let loaded = phase_plan(&settings.phases[1], addr, &settings, &heavy, &rust());
         assert_eq!(loaded.streams.len(), 2, "the probes only");
-        let jobs = jobs_plan(&settings.phases[1], addr, &settings, &heavy).unwrap();
+        let jobs = jobs_plan(&settings.phases[1], addr, &settings, &heavy, &rust()).unwrap();
         assert!((jobs.rate - settings.job_load * 100.0).abs() < 1e-9);
         assert!(jobs.body.contains("20000"));
-        assert!(jobs_plan(&settings.phases[0], addr, &settings, &heavy).is_none());
+        assert!(jobs_plan(&settings.phases[0], addr, &settings, &heavy, &rust()).is_none());
     }
 }

@@ -7,10 +7,13 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
+
 use super::configuration::Configuration;
 use super::phase::{PhaseObserver, PhaseRunner};
 use super::RunPlan;
 use crate::cpu;
+use crate::external::sizing;
 use crate::interrupt::Interrupt;
 use crate::progress::Progress;
 use crate::report::hlog::HlogWriter;
@@ -62,6 +65,7 @@ impl VariantRunner<'_> {
         let mut report = VariantReport {
             name: variant.name.clone(),
             summary: variant.summary(),
+            mirrors: variant.mirrors(),
             status: VariantStatus::Ok,
             error: None,
             server: None,
@@ -83,7 +87,7 @@ impl VariantRunner<'_> {
                 return report;
             }
         };
-        if let Err(e) = self.measure(&mut server, &mut report).await {
+        if let Err(e) = self.measure(variant, &mut server, &mut report).await {
             report.status = if self.interrupt.fired() {
                 VariantStatus::Interrupted
             } else {
@@ -101,14 +105,38 @@ impl VariantRunner<'_> {
     /// Sizes the heavy job and runs the phases into `report`.
     async fn measure(
         &self,
+        variant: &Configuration,
         server: &mut ServerProcess,
         report: &mut VariantReport,
     ) -> anyhow::Result<()> {
         let settings = &self.run.settings;
-        let info = server.info().await?;
-        let heavy = HeavySize::from_info(&info, settings)?;
-        report.server = Some(info);
+        let heavy = match variant.as_external() {
+            None => {
+                let info = server.info().await?;
+                let heavy = HeavySize::from_info(&info, settings)?;
+                report.server = Some(info);
+                heavy
+            }
+            Some(external) => {
+                self.progress
+                    .set_label(format!("{} sizing the job", self.label));
+                let cores = crate::external::cores(&self.run.launch);
+                let heavy = sizing::measure(external, server.addr, settings, cores)
+                    .await
+                    .context("sizing the heavy job")?;
+                report.server = Some(serde_json::json!({
+                    "external": true,
+                    "command": external.command,
+                    "cwd": external.cwd,
+                    "env": external.env,
+                    "cores": cores,
+                }));
+                heavy
+            }
+        };
         report.heavy = Some(heavy);
+        // Only the reference servers answer for their own figures.
+        let telemetry = self.run.launch.telemetry && server.is_builtin();
         let name = report.name.clone();
         let hlog = HlogWriter::create(
             &self.run.dir.join(format!("{name}.hlog")),
@@ -122,7 +150,8 @@ impl VariantRunner<'_> {
             .map_or_else(|| cpu::online_cpus().len(), Vec::len);
         let mut phases = PhaseRunner {
             settings,
-            telemetry: self.run.launch.telemetry,
+            configuration: variant,
+            telemetry,
             heavy,
             client_cores,
             interrupt: self.interrupt,
@@ -140,7 +169,7 @@ impl VariantRunner<'_> {
             }
             // Between steps, the server first finishes what the last one left it.
             let settled = if phase.load.is_some() && after_step {
-                Some(settle(server, self.run.launch.telemetry, SETTLE_CAP).await)
+                Some(settle(server, telemetry, SETTLE_CAP).await)
             } else {
                 None
             };

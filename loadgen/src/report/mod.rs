@@ -36,7 +36,7 @@ pub use figures::Figures;
 pub use jobs::JobsFigures;
 pub use recommendation::Recommendation;
 pub use run::{PhaseReport, Placement, Resolution, RunReport, VariantReport, VariantStatus};
-pub use settings::{HeavySize, PhaseSpec, Scenario, Settings};
+pub use settings::{HeavySize, MeasuredSize, PhaseSpec, Scenario, Settings};
 pub use stream::{EncodedHistograms, IntervalReport, Latency, StreamMode, StreamReport};
 pub use sweep::{StepFigures, Sweep};
 pub use verdict::Verdict;

@@ -135,6 +135,10 @@ impl VariantStatus {
 pub struct VariantReport {
     pub name: String,
     pub summary: String,
+    /// What it mirrors: a built-in variant's FastAPI answer, or the built-in
+    /// variant an external server mirrors.
+    #[serde(default)]
+    pub mirrors: String,
     pub status: VariantStatus,
     pub error: Option<String>,
     /// The server's `/info`.

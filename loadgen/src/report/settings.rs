@@ -381,9 +381,47 @@ pub struct HeavySize {
     pub ideal_per_s: f64,
     /// Jobs per second offered at the sweep's highest load.
     pub offered_per_s: f64,
+    /// How the size was found when the server does not describe its kernel (an
+    /// external server without `/info`); `None`: from its `/info`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<MeasuredSize>,
+}
+
+/// The heavy request's service time as measured on the idle server, one request
+/// after another on one kept-alive connection, after a warm-up request.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MeasuredSize {
+    /// Requests timed at the final size.
+    pub samples: usize,
+    /// Their median, which is the job's cost.
+    pub median_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    /// Requests sent while searching for the size (warm-ups included).
+    pub search_requests: usize,
 }
 
 impl HeavySize {
+    /// A job of `units` that costs `cost_ms` on `cores` cores, offered as
+    /// `settings` say.
+    pub fn of(
+        units: u64,
+        cost_ms: f64,
+        cores: usize,
+        settings: &Settings,
+        measured: Option<MeasuredSize>,
+    ) -> HeavySize {
+        let ideal_per_s = cores as f64 * 1_000.0 / cost_ms;
+        HeavySize {
+            units,
+            cost_ms,
+            cores,
+            ideal_per_s,
+            offered_per_s: ideal_per_s * settings.overload,
+            measured,
+        }
+    }
+
     /// Sizes the heavy job from a server's `/info`.
     pub fn from_info(info: &serde_json::Value, settings: &Settings) -> anyhow::Result<HeavySize> {
         let ns_per_unit = info["ns_per_unit"]
@@ -404,14 +442,7 @@ impl HeavySize {
             let units = ((settings.heavy_ms * 1e6 / ns_per_unit).round() as u64).max(1);
             (units, units as f64 * ns_per_unit / 1e6)
         };
-        let ideal_per_s = cores as f64 * 1_000.0 / cost_ms;
-        Ok(HeavySize {
-            units,
-            cost_ms,
-            cores,
-            ideal_per_s,
-            offered_per_s: ideal_per_s * settings.overload,
-        })
+        Ok(HeavySize::of(units, cost_ms, cores, settings, None))
     }
 }
 
