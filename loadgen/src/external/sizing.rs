@@ -1,15 +1,18 @@
 //! Sizing the heavy job of a server that does not describe its kernel (no
 //! `/info` with `ns_per_unit`): its service time is measured on the idle server.
 //!
-//! With `{units}` in the heavy path, the size is searched for geometrically (one
-//! request per size, growing until a request takes a quarter of the wanted job
-//! time, where HTTP's own cost is small beside the work), the units are scaled
-//! linearly to the wanted time, and then, after one warm-up request, a few
-//! requests are timed one after another on one kept-alive connection: their
-//! median is the job's cost. If the median is more than [`RESCALE_BEYOND`] off
-//! the wanted time (a kernel that is not linear at small sizes), the units are
-//! scaled once more and timed again. Without `{units}`, the fixed request is
-//! timed the same way. What was measured is kept in the report
+//! With `{units}` in the heavy path, the request's fixed cost is measured first
+//! (the fastest of a few one-unit requests: parsing, routing, a queue's round
+//! trip), then the size is searched for geometrically, one request per size,
+//! growing until the work beyond the fixed cost takes a quarter of the wanted
+//! job time (confirmed by a second request, so one slow request does not stop
+//! the search). The units are scaled linearly to the wanted time, and then, after
+//! one warm-up request, a few requests are timed one after another on one
+//! kept-alive connection: the job's cost is their median less the fixed cost.
+//! While that is more than [`RESCALE_BEYOND`] off the wanted time (a kernel
+//! that is not linear at small sizes), the units are scaled and timed again, a
+//! few times at most. Without `{units}`, the fixed request is timed the same
+//! way and its median is the cost. What was measured is kept in the report
 //! ([`MeasuredSize`]).
 
 use std::net::SocketAddr;
@@ -30,6 +33,10 @@ const MAX_SEARCH: usize = 40;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// A median this far off the wanted time (as a share of it) is scaled again.
 const RESCALE_BEYOND: f64 = 0.25;
+/// Most rounds of timing at a size.
+const RESCALES: usize = 3;
+/// One-unit requests whose fastest is the fixed cost.
+const OVERHEAD_SAMPLES: usize = 3;
 
 /// Times heavy requests on one connection.
 struct Timer {
@@ -103,46 +110,65 @@ pub async fn measure(
         connection: None,
         sent: 0,
     };
-    let mut units = 0;
-    let mut times;
-    if server.sized() {
-        units = 1u64;
-        loop {
-            let took = timer.time(&server.heavy_path(units)).await?;
-            if took >= wanted / 4.0 {
-                units = scale(units, took, wanted);
-                break;
-            }
-            anyhow::ensure!(
-                timer.sent < MAX_SEARCH,
-                "the heavy request still took {took:.2} ms at {units} units after {MAX_SEARCH} tries; does {} grow with {{units}}?",
-                server.heavy_path
-            );
-            let factor = (wanted / 2.0 / took.max(1e-3)).clamp(2.0, 100.0);
-            units = ((units as f64 * factor).ceil() as u64).max(units + 1);
-        }
-        times = timer.sample(&server.heavy_path(units)).await?;
-        if (median(&times) - wanted).abs() > RESCALE_BEYOND * wanted {
-            units = scale(units, median(&times), wanted);
-            times = timer.sample(&server.heavy_path(units)).await?;
-        }
-    } else {
-        times = timer.sample(&server.heavy_path).await?;
+    if !server.sized() {
+        let times = timer.sample(&server.heavy_path).await?;
+        let measured = MeasuredSize::of(&times, 0.0, timer.sent);
+        return Ok(HeavySize::of(0, measured.median_ms, cores, settings, Some(measured)));
     }
-    let measured = MeasuredSize {
-        samples: times.len(),
-        median_ms: median(&times),
-        min_ms: times[0],
-        max_ms: times[times.len() - 1],
-        search_requests: timer.sent - times.len(),
+    let one = server.heavy_path(1);
+    timer.time(&one).await?;
+    let mut overhead = f64::INFINITY;
+    for _ in 0..OVERHEAD_SAMPLES {
+        overhead = overhead.min(timer.time(&one).await?);
+    }
+    let mut units = 1u64;
+    let work = loop {
+        let path = server.heavy_path(units);
+        let mut work = timer.time(&path).await? - overhead;
+        if work >= wanted / 4.0 {
+            work = work.min(timer.time(&path).await? - overhead);
+            if work >= wanted / 4.0 {
+                break work;
+            }
+        }
+        anyhow::ensure!(
+            timer.sent < MAX_SEARCH,
+            "the heavy request still took {:.2} ms at {units} units after {MAX_SEARCH} requests; does {} grow with {{units}}?",
+            work + overhead,
+            server.heavy_path
+        );
+        let factor = (wanted / 2.0 / work.max(1e-3)).clamp(2.0, 100.0);
+        units = ((units as f64 * factor).ceil() as u64).max(units + 1);
     };
-    Ok(HeavySize::of(
-        units,
-        measured.median_ms,
-        cores,
-        settings,
-        Some(measured),
-    ))
+    units = scale(units, work, wanted);
+    let mut times = Vec::new();
+    for _ in 0..RESCALES {
+        times = timer.sample(&server.heavy_path(units)).await?;
+        let work = median(&times) - overhead;
+        if (work - wanted).abs() <= RESCALE_BEYOND * wanted {
+            break;
+        }
+        units = scale(units, work, wanted);
+    }
+    let measured = MeasuredSize::of(&times, overhead, timer.sent);
+    // The work itself, not the round trip around it; never below a tenth of the
+    // request (a fixed cost measured high on a noisy machine).
+    let cost = (measured.median_ms - overhead).max(measured.median_ms / 10.0);
+    Ok(HeavySize::of(units, cost, cores, settings, Some(measured)))
+}
+
+impl MeasuredSize {
+    /// What `times` (sorted) say, with the fixed cost and the requests sent.
+    fn of(times: &[f64], overhead_ms: f64, sent: usize) -> MeasuredSize {
+        MeasuredSize {
+            samples: times.len(),
+            median_ms: median(times),
+            min_ms: times[0],
+            max_ms: times[times.len() - 1],
+            overhead_ms,
+            requests: sent,
+        }
+    }
 }
 
 /// Units that take `wanted` ms if `units` took `took` ms (linear, at least 1).

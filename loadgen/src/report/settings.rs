@@ -388,17 +388,21 @@ pub struct HeavySize {
 }
 
 /// The heavy request's service time as measured on the idle server, one request
-/// after another on one kept-alive connection, after a warm-up request.
+/// after another on one kept-alive connection, after a warm-up request (see
+/// `external::sizing`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MeasuredSize {
     /// Requests timed at the final size.
     pub samples: usize,
-    /// Their median, which is the job's cost.
+    /// Their median; less the fixed cost, the job's cost.
     pub median_ms: f64,
     pub min_ms: f64,
     pub max_ms: f64,
-    /// Requests sent while searching for the size (warm-ups included).
-    pub search_requests: usize,
+    /// The request's fixed cost: the fastest one-unit request (0 when the size
+    /// cannot be chosen).
+    pub overhead_ms: f64,
+    /// Requests sent in all to find the size.
+    pub requests: usize,
 }
 
 impl HeavySize {
