@@ -113,7 +113,13 @@ pub async fn measure(
     if !server.sized() {
         let times = timer.sample(&server.heavy_path).await?;
         let measured = MeasuredSize::of(&times, 0.0, timer.sent);
-        return Ok(HeavySize::of(0, measured.median_ms, cores, settings, Some(measured)));
+        return Ok(HeavySize::of(
+            0,
+            measured.median_ms,
+            cores,
+            settings,
+            Some(measured),
+        ));
     }
     let one = server.heavy_path(1);
     timer.time(&one).await?;

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod processes;
 pub mod synthetic;
 
 use std::net::SocketAddr;

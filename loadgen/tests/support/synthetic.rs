@@ -107,6 +107,7 @@ pub fn synthetic_report() -> RunReport {
         cores: 2,
         ideal_per_s: 100.0,
         offered_per_s: 150.0,
+        measured: None,
     };
     let variants = VARIANTS
         .iter()
@@ -138,6 +139,7 @@ pub fn synthetic_report() -> RunReport {
             let mut variant = VariantReport {
                 name: name.to_string(),
                 summary: "test".into(),
+                mirrors: String::new(),
                 status: VariantStatus::Ok,
                 error: None,
                 server: None,

@@ -1,0 +1,121 @@
+//! Child processes of the end-to-end tests: `loadgen run` started, watched,
+//! signalled and waited for, and the server processes below it found and checked
+//! gone.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use loadgen::report::RunReport;
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("loadgen-run-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn spawn(args: &[&str], out: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["run", "--quick", "--out", out.to_str().unwrap()])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start loadgen")
+}
+
+pub fn finish(child: Child, limit: Duration) -> Output {
+    let pid = child.id();
+    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
+    let deadline = Instant::now() + limit;
+    while !waiter.is_finished() {
+        if Instant::now() > deadline {
+            signal(pid, libc::SIGKILL);
+            panic!("loadgen did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    waiter.join().unwrap()
+}
+
+pub fn signal(pid: u32, signal: libc::c_int) {
+    unsafe {
+        libc::kill(pid as libc::pid_t, signal);
+    }
+}
+
+pub fn report(out: &Path) -> RunReport {
+    let text =
+        std::fs::read_to_string(out.join("latest/report.json")).expect("no report.json in latest/");
+    serde_json::from_str(&text).expect("report.json does not parse")
+}
+
+/// Every process whose ancestry leads to `root` (not including it).
+pub fn descendants(root: u32) -> Vec<u32> {
+    let mut all = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if loadgen::cpu::parent_of(pid) == Some(parent) && alive(pid) {
+                all.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    all
+}
+
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.trim_start().chars().next())
+        })
+        .is_some_and(|state| !matches!(state, Some('Z') | Some('X')))
+}
+
+pub fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+/// Waits until a descendant of `root` whose command line contains `needle` exists.
+pub fn wait_for_server(root: u32, needle: &str) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(pid) = descendants(root)
+            .into_iter()
+            .find(|&p| cmdline(p).contains(needle))
+        {
+            return pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no server matching {needle:?} appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn wait_gone(pids: &[u32]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+    assert!(
+        left.is_empty(),
+        "server processes outlived loadgen: {left:?}"
+    );
+}
