@@ -196,7 +196,9 @@ fn check(entry: EntryFile, base: &Path) -> Result<ExternalServer, String> {
         }
     }
     let stop_signal = crate::guard::parse_signal(&entry.stop_signal)?;
-    let cwd = base.join(entry.cwd.unwrap_or_else(|| PathBuf::from(".")));
+    let cwd = entry
+        .cwd
+        .map_or_else(|| base.to_path_buf(), |cwd| base.join(cwd));
     Ok(ExternalServer {
         name: entry.name,
         description: entry.description,
@@ -294,7 +296,11 @@ mod tests {
         );
         assert_eq!(s.stop_signal, libc::SIGTERM);
         assert_eq!(s.stop_grace, STOP_GRACE);
-        assert!(s.cwd.is_absolute() && s.cwd.ends_with("."));
+        assert!(
+            s.cwd.is_absolute()
+                && s.cwd
+                    .ends_with(format!("loadgen-spec-{}", std::process::id()))
+        );
         assert_eq!(s.heavy_path(25), "/work?units=25");
         assert!(s.sized());
         assert_eq!(
