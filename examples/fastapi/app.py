@@ -211,5 +211,4 @@ elif RECIPE == "rq":
         except NoSuchJobError:
             raise HTTPException(404, {"error": "no such job"})
         state = STATES.get(job.get_status(refresh=False), "failed")
-        result = {"checksum": job.return_value(refresh=False)} if state == "done" else None
-        return view(job_id, job.args[0], state, job.enqueued_at, job.started_at, job.ended_at, result)
+        return view(job_id, job.args[0], state, job.enqueued_at, job.started_at, job.ended_at)

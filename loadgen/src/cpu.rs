@@ -85,6 +85,15 @@ pub fn own_cpu_time() -> Duration {
 /// of a multi-worker server, an external server's tree under its guard), from
 /// /proc. Zero for a process that is gone.
 pub fn process_tree_cpu_time(pid: u32) -> Duration {
+    std::iter::once(pid)
+        .chain(descendants(pid))
+        .map(|p| process_cpu_time(p).unwrap_or_default())
+        .sum()
+}
+
+/// Every live descendant of `pid`, parents before their children, from the
+/// parent of each process in /proc.
+pub fn descendants(pid: u32) -> Vec<u32> {
     let mut parents: Vec<(u32, u32)> = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
@@ -112,9 +121,8 @@ pub fn process_tree_cpu_time(pid: u32) -> Duration {
         );
         i += 1;
     }
-    tree.iter()
-        .map(|&p| process_cpu_time(p).unwrap_or_default())
-        .sum()
+    tree.remove(0);
+    tree
 }
 
 /// The fields of /proc/PID/stat after the command name.

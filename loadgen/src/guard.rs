@@ -78,8 +78,28 @@ pub fn run(args: &GuardArgs) -> ExitCode {
     }
 }
 
+/// Signals that stop the server.
+const STOP: [i32; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT];
+
+/// Signals the guard takes in turn instead of dying of them (or, for the
+/// terminal's stop signals, being stopped while its server runs on); the
+/// server gets the default handling back.
+const TAKEN: [i32; 11] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGCHLD,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGPIPE,
+    libc::SIGTSTP,
+    libc::SIGTTOU,
+];
+
 fn supervise(args: &GuardArgs) -> anyhow::Result<u8> {
-    let signals = signal_set(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGCHLD]);
+    let signals = signal_set(&TAKEN);
     // SAFETY: plain system calls on this single-threaded process's own state.
     unsafe {
         // Blocked before the child exists, so no signal is lost in between; they
@@ -90,13 +110,18 @@ fn supervise(args: &GuardArgs) -> anyhow::Result<u8> {
     let (program, rest) = args.command.split_first().context("no command given")?;
     let mut command = std::process::Command::new(program);
     command.args(rest).process_group(0);
+    let guard = std::process::id();
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             let empty = signal_set(&[]);
             libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-            // Should the guard itself be killed outright, its server goes too.
+            // Should the guard itself be killed outright, its server goes too
+            // (and if it already was, the server does not start).
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() as u32 != guard {
+                return Err(std::io::Error::other("the guard exited"));
+            }
             Ok(())
         });
     }
@@ -108,7 +133,7 @@ fn supervise(args: &GuardArgs) -> anyhow::Result<u8> {
     loop {
         let signal = wait_signal(&signals, Duration::from_secs(1));
         status = status.or(reap(main));
-        if status.is_some() || matches!(signal, Some(s) if s != libc::SIGCHLD) {
+        if status.is_some() || signal.is_some_and(|s| STOP.contains(&s)) {
             break;
         }
     }
@@ -183,37 +208,22 @@ fn stop_group(group: libc::pid_t, signal: i32, grace: Duration, status: &mut Opt
 }
 
 /// Kills every descendant still alive (those that left the group, or were
-/// reparented here when their parent died) and reaps them all.
+/// reparented here when their parent died) and reaps them all, for five
+/// seconds at most.
 fn kill_descendants(status: &mut Option<u8>, main: libc::pid_t) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         *status = status.or(reap(main));
-        let children = children_of(std::process::id());
-        if children.is_empty() || Instant::now() >= deadline {
+        let left = crate::cpu::descendants(std::process::id());
+        if left.is_empty() || Instant::now() >= deadline {
             return;
         }
-        for pid in children {
-            // SAFETY: a child of this guard, not yet reaped.
+        for pid in left {
+            // SAFETY: a descendant of this guard, found just now.
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
         }
         std::thread::sleep(POLL);
     }
-}
-
-/// The live children of `pid`, from /proc.
-fn children_of(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
-        .flat_map(|list| {
-            list.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -167,9 +167,9 @@ fn check_external(variants: &[Configuration], scenario: Scenario) -> Result<(), 
                     external.name
                 )))
             }
-            Scenario::Jobs if external.jobs_path.is_none() => {
+            Scenario::Jobs if external.jobs_path.is_none() || !external.sized() => {
                 return Err(CommandError::Usage(format!(
-                    "{}: the jobs scenario needs jobs_path (POST /jobs, GET /jobs/ID) in its servers file entry",
+                    "{}: the jobs scenario needs jobs_path (POST /jobs, GET /jobs/ID) and {{units}} in heavy_path (jobs are sized in units) in its servers file entry",
                     external.name
                 )))
             }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
@@ -28,6 +29,10 @@ pub use spec::{ExternalServer, PortSource};
 use crate::client;
 use crate::cpu;
 use crate::server_process::{tie, Launch, ServerProcess};
+
+/// Longest the guard takes beyond the server's grace: killing what is left of
+/// the tree (see [`crate::guard`]), and some slack.
+const GUARD_CLEANUP: Duration = Duration::from_secs(7);
 
 /// How often readiness is asked again.
 const READY_POLL: Duration = Duration::from_millis(100);
@@ -77,6 +82,9 @@ pub async fn start(
                 .map(|(k, v)| (k, ExternalServer::fill(v, port, cores))),
         )
         .current_dir(&server.cwd)
+        // Its own process group: the terminal's signals (Ctrl-C, Ctrl-\\, Ctrl-Z)
+        // go to loadgen, which stops its servers itself.
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -110,7 +118,7 @@ pub async fn start(
     drop(lines_tx);
     // The placeholder port is known now; a stand-in address until it is.
     let addr = SocketAddr::from(([127, 0, 0, 1], port.unwrap_or(0)));
-    let mut process = ServerProcess::external(child, addr, server.stop_grace)?;
+    let mut process = ServerProcess::external(child, addr, server.stop_grace + GUARD_CLEANUP)?;
     match ready(server, &mut process, lines_rx, log).await {
         Ok(()) => Ok(process),
         Err(e) => {
@@ -175,21 +183,32 @@ async fn ready(
 }
 
 /// Copies `output` into the log line by line, handing each line to `lines` while
-/// someone listens.
+/// someone listens. Reads to the end whatever the bytes are (a line that is not
+/// UTF-8 is logged lossily): a pipe left unread would block or break the server.
 async fn copy_lines(
     output: Box<dyn AsyncRead + Send + Unpin>,
     log: Arc<Mutex<std::fs::File>>,
     lines: mpsc::UnboundedSender<String>,
 ) {
     use std::io::Write;
-    let mut reader = BufReader::new(output).lines();
-    while let Ok(Some(line)) = reader.next_line().await {
+    let mut reader = BufReader::new(output);
+    let mut buffer = Vec::new();
+    loop {
+        buffer.clear();
+        match reader.read_until(b'\n', &mut buffer).await {
+            Ok(0) => return,
+            Ok(_) => {}
+            // A read error on a pipe: nothing more will come.
+            Err(_) => return,
+        }
+        let line = String::from_utf8_lossy(&buffer);
+        let line = line.trim_end_matches(['\n', '\r']);
         {
             let mut file = log.lock().unwrap_or_else(|e| e.into_inner());
             let _ = writeln!(file, "{line}");
         }
         if !lines.is_closed() {
-            let _ = lines.send(line);
+            let _ = lines.send(line.to_owned());
         }
     }
 }

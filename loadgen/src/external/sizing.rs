@@ -34,7 +34,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// A median this far off the wanted time (as a share of it) is scaled again.
 const RESCALE_BEYOND: f64 = 0.25;
 /// Most rounds of timing at a size.
-const RESCALES: usize = 3;
+const ROUNDS: usize = 3;
+/// Units beyond which the search gives up: the path does not grow with them.
+const MAX_UNITS: u64 = 1 << 40;
 /// One-unit requests whose fastest is the fixed cost.
 const OVERHEAD_SAMPLES: usize = 3;
 
@@ -144,17 +146,25 @@ pub async fn measure(
             server.heavy_path
         );
         let factor = (wanted / 2.0 / work.max(1e-3)).clamp(2.0, 100.0);
-        units = ((units as f64 * factor).ceil() as u64).max(units + 1);
+        units = ((units as f64 * factor).ceil() as u64).max(units.saturating_add(1));
+        anyhow::ensure!(
+            units <= MAX_UNITS,
+            "the heavy request still took {:.2} ms at {units} units; does {} grow with {{units}}?",
+            work + overhead,
+            server.heavy_path
+        );
     };
-    units = scale(units, work, wanted);
-    let mut times = Vec::new();
-    for _ in 0..RESCALES {
-        times = timer.sample(&server.heavy_path(units)).await?;
+    // Linear from a timing of at least a quarter of the wanted time.
+    units = ((units as f64 * wanted / work).round() as u64).max(1);
+    let mut times = timer.sample(&server.heavy_path(units)).await?;
+    // Scaled and timed again while off; the last timing is of the units kept.
+    for _ in 1..ROUNDS {
         let work = median(&times) - overhead;
         if (work - wanted).abs() <= RESCALE_BEYOND * wanted {
             break;
         }
         units = scale(units, work, wanted);
+        times = timer.sample(&server.heavy_path(units)).await?;
     }
     let measured = MeasuredSize::of(&times, overhead, timer.sent);
     // The work itself, not the round trip around it; never below a tenth of the
@@ -177,9 +187,12 @@ impl MeasuredSize {
     }
 }
 
-/// Units that take `wanted` ms if `units` took `took` ms (linear, at least 1).
+/// Units that take `wanted` ms if `units` took `took` ms: linear, by a factor
+/// of a quarter to four at most (a noisy timing near zero must not send the
+/// next request a thousand times larger), and at least 1.
 fn scale(units: u64, took: f64, wanted: f64) -> u64 {
-    ((units as f64 * wanted / took.max(1e-3)).round() as u64).max(1)
+    let factor = (wanted / took.max(1e-3)).clamp(0.25, 4.0);
+    ((units as f64 * factor).round() as u64).max(1)
 }
 
 /// The median of sorted `times`.
@@ -199,7 +212,14 @@ mod tests {
     #[test]
     fn units_scale_linearly_and_never_reach_zero() {
         assert_eq!(scale(1000, 5.0, 20.0), 4000);
-        assert_eq!(scale(10, 100.0, 1.0), 1);
+        assert_eq!(scale(1000, 10.0, 15.0), 1500);
+        assert_eq!(
+            scale(1000, 0.0, 20.0),
+            4000,
+            "a timing of nothing: four times, not more"
+        );
+        assert_eq!(scale(1000, 100.0, 1.0), 250);
+        assert_eq!(scale(1, 100.0, 1.0), 1);
         assert_eq!(median(&[1.0, 2.0, 9.0]), 2.0);
         assert_eq!(median(&[1.0, 2.0, 4.0, 9.0]), 3.0);
     }
