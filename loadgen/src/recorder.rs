@@ -93,6 +93,10 @@ pub struct Recorded {
     /// A stream that opens a new connection per request: how long each connect
     /// took (made on the first one recorded, so keep-alive streams carry none).
     pub connect: Option<Histogram<u64>>,
+    /// Time to first byte: from the moment each answered request could be
+    /// written (after any connect) to its response's first byte; from the send,
+    /// not the due time (the wait for a connection is in `corrected`).
+    pub first_byte: Option<Histogram<u64>>,
     pub counts: Counts,
 }
 
@@ -103,6 +107,7 @@ impl Default for Recorded {
             uncorrected: new_histogram(),
             lateness: new_histogram(),
             connect: None,
+            first_byte: None,
             counts: Counts::default(),
         }
     }
@@ -164,6 +169,13 @@ impl Recorded {
             .saturating_record(nanos(took));
     }
 
+    /// Records one answered request's time to first byte.
+    pub fn record_first_byte(&mut self, took: Duration) {
+        self.first_byte
+            .get_or_insert_with(new_histogram)
+            .saturating_record(nanos(took));
+    }
+
     fn record_latency(&mut self, s: &Sample) {
         self.corrected
             .saturating_record(nanos(s.done.saturating_duration_since(s.due)));
@@ -187,11 +199,15 @@ impl Recorded {
             .add(&other.uncorrected)
             .expect("same bounds");
         self.lateness.add(&other.lateness).expect("same bounds");
-        if let Some(connect) = &other.connect {
-            self.connect
-                .get_or_insert_with(new_histogram)
-                .add(connect)
-                .expect("same bounds");
+        for (mine, theirs) in [
+            (&mut self.connect, &other.connect),
+            (&mut self.first_byte, &other.first_byte),
+        ] {
+            if let Some(theirs) = theirs {
+                mine.get_or_insert_with(new_histogram)
+                    .add(theirs)
+                    .expect("same bounds");
+            }
         }
         self.counts.add(&other.counts);
     }

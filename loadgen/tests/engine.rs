@@ -252,3 +252,58 @@ fn fresh_connections_open_one_per_request_and_time_each_connect() {
     );
     assert!(s.total.connect.is_none());
 }
+
+#[test]
+fn first_byte_times_hold_the_server_wait_and_connect_times_do_not() {
+    // A server that waits 40 ms before it answers: every answered request's first
+    // byte comes at least that late, and never after the response's end.
+    let server = TestServer::start(Behaviour::Delay(ms(40)));
+    let load = Load::Open {
+        rate: 20.0,
+        connections: 2,
+    };
+    let outcome = run(&plan(&server.url("/"), load, ms(1_000), ms(0))).unwrap();
+    let s = &outcome.streams[0];
+    let first_byte = s.total.first_byte.as_ref().expect("first-byte times");
+    assert_eq!(first_byte.len(), s.total.counts.status_2xx);
+    assert!(first_byte.min() >= 40_000_000, "{} ns", first_byte.min());
+    assert!(first_byte.max() <= s.total.uncorrected.max());
+    assert!(s.total.connect.is_none(), "kept-alive connections");
+
+    // A listener that accepts nothing for its first 300 ms: the kernel still
+    // completes each handshake, so new clients' connects stay fast, and the
+    // wait shows in their first byte instead.
+    let stalled = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = stalled.local_addr().unwrap();
+    let stall = ms(300);
+    std::thread::spawn(move || {
+        std::thread::sleep(stall);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            stalled.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(stalled).unwrap();
+            let app = axum::Router::new().fallback(|| async { "ok" });
+            let _ = tokio::time::timeout(ms(5_000), axum::serve(listener, app)).await;
+        });
+    });
+    let mut fresh = plan(&format!("http://{addr}/"), load, ms(1_000), ms(0));
+    fresh.streams[0].fresh_connections = true;
+    let outcome = run(&fresh).unwrap();
+    let s = &outcome.streams[0];
+    let connect = s.total.connect.as_ref().expect("connect times");
+    let first_byte = s.total.first_byte.as_ref().expect("first-byte times");
+    assert!(
+        first_byte.max() >= 150_000_000,
+        "the first clients waited for the stalled accept: {} ns",
+        first_byte.max()
+    );
+    assert!(
+        connect.max() * 10 < first_byte.max(),
+        "connect max {} ns, first byte max {} ns",
+        connect.max(),
+        first_byte.max()
+    );
+}

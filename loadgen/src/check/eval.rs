@@ -133,7 +133,12 @@ fn server_value(phases: &[&PhaseReport], sel: &Selector) -> Result<Option<f64>, 
             .iter()
             .map(|t| t.scrape_failures.values().sum::<u64>() as f64)
             .sum(),
-        Stat::Rate | Stat::Efficiency | Stat::Inflation | Stat::Capacity => {
+        Stat::Rate
+        | Stat::Efficiency
+        | Stat::Inflation
+        | Stat::Capacity
+        | Stat::Connect(_)
+        | Stat::FirstByte(_) => {
             return Err(format!(
                 "{}: the server stream has lag statistics (p50 … max, mean), count and errors",
                 sel.text
@@ -151,6 +156,24 @@ fn stream_value(streams: &[&StreamReport], sel: &Selector) -> Result<f64, String
     let l = &s.latency.corrected;
     Ok(match sel.stat {
         Stat::Latency(percentile) => percentile.of(l),
+        Stat::Connect(percentile) => match &s.connect {
+            Some(connect) => percentile.of(connect),
+            None => {
+                return Err(format!(
+                    "{}: stream {:?} has no connect times (it keeps its connections open)",
+                    sel.text, s.name
+                ))
+            }
+        },
+        Stat::FirstByte(percentile) => match &s.first_byte {
+            Some(first_byte) => percentile.of(first_byte),
+            None => {
+                return Err(format!(
+                    "{}: stream {:?} has no first-byte times (no request was answered)",
+                    sel.text, s.name
+                ))
+            }
+        },
         Stat::Mean => l.mean_us,
         Stat::Rate => s.throughput,
         Stat::Count => streams.iter().map(|s| s.counts.sent as f64).sum(),

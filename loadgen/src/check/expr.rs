@@ -53,10 +53,25 @@ pub enum Stat {
     /// The responsive capacity of a run's load sweep (`VARIANT.capacity`), as a
     /// multiple of what the cores can finish.
     Capacity,
+    /// A percentile of the connect times of a stream that opens a connection per
+    /// request (`fresh.connect.p99`).
+    Connect(Percentile),
+    /// A percentile of the times to first byte (`probe.ttfb.p99`).
+    FirstByte(Percentile),
 }
 
 impl Stat {
     fn parse(name: &str) -> Option<Stat> {
+        let percentile = |name: &str| match Stat::parse(name)? {
+            Stat::Latency(p) => Some(p),
+            _ => None,
+        };
+        if let Some(p) = name.strip_prefix("connect.") {
+            return percentile(p).map(Stat::Connect);
+        }
+        if let Some(p) = name.strip_prefix("ttfb.") {
+            return percentile(p).map(Stat::FirstByte);
+        }
         Some(match name {
             "p50" => Stat::Latency(Percentile::P50),
             "p90" => Stat::Latency(Percentile::P90),
@@ -77,7 +92,10 @@ impl Stat {
 
     /// Whether values of this statistic are durations.
     pub fn is_latency(self) -> bool {
-        matches!(self, Stat::Latency(_) | Stat::Mean)
+        matches!(
+            self,
+            Stat::Latency(_) | Stat::Mean | Stat::Connect(_) | Stat::FirstByte(_)
+        )
     }
 }
 
@@ -259,8 +277,9 @@ impl<'a> Parser<'a> {
                 text: word.to_owned(),
             });
         }
-        // The statistic may itself contain a dot (p99.9): try the longest tail first.
-        for split in [parts.len() - 2, parts.len() - 1] {
+        // The statistic may itself contain dots (p99.9, connect.p99.9): try the
+        // longest tail first.
+        for split in parts.len().saturating_sub(3)..parts.len() {
             if split < 2 {
                 continue;
             }
@@ -287,7 +306,7 @@ impl<'a> Parser<'a> {
         Err(self.error(
             at,
             format!(
-                "unknown statistic {last:?}; use p50, p90, p99, p99.9, p99.99, max, mean, count, errors, rate, efficiency, inflation or capacity"
+                "unknown statistic {last:?}; use p50, p90, p99, p99.9, p99.99, max, mean, count, errors, rate, efficiency, inflation or capacity (connect.P and ttfb.P for a percentile P of connect and first-byte times)"
             ),
         ))
     }
@@ -422,6 +441,26 @@ mod tests {
         assert!(
             !parse("a.probe.p99.9 < 1s").unwrap().left.bench,
             "three parts ending in p99.9 name a variant"
+        );
+
+        let connect = parse("probe.connect.p99 < 5ms").unwrap().left;
+        assert!(connect.bench);
+        assert_eq!(
+            (connect.stream.as_str(), connect.stat),
+            ("probe", Stat::Connect(Percentile::P99))
+        );
+        let ttfb = parse("rayon.fresh.load-100.ttfb.p99.9 < 5ms").unwrap().left;
+        assert_eq!(
+            (ttfb.stream.as_str(), ttfb.phase.as_deref(), ttfb.stat),
+            (
+                "fresh",
+                Some("load-100"),
+                Stat::FirstByte(Percentile::P99_9)
+            )
+        );
+        assert_eq!(
+            parse("rayon.fresh.connect.max < 5ms").unwrap().left.stat,
+            Stat::Connect(Percentile::Max)
         );
 
         let t = parse("blocking-in-async.probe.loaded.p99 > 10 * spawn-blocking.probe.loaded.p99")

@@ -40,6 +40,8 @@ pub struct Connection {
     buffer: BytesMut,
     /// False once the connection cannot carry another request.
     open: bool,
+    /// When the last response's first byte was read.
+    first_byte: Option<std::time::Instant>,
 }
 
 impl Connection {
@@ -52,7 +54,14 @@ impl Connection {
             stream,
             buffer: BytesMut::with_capacity(READ_BUFFER),
             open: true,
+            first_byte: None,
         })
+    }
+
+    /// When the first byte of the last response was read (`None` before one
+    /// arrived): one clock read per response, on its first read.
+    pub fn first_byte(&self) -> Option<std::time::Instant> {
+        self.first_byte
     }
 
     /// Whether the connection can still take a request.
@@ -71,6 +80,7 @@ impl Connection {
             self.open = false;
             return Err(SendError::NotSent);
         }
+        self.first_byte = None;
         let wire = request.wire();
         let mut written = 0;
         while written < wire.len() {
@@ -104,7 +114,11 @@ impl Connection {
             if self.buffer.capacity() - self.buffer.len() < MIN_READ_SPACE {
                 self.buffer.reserve(READ_BUFFER);
             }
-            match self.stream.read_buf(&mut self.buffer).await {
+            let read = self.stream.read_buf(&mut self.buffer).await;
+            if self.first_byte.is_none() && matches!(read, Ok(n) if n > 0) {
+                self.first_byte = Some(std::time::Instant::now());
+            }
+            match read {
                 Ok(0) => {
                     self.open = false;
                     return reader

@@ -42,6 +42,12 @@ impl Slot {
         self.connected_in.take()
     }
 
+    /// When the first byte of the last exchange's response arrived, if its
+    /// connection is still held.
+    pub fn first_byte(&self) -> Option<std::time::Instant> {
+        self.connection.as_ref()?.first_byte()
+    }
+
     /// Closes the connection, so that the next exchange opens a new one: a stream
     /// of new clients does not wait for the server's close to tell it so.
     pub fn disconnect(&mut self) {

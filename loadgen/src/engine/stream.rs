@@ -98,6 +98,12 @@ impl StreamShared {
         marker.due.store(0, Ordering::Relaxed);
         let done = Instant::now();
         let connected_in = slot.take_connect_time();
+        // From the moment the request could be written (after any connect) to its
+        // response's first byte; answered requests only.
+        let first_byte = slot
+            .first_byte()
+            .filter(|_| result.is_ok())
+            .map(|at| at.saturating_duration_since(sent + connected_in.unwrap_or_default()));
         if self.spec.fresh_connections {
             slot.disconnect();
         }
@@ -111,6 +117,7 @@ impl StreamShared {
             // A refused connect took no handshake worth a connect time; one cut off
             // by the timeout counts what it had taken (a lower bound).
             connected_in.filter(|_| self.spec.fresh_connections && result != Err(Failure::Connect)),
+            first_byte,
         );
         (result, done)
     }
@@ -133,12 +140,14 @@ impl StreamShared {
                     result: Err(Failure::Abandoned),
                 },
                 None,
+                None,
             );
         }
     }
 
-    /// Records one request, with the time its new connection took to connect.
-    fn record(&self, sample: Sample, connected_in: Option<Duration>) {
+    /// Records one request, with the time its new connection took to connect and
+    /// the time to its response's first byte.
+    fn record(&self, sample: Sample, connected_in: Option<Duration>, first_byte: Option<Duration>) {
         if sample.due < self.measure_start {
             return; // warm-up
         }
@@ -147,6 +156,9 @@ impl StreamShared {
         current.record(&sample, open_loop);
         if let Some(took) = connected_in {
             current.record_connect(took);
+        }
+        if let Some(took) = first_byte {
+            current.record_first_byte(took);
         }
     }
 

@@ -1,7 +1,9 @@
 //! The HdrHistogram interval log (`--hlog`), written while the run goes on.
 //!
 //! One histogram per stream per interval, V2 + DEFLATE, values in nanoseconds, tagged
-//! with the stream's name (its uncorrected twin tagged `NAME-uncorrected`), readable
+//! with the stream's name (its uncorrected twin tagged `NAME-uncorrected`, its
+//! connect and first-byte times, where it has them, `NAME-connect` and
+//! `NAME-ttfb`), readable
 //! by HdrHistogram's `HistogramLogProcessor` (`-tag NAME`) and the hdrhistogram
 //! crate's `IntervalLogIterator`. Writing happens on a thread of its own so the run
 //! loop never waits on the disk, and only the current interval is ever held in
@@ -106,13 +108,24 @@ impl HlogWriter {
         let Some(messages) = &self.messages else {
             return;
         };
+        let recorded = record.recorded;
+        let extra = [
+            ("connect", recorded.connect.as_ref()),
+            ("ttfb", recorded.first_byte.as_ref()),
+        ];
         for (tag, histogram) in [
-            (record.stream.to_owned(), &record.recorded.corrected),
+            (record.stream.to_owned(), &recorded.corrected),
             (
                 format!("{}-uncorrected", record.stream),
-                &record.recorded.uncorrected,
+                &recorded.uncorrected,
             ),
-        ] {
+        ]
+        .into_iter()
+        .chain(
+            extra
+                .into_iter()
+                .filter_map(|(kind, h)| Some((format!("{}-{kind}", record.stream), h?))),
+        ) {
             // A send error means the writer thread failed; `finish` reports why.
             let _ = messages.send(Message::Interval {
                 tag,

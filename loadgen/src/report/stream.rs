@@ -56,6 +56,10 @@ pub struct StreamReport {
     /// shows in the latency, and only an overflowing accept queue here).
     #[serde(default)]
     pub connect: Option<Percentiles>,
+    /// Time to first byte of the answered requests: from when each could be
+    /// written (after any connect) to its response's first byte.
+    #[serde(default, rename = "ttfb")]
+    pub first_byte: Option<Percentiles>,
     /// Full distributions, HdrHistogram V2 compressed and base64-encoded, in ns.
     pub histograms: EncodedHistograms,
     pub intervals: Vec<IntervalReport>,
@@ -129,6 +133,7 @@ impl StreamReport {
             lateness: open.then(|| Percentiles::of(&total.lateness)),
             pacer_lateness: outcome.pacer_lateness,
             connect: total.connect.as_ref().map(Percentiles::of),
+            first_byte: total.first_byte.as_ref().map(Percentiles::of),
             histograms: EncodedHistograms {
                 corrected: encode(&total.corrected),
                 uncorrected: encode(&total.uncorrected),

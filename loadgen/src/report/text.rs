@@ -93,6 +93,9 @@ pub fn stream_summary(s: &StreamReport) -> String {
     );
     out.push_str(&percentile_row("corrected", &s.latency.corrected));
     out.push_str(&percentile_row("uncorrected", &s.latency.uncorrected));
+    if let Some(first_byte) = &s.first_byte {
+        out.push_str(&percentile_row("first byte", first_byte));
+    }
     if let Some(connect) = &s.connect {
         let _ = writeln!(
             out,
