@@ -43,7 +43,8 @@ pub enum Command {
     /// fails, 1 if they cannot be checked.
     #[command(after_help = CHECK_HELP)]
     Check(CheckArgs),
-    /// Compare two runs (or two folders of repeated runs), variant by variant.
+    /// Compare two runs (or two folders of repeated runs), variant by variant, or
+    /// two bench reports (or folders of them), stream by stream.
     Compare(CompareArgs),
     /// Measure built-in servers whose behaviour is known exactly and show expected
     /// against measured (about 30 s): exit 0 if every check passes, 99 otherwise.
@@ -280,7 +281,8 @@ pub struct CheckArgs {
 /// Options of `loadgen compare`.
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
-    /// The base: a run folder, a report.json, or a folder of repeated run folders.
+    /// The base: a run folder, a report.json, or a folder of repeated run folders;
+    /// or a `bench --json` file, or a folder of them.
     pub base: PathBuf,
     /// The current runs, in the same forms.
     pub current: PathBuf,

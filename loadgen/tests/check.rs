@@ -542,3 +542,76 @@ fn compare_refuses_runs_of_different_scenarios() {
     assert!(String::from_utf8_lossy(&same.stdout).contains("jobs end-to-end p99"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `loadgen bench` against `server` for 2 s at 50/s, its report written to `json`.
+fn bench_json(server: &TestServer, json: &std::path::Path) {
+    let out = loadgen(&[
+        "bench",
+        "--url",
+        &server.url("/"),
+        "--rate",
+        "50",
+        "-d",
+        "2s",
+        "-w",
+        "0s",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn compare_judges_bench_reports_stream_by_stream() {
+    // Answers that take 20 ms, measured twice (A/A), then answers that take
+    // 100 ms: five times the latency, far beyond any noise factor.
+    let dir = std::env::temp_dir().join(format!("loadgen-bench-compare-{}", rand_suffix()));
+    std::fs::create_dir_all(dir.join("base")).unwrap();
+    let same = TestServer::start(Behaviour::Delay(std::time::Duration::from_millis(20)));
+    let slower = TestServer::start(Behaviour::Delay(std::time::Duration::from_millis(100)));
+    let (a, b, c) = (
+        dir.join("base/a.json"),
+        dir.join("b.json"),
+        dir.join("c.json"),
+    );
+    bench_json(&same, &a);
+    bench_json(&same, &b);
+    bench_json(&slower, &c);
+
+    let aa = loadgen(&["compare", a.to_str().unwrap(), b.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&aa.stdout);
+    assert_eq!(aa.status.code(), Some(0), "A/A: {text}");
+    assert!(text.starts_with("base: 1 bench report(s)"), "{text}");
+    assert!(
+        text.contains("stream") && text.contains("main") && text.contains("p99"),
+        "{text}"
+    );
+
+    // A folder of bench reports is a side too.
+    let regressed = loadgen(&[
+        "compare",
+        dir.join("base").to_str().unwrap(),
+        c.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&regressed.stdout);
+    assert_eq!(regressed.status.code(), Some(99), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("main") && l.contains(" p50 ") && l.contains("REGRESSION")),
+        "{text}"
+    );
+
+    let mixed = loadgen(&[
+        "compare",
+        a.to_str().unwrap(),
+        temp_report().to_str().unwrap(),
+    ]);
+    assert_eq!(mixed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&mixed.stderr).contains("like with like"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,5 +1,6 @@
 //! `loadgen compare BASE CURRENT`: two runs, or two sets of repeated runs (such as
-//! the rounds of `run --repeat N`), variant by variant.
+//! the rounds of `run --repeat N`), variant by variant; or two `bench` reports, or
+//! two sets of them, stream by stream.
 //!
 //! Each side of a figure is an interval: for a percentile, its 95 % confidence
 //! interval (order statistics of the run's samples), or with several runs the
@@ -16,7 +17,7 @@ use std::fmt::Write;
 
 use crate::report::format::format_us;
 use crate::report::repeat::median;
-use crate::report::{Figures, RunReport, Scenario, StreamReport, VariantReport};
+use crate::report::{BenchReport, Figures, RunReport, Scenario, StreamReport, VariantReport};
 use crate::stats::{Interval, Percentiles};
 
 /// One figure of one run.
@@ -195,6 +196,7 @@ pub enum Verdict {
 /// One row of the comparison.
 #[derive(Debug, Clone)]
 pub struct Row {
+    /// The variant (run reports) or stream (bench reports).
     pub variant: String,
     pub figure: &'static str,
     /// Each run's value.
@@ -229,7 +231,7 @@ fn side_interval(measures: &[Measure]) -> (f64, f64) {
 }
 
 /// Judges one figure: `base` and `current` are its measures in each side's runs.
-fn judge(spec: &FigureSpec, base: &[Measure], current: &[Measure], noise: Noise) -> Verdict {
+fn judge(lower_is_better: bool, base: &[Measure], current: &[Measure], noise: Noise) -> Verdict {
     let unbounded = |m: &Measure| matches!(m, Measure::Percentile(_, None));
     if base.iter().chain(current).any(unbounded) {
         return Verdict::TooFewSamples;
@@ -259,7 +261,7 @@ fn judge(spec: &FigureSpec, base: &[Measure], current: &[Measure], noise: Noise)
     }
     let ratio = median(&values(current)) / median(&values(base));
     let ((b_lo, b_hi), (c_lo, c_hi)) = (side_interval(base), side_interval(current));
-    let (worse_apart, better_apart, worse_by_median) = if spec.lower_is_better {
+    let (worse_apart, better_apart, worse_by_median) = if lower_is_better {
         let n = noise.latency;
         (c_lo > b_hi * n, c_hi * n < b_lo, ratio > n)
     } else {
@@ -294,25 +296,106 @@ pub fn compare<'a>(base: &'a [RunReport], current: &'a [RunReport], noise: Noise
         for spec in figures_of(first.scenario) {
             let bm: Vec<Measure> = b.iter().copied().filter_map(spec.get).collect();
             let cm: Vec<Measure> = c.iter().copied().filter_map(spec.get).collect();
-            if bm.is_empty() || cm.is_empty() {
-                continue;
-            }
-            let values = |ms: &[Measure]| ms.iter().map(|m| m.value()).collect::<Vec<_>>();
-            let (bv, cv) = (values(&bm), values(&cm));
-            rows.push(Row {
-                variant: variant.name.clone(),
-                figure: spec.name,
-                ratio: median(&cv) / median(&bv),
-                base_interval: side_interval(&bm),
-                current_interval: side_interval(&cm),
-                verdict: judge(spec, &bm, &cm, noise),
-                base: bv,
-                current: cv,
-                latency: spec.lower_is_better && matches!(bm[0], Measure::Percentile(..)),
-            });
+            rows.extend(row(
+                &variant.name,
+                spec.name,
+                spec.lower_is_better,
+                &bm,
+                &cm,
+                noise,
+            ));
         }
     }
     rows
+}
+
+/// One figure of a bench report's stream.
+struct StreamFigure {
+    name: &'static str,
+    lower_is_better: bool,
+    get: fn(&StreamReport) -> Measure,
+}
+
+/// A stream's figures in a bench report: its corrected percentiles and its rate of
+/// answers.
+const BENCH_FIGURES: [StreamFigure; 4] = [
+    StreamFigure {
+        name: "p50",
+        lower_is_better: true,
+        get: |s| p50(&s.latency.corrected),
+    },
+    StreamFigure {
+        name: "p99",
+        lower_is_better: true,
+        get: |s| p99(&s.latency.corrected),
+    },
+    StreamFigure {
+        name: "p99.9",
+        lower_is_better: true,
+        get: |s| p99_9(&s.latency.corrected),
+    },
+    StreamFigure {
+        name: "answers/s",
+        lower_is_better: false,
+        get: |s| Measure::Rate(s.throughput),
+    },
+];
+
+/// Compares every figure of every stream present on both sides' bench reports.
+pub fn compare_benches(base: &[BenchReport], current: &[BenchReport], noise: Noise) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let Some(first) = base.first() else {
+        return rows;
+    };
+    for stream in &first.streams {
+        let streams = |reports: &[BenchReport]| -> Vec<StreamReport> {
+            reports
+                .iter()
+                .filter_map(|r| r.streams.iter().find(|s| s.name == stream.name).cloned())
+                .collect()
+        };
+        let (b, c) = (streams(base), streams(current));
+        for figure in &BENCH_FIGURES {
+            let bm: Vec<Measure> = b.iter().map(figure.get).collect();
+            let cm: Vec<Measure> = c.iter().map(figure.get).collect();
+            rows.extend(row(
+                &stream.name,
+                figure.name,
+                figure.lower_is_better,
+                &bm,
+                &cm,
+                noise,
+            ));
+        }
+    }
+    rows
+}
+
+/// The row of one figure measured on both sides, if it was.
+fn row(
+    unit: &str,
+    figure: &'static str,
+    lower_is_better: bool,
+    bm: &[Measure],
+    cm: &[Measure],
+    noise: Noise,
+) -> Option<Row> {
+    if bm.is_empty() || cm.is_empty() {
+        return None;
+    }
+    let values = |ms: &[Measure]| ms.iter().map(|m| m.value()).collect::<Vec<_>>();
+    let (bv, cv) = (values(bm), values(cm));
+    Some(Row {
+        variant: unit.to_owned(),
+        figure,
+        ratio: median(&cv) / median(&bv),
+        base_interval: side_interval(bm),
+        current_interval: side_interval(cm),
+        verdict: judge(lower_is_better, bm, cm, noise),
+        base: bv,
+        current: cv,
+        latency: lower_is_better && matches!(bm[0], Measure::Percentile(..)),
+    })
 }
 
 fn show(latency: bool, v: f64) -> String {
@@ -332,11 +415,12 @@ fn side(latency: bool, values: &[f64], (lo, hi): (f64, f64)) -> String {
     format!("{m} [{}–{}]", show(latency, lo), show(latency, hi))
 }
 
-/// The comparison as a text table.
-pub fn render(rows: &[Row]) -> String {
+/// The comparison as a text table; `unit` heads the first column (variant, or
+/// stream for bench reports).
+pub fn render(rows: &[Row], unit: &str) -> String {
     let mut out = format!(
         "{:<18} {:<20} {:>30} {:>30} {:>8}  verdict\n",
-        "variant", "figure", "base", "current", "ratio"
+        unit, "figure", "base", "current", "ratio"
     );
     for r in rows {
         let verdict = match r.verdict {

@@ -134,6 +134,43 @@ pub fn load_runs(path: &Path) -> anyhow::Result<Vec<RunReport>> {
     Ok(vec![load_run(path)?])
 }
 
+/// The reports one side of `compare` names: run reports (one run folder or
+/// report.json, or a folder of run folders), or bench reports (one `bench --json`
+/// file, or a folder of them).
+pub enum Side {
+    Runs(Vec<RunReport>),
+    Benches(Vec<BenchReport>),
+}
+
+/// The reports at `path`, for one side of `compare`.
+pub fn load_side(path: &Path) -> anyhow::Result<Side> {
+    if path.is_file() || path.join("report.json").exists() {
+        return Ok(match load(path)? {
+            Report::Run(run) => Side::Runs(vec![run]),
+            Report::Bench(bench) => Side::Benches(vec![bench]),
+        });
+    }
+    if path.is_dir() && !run_folders(path)?.is_empty() {
+        return load_runs(path).map(Side::Runs);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    anyhow::ensure!(
+        !files.is_empty(),
+        "{} holds no run folder and no bench report (*.json)",
+        path.display()
+    );
+    files
+        .iter()
+        .map(|f| load_bench(f))
+        .collect::<anyhow::Result<_>>()
+        .map(Side::Benches)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
