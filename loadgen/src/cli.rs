@@ -75,6 +75,7 @@ response arrives, like wrk or oha, for maximum throughput.
 Examples:
   loadgen bench --url http://127.0.0.1:8080/health --rate 500 --connections 8
   loadgen bench --url http://127.0.0.1:8080/work/cpu?units=1000 --connections 4 -d 30s
+  loadgen bench --unix /tmp/server.sock --url http://localhost/health --rate 500
   loadgen bench --scenario scenarios/responsiveness.toml --url http://127.0.0.1:8080 --json r.json
 
 Exit status: 0 when the run completed, 1 on an error (e.g. server unreachable),
@@ -338,6 +339,12 @@ pub struct BenchArgs {
     /// Connections [default: 16].
     #[arg(long, short = 'c', conflicts_with = "scenario")]
     pub connections: Option<usize>,
+
+    /// Connect to this Unix domain socket instead of the URL's host and port (the
+    /// URL still gives the Host header and the path), as a proxy in front of
+    /// `uvicorn --uds` or `servers --unix` would.
+    #[arg(long)]
+    pub unix: Option<PathBuf>,
 
     /// Measured time, after the warm-up [default: 10s].
     #[arg(long, short = 'd', value_parser = duration)]

@@ -20,6 +20,9 @@ use crate::target::Target;
 pub struct ScenarioFile {
     /// Base URL the stream paths are appended to; `--url` overrides it.
     pub base_url: Option<String>,
+    /// A Unix domain socket to send to instead of the URL's host and port (the
+    /// URL still names the `Host` header and the paths); `--unix` overrides it.
+    pub unix: Option<std::path::PathBuf>,
     #[serde(default, with = "humantime_serde")]
     pub duration: Option<Duration>,
     #[serde(default, with = "humantime_serde")]

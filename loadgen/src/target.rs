@@ -19,6 +19,9 @@ pub struct Target {
     pub port: u16,
     /// Path and query of the URL (`/` when it had none).
     pub path_and_query: String,
+    /// A Unix domain socket to connect to instead of `host:port` (`--unix`); the
+    /// URL still gives the `Host` header and the paths.
+    pub unix: Option<std::path::PathBuf>,
 }
 
 impl Target {
@@ -73,6 +76,7 @@ impl Target {
             path_and_query: uri
                 .path_and_query()
                 .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+            unix: None,
         })
     }
 

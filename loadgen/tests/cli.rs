@@ -119,3 +119,78 @@ fn help_shows_examples() {
             && text.contains("coordinated-omission")
     );
 }
+
+#[test]
+fn bench_over_a_unix_socket_reaches_a_server_listening_on_one() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("loadgen-unix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("server.sock");
+    let (socket_text, json) = (socket.to_str().unwrap(), dir.join("r.json"));
+
+    // Nothing listens there yet: a clear error, not a hang.
+    let absent = loadgen(&[
+        "bench",
+        "--unix",
+        socket_text,
+        "--url",
+        "http://localhost/health",
+        "--rate",
+        "10",
+        "-d",
+        "1s",
+    ]);
+    assert_eq!(absent.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&absent.stderr).contains("cannot connect"));
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "serve",
+            "--variant",
+            "spawn-blocking",
+            "--unix",
+            socket_text,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), format!("listening on unix:{socket_text}"));
+    let out = loadgen(&[
+        "bench",
+        "--unix",
+        socket_text,
+        "--url",
+        "http://localhost/health",
+        "--rate",
+        "100",
+        "-d",
+        "1s",
+        "-w",
+        "0s",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let counts = &report["streams"][0]["counts"];
+    assert_eq!(counts["status_2xx"], counts["sent"], "{counts}");
+    assert!(counts["sent"].as_u64().unwrap() >= 90, "{counts}");
+    assert_eq!(report["config"]["addr"], format!("unix:{socket_text}"));
+
+    // The server stops on SIGTERM and takes its socket file with it.
+    unsafe { libc::kill(server.id() as libc::pid_t, libc::SIGTERM) };
+    assert!(server.wait().unwrap().success());
+    assert!(!socket.exists(), "the socket file is removed on exit");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -66,6 +66,12 @@ pub struct Cli {
     #[arg(long)]
     pub allow_remote: bool,
 
+    /// Listen on this Unix domain socket instead of --bind/--port (as `uvicorn
+    /// --uds` does behind a proxy); the file is replaced if it is a stale socket,
+    /// and removed on exit. Not for the multi-worker variants.
+    #[arg(long, conflicts_with_all = ["port", "bind"])]
+    pub unix: Option<std::path::PathBuf>,
+
     /// Runtime worker threads, or processes for the multi-worker variants
     /// [default: cores].
     #[arg(long)]
@@ -264,6 +270,12 @@ impl Cli {
                     .into(),
             );
         }
+        if self.unix.is_some() && self.variant.is_some_and(Variant::is_multi_process) {
+            return Err(
+                "--unix is for the single-process variants; the multi-worker ones share a TCP port"
+                    .into(),
+            );
+        }
         if let Some(fd) = self.listen_fd {
             if self.variant != Some(Variant::MultiWorker) || self.process_index.is_none() {
                 return Err("--listen-fd is only for multi-worker processes".into());
@@ -311,6 +323,7 @@ impl Cli {
                 .variant
                 .expect("clap requires --variant without --list"),
             addr: SocketAddr::new(self.bind, self.port),
+            unix: self.unix,
             workers: self.workers.map_or(cores, NonZeroUsize::get),
             max_units: self.max_units.map(NonZeroU64::get),
             max_io_ms: self.max_io_ms.get(),

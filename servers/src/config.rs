@@ -11,6 +11,8 @@ use crate::variant::Variant;
 pub struct ServerConfig {
     pub variant: Variant,
     pub addr: SocketAddr,
+    /// A Unix domain socket to listen on instead of `addr`.
+    pub unix: Option<std::path::PathBuf>,
     /// Runtime worker threads; processes for multi-worker.
     pub workers: usize,
     /// Cap on `units`; `None` means about one second of work by the calibration.

@@ -74,6 +74,10 @@ fn build_runtime(config: &ServerConfig) -> std::io::Result<tokio::runtime::Runti
 
 /// Serves one process of `config.variant` until a shutdown signal; blocks the caller.
 pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<()> {
+    if let Some(path) = &config.unix {
+        let listener = bind_unix(path)?;
+        return serve_on(config, calibration, Bound::Unix(listener, path.clone()));
+    }
     let std_listener = match config.listen_fd {
         // A process of `multi-worker`: the supervisor's socket, shared by the group.
         Some(fd) => listener::inherited(fd).context("cannot take over the shared socket")?,
@@ -82,7 +86,35 @@ pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<
         None => listener::listen(config.addr, config.variant == Variant::MultiWorkerReuseport)
             .with_context(|| format!("cannot listen on {}", config.addr))?,
     };
-    let local = std_listener.local_addr()?;
+    serve_on(config, calibration, Bound::Tcp(std_listener))
+}
+
+/// A listening socket, bound.
+enum Bound {
+    Tcp(std::net::TcpListener),
+    /// With its path, removed on exit.
+    Unix(std::os::unix::net::UnixListener, std::path::PathBuf),
+}
+
+/// Binds a Unix domain socket at `path`, replacing a stale socket file (never
+/// any other kind of file).
+fn bind_unix(path: &std::path::Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        anyhow::ensure!(
+            meta.file_type().is_socket(),
+            "{} exists and is not a socket; choose another --unix path",
+            path.display()
+        );
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot replace the socket {}", path.display()))?;
+    }
+    std::os::unix::net::UnixListener::bind(path)
+        .with_context(|| format!("cannot listen on {}", path.display()))
+}
+
+/// Serves on `bound` until shut down.
+fn serve_on(config: &ServerConfig, calibration: Calibration, bound: Bound) -> anyhow::Result<()> {
     let runtime = build_runtime(config)?;
     let redis = match &config.redis {
         Some(url) => Some(
@@ -140,10 +172,16 @@ pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<
     });
 
     let grace = config.shutdown_grace;
+    let unix_path = match &bound {
+        Bound::Unix(_, path) => Some(path.clone()),
+        Bound::Tcp(_) => None,
+    };
     let result = runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::from_std(std_listener)?;
         let shutdown = Shutdown::install()?;
-        announce(local)?;
+        match &bound {
+            Bound::Tcp(listener) => announce(listener.local_addr()?)?,
+            Bound::Unix(_, path) => announce_unix(path)?,
+        }
         tracing::info!(
             variant = %state.variant,
             workers = state.workers,
@@ -153,20 +191,47 @@ pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<
             max_units = state.limits.max_units,
             "serving"
         );
-        let listener = traffic::counted(listener);
-        let server = axum::serve(listener, api::router(state))
-            .with_graceful_shutdown(shutdown.clone().requested());
-        tokio::select! {
-            served = server => served.context("server failed")?,
-            () = shutdown.deadline(grace) => {
-                tracing::warn!(?grace, "in-flight requests did not finish in time; exiting anyway");
+        let router = api::router(state);
+        match bound {
+            Bound::Tcp(listener) => {
+                let listener = traffic::counted(tokio::net::TcpListener::from_std(listener)?);
+                until_shutdown(axum::serve(listener, router), &shutdown, grace).await?;
+            }
+            Bound::Unix(listener, _) => {
+                listener.set_nonblocking(true)?;
+                let listener = traffic::counted(tokio::net::UnixListener::from_std(listener)?);
+                until_shutdown(axum::serve(listener, router), &shutdown, grace).await?;
             }
         }
         tracing::info!("stopped");
         anyhow::Ok(())
     });
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
+    if let Some(path) = unix_path {
+        let _ = std::fs::remove_file(path);
+    }
     result
+}
+
+/// Runs `server` until a shutdown is requested and it has drained, or the grace
+/// period after the request has passed.
+async fn until_shutdown<L>(
+    server: axum::serve::Serve<L, axum::Router, axum::Router>,
+    shutdown: &Shutdown,
+    grace: std::time::Duration,
+) -> anyhow::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let server = server.with_graceful_shutdown(shutdown.clone().requested());
+    tokio::select! {
+        served = server => served.context("server failed")?,
+        () = shutdown.clone().deadline(grace) => {
+            tracing::warn!(?grace, "in-flight requests did not finish in time; exiting anyway");
+        }
+    }
+    Ok(())
 }
 
 /// Prints the line the load generator waits for. It must be the first line on stdout
@@ -174,5 +239,12 @@ pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<
 pub fn announce(addr: std::net::SocketAddr) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on http://{addr}")?;
+    out.flush()
+}
+
+/// [`announce`] for a Unix domain socket: `listening on unix:PATH`.
+pub fn announce_unix(path: &std::path::Path) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening on unix:{}", path.display())?;
     out.flush()
 }

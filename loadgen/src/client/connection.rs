@@ -4,13 +4,10 @@
 //! per request: a load generator's cost per request should be the kernel's, not its
 //! own (see README, "loadgen vs oha vs wrk").
 
-use std::net::SocketAddr;
-
 use bytes::BytesMut;
 use http::StatusCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
+use super::endpoint::{Endpoint, Stream};
 use super::request::PreparedRequest;
 use super::response::ResponseReader;
 
@@ -36,7 +33,7 @@ pub enum SendError {
 
 /// An open connection.
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     buffer: BytesMut,
     /// False once the connection cannot carry another request.
     open: bool,
@@ -45,11 +42,9 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects to `addr` (with Nagle's algorithm off: requests are small and must
-    /// leave at once).
-    pub async fn open(addr: SocketAddr) -> std::io::Result<Connection> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
+    /// Connects to `endpoint` (a `SocketAddr` will do).
+    pub async fn open(endpoint: impl Into<Endpoint>) -> std::io::Result<Connection> {
+        let stream = Stream::connect(&endpoint.into()).await?;
         Ok(Connection {
             stream,
             buffer: BytesMut::with_capacity(READ_BUFFER),

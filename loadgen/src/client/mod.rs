@@ -9,6 +9,7 @@
 //! Parsing is `httparse`'s, the same parser hyper uses.
 
 mod connection;
+mod endpoint;
 mod request;
 mod response;
 mod slot;
@@ -20,6 +21,7 @@ use bytes::Bytes;
 use http::StatusCode;
 
 pub use connection::{Connection, SendError};
+pub use endpoint::Endpoint;
 pub use request::{PreparedRequest, RequestError, USER_AGENT_VALUE};
 pub use response::ProtocolError;
 pub use slot::Slot;

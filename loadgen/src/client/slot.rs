@@ -2,19 +2,19 @@
 //! breaks, retries a request that never reached the server once, and bounds every
 //! exchange (connect included) by the request timeout.
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 
 use http::StatusCode;
 use tokio::time::{Instant, Sleep};
 
 use super::connection::{Connection, SendError};
+use super::endpoint::Endpoint;
 use super::request::PreparedRequest;
 use super::Failure;
 
 /// One connection's worth of sending.
 pub struct Slot {
-    addr: SocketAddr,
+    addr: Endpoint,
     connection: Option<Connection>,
     /// The timeout clock, kept across requests. Arming a fresh timer per request
     /// would insert into and remove from tokio's timer wheel every time; instead the
@@ -27,9 +27,9 @@ pub struct Slot {
 }
 
 impl Slot {
-    pub fn new(addr: SocketAddr, connection: Option<Connection>) -> Self {
+    pub fn new(addr: impl Into<Endpoint>, connection: Option<Connection>) -> Self {
         Slot {
-            addr,
+            addr: addr.into(),
             connection,
             timer: None,
             connected_in: None,
@@ -78,7 +78,7 @@ impl Slot {
         }
         let answered = {
             let exchange = send(
-                *addr,
+                addr,
                 connection,
                 connected_in,
                 &mut connecting_since,
@@ -118,7 +118,7 @@ fn add_connect_time(total: &mut Option<std::time::Duration>, attempt: std::time:
 /// `connecting_since` is set while a connect is under way, so that a timeout that
 /// cuts it off can still count its time.
 async fn send(
-    addr: SocketAddr,
+    addr: &Endpoint,
     connection: &mut Option<Connection>,
     connected_in: &mut Option<std::time::Duration>,
     connecting_since: &mut Option<std::time::Instant>,
@@ -130,7 +130,7 @@ async fn send(
         if !connection.as_ref().is_some_and(Connection::is_open) {
             *connection = None;
             let started = *connecting_since.insert(std::time::Instant::now());
-            let opened = Connection::open(addr).await;
+            let opened = Connection::open(addr.clone()).await;
             *connecting_since = None;
             add_connect_time(connected_in, started.elapsed());
             *connection = Some(opened.map_err(|_| Failure::Connect)?);

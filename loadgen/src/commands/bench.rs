@@ -35,7 +35,8 @@ pub fn plan_from_args(args: &BenchArgs) -> Result<Plan, ConfigError> {
             let url = args.url.clone().or(file.base_url.clone()).ok_or_else(|| {
                 ConfigError(format!("{} has no base_url; pass --url", path.display()))
             })?;
-            let target = Target::parse(&url)?;
+            let mut target = Target::parse(&url)?;
+            target.unix = args.unix.clone().or(file.unix.clone());
             Plan {
                 streams: file.stream_specs(&target)?,
                 timing: overrides(file.timing(Timing::default())),
@@ -47,7 +48,8 @@ pub fn plan_from_args(args: &BenchArgs) -> Result<Plan, ConfigError> {
                 .url
                 .as_deref()
                 .expect("clap requires --url without --scenario");
-            let target = Target::parse(url)?;
+            let mut target = Target::parse(url)?;
+            target.unix = args.unix.clone();
             let connections = args.connections.unwrap_or(DEFAULT_OPEN_LOOP_CONNECTIONS);
             let load = match args.rate {
                 Some(rate) => Load::Open { rate, connections },
@@ -131,6 +133,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
         Some(path) => ScenarioFile::load(path)?.job_specs(&plan.target)?,
         None => Vec::new(),
     };
+    if plan.target.unix.is_some() && !job_streams.is_empty() {
+        return Err(CommandError::Usage(
+            "job streams (kind = \"job\") are sent over TCP only; drop --unix (or the file's unix) or the job streams".into(),
+        ));
+    }
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.threads {
         runtime.worker_threads(threads);
@@ -147,13 +154,18 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
             progress: Progress::new("bench", planned),
             hlog,
         };
-        let addr = match plan.target.resolve().await.map(|a| a.first().copied()) {
-            Ok(Some(addr)) => addr,
-            _ => {
-                return Err(CommandError::from(anyhow::anyhow!(
-                    "cannot resolve {}",
-                    plan.target.url
-                )))
+        let addr = if job_streams.is_empty() {
+            // Unused: no job stream to send.
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0))
+        } else {
+            match plan.target.resolve().await.map(|a| a.first().copied()) {
+                Ok(Some(addr)) => addr,
+                _ => {
+                    return Err(CommandError::from(anyhow::anyhow!(
+                        "cannot resolve {}",
+                        plan.target.url
+                    )))
+                }
             }
         };
         let job_plans: Vec<JobsPlan> = job_streams

@@ -9,7 +9,6 @@
 
 mod stream;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -17,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use http::Method;
 use tokio::task::JoinSet;
 
-use crate::client::Connection;
+use crate::client::{Connection, Endpoint};
 use crate::interrupt::Interrupt;
 use crate::open_loop::{OpenLoop, START_DELAY};
 use crate::plan::{Load, Plan, StreamSpec};
@@ -146,19 +145,17 @@ pub struct RunOutcome {
     pub measured: Duration,
     /// True when the run was stopped early by Ctrl-C/SIGTERM.
     pub interrupted: bool,
-    pub addr: SocketAddr,
+    /// Where the requests went.
+    pub addr: Endpoint,
     pub streams: Vec<StreamOutcome>,
 }
 
 /// Opens `n` connections at once; `None` where a connection failed (the task will
 /// retry, and count the failure, when it has a request to send).
-async fn open_connections(
-    addr: SocketAddr,
-    n: usize,
-    timeout: Duration,
-) -> Vec<Option<Connection>> {
+async fn open_connections(addr: &Endpoint, n: usize, timeout: Duration) -> Vec<Option<Connection>> {
     let mut set = JoinSet::new();
     for _ in 0..n {
+        let addr = addr.clone();
         set.spawn(async move {
             tokio::time::timeout(timeout, Connection::open(addr))
                 .await
@@ -171,12 +168,20 @@ async fn open_connections(
 
 /// Checks that the server accepts connections at all, so an unreachable server is a
 /// clear error before the run rather than a run full of connect errors.
-async fn preflight(plan: &Plan) -> anyhow::Result<SocketAddr> {
-    let addrs = plan.target.resolve().await?;
+async fn preflight(plan: &Plan) -> anyhow::Result<Endpoint> {
+    let endpoints: Vec<Endpoint> = match &plan.target.unix {
+        Some(path) => vec![Endpoint::Unix(path.clone())],
+        None => plan
+            .target
+            .resolve()
+            .await?
+            .into_iter()
+            .map(Endpoint::Tcp)
+            .collect(),
+    };
     let mut last_error = None;
-    for addr in addrs {
-        match tokio::time::timeout(plan.timing.timeout, tokio::net::TcpStream::connect(addr)).await
-        {
+    for addr in endpoints {
+        match tokio::time::timeout(plan.timing.timeout, Connection::open(addr.clone())).await {
             Ok(Ok(_)) => return Ok(addr),
             Ok(Err(e)) => last_error = Some(e.to_string()),
             Err(_) => last_error = Some(format!("no answer within {:?}", plan.timing.timeout)),
@@ -256,7 +261,7 @@ pub async fn run(
             // A new client per request: nothing opened ahead.
             (0..spec.load.connections()).map(|_| None).collect()
         } else {
-            open_connections(addr, spec.load.connections(), timing.timeout).await
+            open_connections(&addr, spec.load.connections(), timing.timeout).await
         });
     }
 
@@ -269,7 +274,7 @@ pub async fn run(
         streams.push(StreamRun::start(
             shared,
             connections,
-            addr,
+            &addr,
             timing.warmup + timing.duration,
             clock.end,
             &stop,

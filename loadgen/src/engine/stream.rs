@@ -3,7 +3,6 @@
 //! connection tasks themselves, and the engine's own bookkeeping of the stream
 //! ([`StreamRun`]).
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,7 +11,7 @@ use anyhow::Context;
 use tokio::task::JoinSet;
 
 use super::IntervalOutcome;
-use crate::client::{Connection, Failure, PreparedRequest, Slot};
+use crate::client::{Connection, Endpoint, Failure, PreparedRequest, Slot};
 use crate::open_loop::OpenLoop;
 use crate::pacer::Pacer;
 use crate::plan::{Load, Plan, StreamSpec};
@@ -193,7 +192,7 @@ impl StreamRun {
     pub(super) fn start(
         shared: StreamShared,
         connections: Vec<Option<Connection>>,
-        addr: SocketAddr,
+        addr: &Endpoint,
         span: Duration,
         end: Instant,
         stop: &Arc<AtomicBool>,
@@ -209,7 +208,7 @@ impl StreamRun {
                 for connection in connections {
                     tasks.spawn(open_loop_connection(
                         Arc::clone(&shared),
-                        Slot::new(addr, connection),
+                        Slot::new(addr.clone(), connection),
                         Arc::clone(&open_loop),
                     ));
                 }
@@ -219,7 +218,7 @@ impl StreamRun {
                 for connection in connections {
                     tasks.spawn(closed_loop_connection(
                         Arc::clone(&shared),
-                        Slot::new(addr, connection),
+                        Slot::new(addr.clone(), connection),
                         end,
                         Arc::clone(stop),
                     ));
