@@ -76,6 +76,8 @@ Examples:
   loadgen bench --url http://127.0.0.1:8080/health --rate 500 --connections 8
   loadgen bench --url http://127.0.0.1:8080/work/cpu?units=1000 --connections 4 -d 30s
   loadgen bench --unix /tmp/server.sock --url http://localhost/health --rate 500
+  loadgen bench --url http://127.0.0.1:8080/health --rate 500 \
+      --scrape http://127.0.0.1:8080/metrics.json --server-pid 4242 --plot charts/
   loadgen bench --scenario scenarios/responsiveness.toml --url http://127.0.0.1:8080 --json r.json
 
 Exit status: 0 when the run completed, 1 on an error (e.g. server unreachable),
@@ -339,6 +341,18 @@ pub struct BenchArgs {
     /// Connections [default: 16].
     #[arg(long, short = 'c', conflicts_with = "scenario")]
     pub connections: Option<usize>,
+
+    /// Scrape the server's own figures once per interval from this URL: a
+    /// reference server's `/metrics.json` (event-loop lag, worker busy time), drawn
+    /// under the client's latency in the --plot timelines and checkable as
+    /// `server.p99`, `server.max`.
+    #[arg(long)]
+    pub scrape: Option<String>,
+
+    /// Sample this process's CPU (with all its descendants) from /proc once per
+    /// interval, beside the client's own.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
 
     /// Connect to this Unix domain socket instead of the URL's host and port (the
     /// URL still gives the Host header and the path), as a proxy in front of

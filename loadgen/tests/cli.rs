@@ -194,3 +194,125 @@ fn bench_over_a_unix_socket_reaches_a_server_listening_on_one() {
     assert!(!socket.exists(), "the socket file is removed on exit");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A reference server started by hand on a free port: its address and pid.
+struct Reference {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Reference {
+    fn start(variant: &str) -> Reference {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .args(["serve", "--variant", variant, "--port", "0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap()
+            .to_owned();
+        Reference { child, addr }
+    }
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `bench` of CPU jobs (~100 ms here) at 4/s against `variant`, scraping its
+/// /metrics.json and sampling its CPU: the report.
+fn bench_scraped(variant: &str, dir: &std::path::Path) -> serde_json::Value {
+    let server = Reference::start(variant);
+    let json = dir.join(format!("{variant}.json"));
+    let out = loadgen(&[
+        "bench",
+        "--url",
+        &format!("http://{}/work/cpu?units=110000", server.addr),
+        "--rate",
+        "4",
+        "-c",
+        "4",
+        "-d",
+        "3s",
+        "-w",
+        "0s",
+        "--timeout",
+        "10s",
+        "--scrape",
+        &format!("http://{}/metrics.json", server.addr),
+        "--server-pid",
+        &server.child.id().to_string(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("event-loop lag"), "{stdout}");
+    serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+}
+
+#[test]
+fn bench_scrapes_a_server_and_its_lag_shows_a_blocked_event_loop() {
+    let dir = std::env::temp_dir().join(format!("loadgen-scrape-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lag_max_and_job = |report: &serde_json::Value| {
+        let t = &report["server_telemetry"];
+        let intervals = t["intervals"].as_array().unwrap();
+        assert!(
+            intervals.len() >= 3,
+            "one sample per interval: {}",
+            intervals.len()
+        );
+        assert!(intervals
+            .iter()
+            .any(|i| i["server_cpu"].as_f64().unwrap_or(0.0) > 0.0));
+        assert!(
+            intervals.iter().any(|i| i["server"].is_object()),
+            "scraped figures"
+        );
+        let job_us = report["streams"][0]["latency"]["uncorrected"]["p50_us"]
+            .as_f64()
+            .unwrap();
+        (t["lag_max_us"].as_f64().unwrap(), job_us)
+    };
+    let (blocked, job) = lag_max_and_job(&bench_scraped("blocking-in-async", &dir));
+    let (free, _) = lag_max_and_job(&bench_scraped("spawn-blocking", &dir));
+    assert!(
+        blocked >= job / 2.0,
+        "CPU work on the event loop stalls it for about a job: lag max {blocked} µs, job {job} µs"
+    );
+    assert!(
+        free * 5.0 < blocked,
+        "spawn_blocking keeps the loop free: lag max {free} µs against {blocked} µs"
+    );
+    // And it is checkable.
+    let check = loadgen(&[
+        "check",
+        dir.join("blocking-in-async.json").to_str().unwrap(),
+        "--threshold",
+        "server.max > 10ms",
+    ]);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

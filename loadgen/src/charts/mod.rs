@@ -266,7 +266,8 @@ pub fn render_bench(report: &BenchReport, dir: &Path) -> anyhow::Result<Vec<Path
     let spectrum = spectrum::Spectrum::of_bench(report, &footer)?;
     written.extend(write_chart(&spectrum, dir)?.1);
     for stream in &report.streams {
-        let timeline = timeline::Timeline::of_stream(stream, &footer);
+        let timeline =
+            timeline::Timeline::of_stream(stream, report.server_telemetry.as_ref(), &footer);
         written.extend(write_chart(&timeline, dir)?.1);
     }
     Ok(written)

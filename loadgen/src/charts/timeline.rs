@@ -8,6 +8,7 @@ use plotters::prelude::*;
 
 use super::{color, draw_legend, frame, log_key_points, ms_label, plot_error, Chart, FONT};
 use crate::report::{IntervalReport, StreamReport, VariantReport};
+use crate::telemetry::ServerTelemetry;
 
 /// One interval of the latency stream.
 struct Point {
@@ -49,6 +50,22 @@ fn in_window(s: &StreamReport) -> impl Iterator<Item = &IntervalReport> {
     s.intervals.iter().filter(move |i| i.start_s < s.measured_s)
 }
 
+/// The server's largest lag per scrape interval of a phase that starts at
+/// `offset` and measured `measured_s`, in ms. Each figure covers the interval
+/// ending at its scrape; the scrape just after the end still covers the end.
+fn lag_points(telemetry: &ServerTelemetry, offset: f64, measured_s: f64) -> Vec<(f64, f64)> {
+    telemetry
+        .intervals
+        .iter()
+        .filter_map(|i| {
+            let end = i.start_s + i.length_s;
+            let figures = i.server.as_ref()?;
+            (end > 0.0 && i.start_s < measured_s)
+                .then(|| (offset + end.min(measured_s), figures.lag_max_us / 1e3))
+        })
+        .collect()
+}
+
 impl Timeline {
     /// The probe of every phase of a variant, back to back.
     pub fn of_variant(v: &VariantReport, footer: &str) -> Option<Timeline> {
@@ -60,14 +77,7 @@ impl Timeline {
         let mut offset = 0.0;
         for phase in &v.phases {
             if let Some(telemetry) = &phase.server_telemetry {
-                // Each figure covers the interval ending at its scrape; the scrape
-                // just after the end still covers the end of the phase.
-                server_lag.extend(telemetry.intervals.iter().filter_map(|i| {
-                    let end = i.start_s + i.length_s;
-                    let figures = i.server.as_ref()?;
-                    (end > 0.0 && i.start_s < phase.measured_s)
-                        .then(|| (offset + end.min(phase.measured_s), figures.lag_max_us / 1e3))
-                }));
+                server_lag.extend(lag_points(telemetry, offset, phase.measured_s));
             }
             if let Some(probe) = phase.stream("probe") {
                 latency.extend(in_window(probe).map(|i| point(offset, i)));
@@ -97,14 +107,15 @@ impl Timeline {
         })
     }
 
-    /// One stream of a `bench` run, with its own throughput on the second axis.
-    pub fn of_stream(s: &StreamReport, footer: &str) -> Timeline {
+    /// One stream of a `bench` run, with its own throughput on the second axis,
+    /// and the server's lag when `--scrape` read it.
+    pub fn of_stream(s: &StreamReport, server: Option<&ServerTelemetry>, footer: &str) -> Timeline {
         Timeline {
             title: format!("{}: latency per interval (corrected)", s.name),
             stem: format!("timeline-{}", s.name),
             phases: vec![("measured".into(), 0.0, s.measured_s, false)],
             latency: in_window(s).map(|i| point(0.0, i)).collect(),
-            server_lag: Vec::new(),
+            server_lag: server.map_or_else(Vec::new, |t| lag_points(t, 0.0, s.measured_s)),
             throughput: in_window(s)
                 .map(|i| (i.start_s + i.length_s / 2.0, i.throughput))
                 .collect(),

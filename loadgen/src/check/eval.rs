@@ -114,6 +114,12 @@ fn server_value(phases: &[&PhaseReport], sel: &Selector) -> Result<Option<f64>, 
         .iter()
         .filter_map(|p| p.server_telemetry.as_ref())
         .collect();
+    telemetry_value(&telemetry, sel)
+}
+
+/// The statistic `sel` names of the server figures in `telemetry` (one per phase
+/// it covers); `None` without any.
+fn telemetry_value(telemetry: &[&ServerTelemetry], sel: &Selector) -> Result<Option<f64>, String> {
     if telemetry.is_empty() {
         return Ok(None);
     }
@@ -227,6 +233,16 @@ fn evaluate_bench(report: &BenchReport, t: &Threshold) -> Result<Vec<Outcome>, S
             .iter()
             .filter(|s| s.name == sel.stream)
             .collect();
+        // `server.STAT`: the figures `--scrape` read, unless a stream is so named.
+        if streams.is_empty() && sel.stream == SERVER {
+            let telemetry: Vec<&ServerTelemetry> = report.server_telemetry.iter().collect();
+            return telemetry_value(&telemetry, sel)?.ok_or_else(|| {
+                format!(
+                    "{}: the report has no server figures (run bench with --scrape)",
+                    sel.text
+                )
+            });
+        }
         if streams.is_empty() {
             let names: Vec<&str> = report.streams.iter().map(|s| s.name.as_str()).collect();
             return Err(format!(

@@ -3,6 +3,7 @@
 //! print the summary and write the requested files.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use super::{finish, CommandError};
 use crate::background_jobs::{self, JobsOutcome, JobsPlan};
@@ -19,6 +20,7 @@ use crate::report::json::Json;
 use crate::report::{text, BenchReport, Exporter, NamedJobsFigures, Report, StreamReport};
 use crate::scenario_file::ScenarioFile;
 use crate::target::Target;
+use crate::telemetry::{ScrapeTarget, Scraper, ServerTelemetry};
 
 /// The plan described by `args`, validated.
 pub fn plan_from_args(args: &BenchArgs) -> Result<Plan, ConfigError> {
@@ -126,6 +128,45 @@ impl Observer for BenchObserver {
     }
 }
 
+/// What `--scrape` and `--server-pid` ask to sample, if anything.
+fn scrape_target(args: &BenchArgs, every: Duration) -> Result<Option<ScrapeTarget>, CommandError> {
+    if args.scrape.is_none() && args.server_pid.is_none() {
+        return Ok(None);
+    }
+    if let Some(pid) = args.server_pid {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return Err(CommandError::Usage(format!(
+                "--server-pid {pid}: no such process"
+            )));
+        }
+    }
+    let (addr, path) = match &args.scrape {
+        Some(url) => {
+            let target = Target::parse(url)
+                .map_err(|e| CommandError::Usage(format!("--scrape: {}", e.0)))?;
+            let addr =
+                std::net::ToSocketAddrs::to_socket_addrs(&(target.host.as_str(), target.port))
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or_else(|| {
+                        CommandError::Usage(format!("--scrape: cannot resolve {}", target.host))
+                    })?;
+            (addr, target.path_and_query)
+        }
+        None => (
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            String::new(),
+        ),
+    };
+    Ok(Some(ScrapeTarget {
+        addr,
+        scrape: args.scrape.is_some(),
+        path,
+        server_pid: args.server_pid,
+        every,
+    }))
+}
+
 /// Runs `loadgen bench`.
 pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
     let plan = plan_from_args(&args)?;
@@ -138,6 +179,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
             "job streams (kind = \"job\") are sent over TCP only; drop --unix (or the file's unix) or the job streams".into(),
         ));
     }
+    // Checked before anything starts.
+    let scrape = scrape_target(&args, plan.timing.interval)?;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.threads {
         runtime.worker_threads(threads);
@@ -183,7 +226,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
             })
             .collect();
         let jobs_run = run_job_streams(&job_plans, &interrupt);
+        let scraper = scrape.map(Scraper::start);
         let (outcome, jobs) = tokio::join!(engine::run(&plan, &mut observer, &interrupt), jobs_run);
+        let samples = match scraper {
+            Some(scraper) => Some(scraper.finish().await),
+            None => None,
+        };
         observer.progress.finish();
         let outcome = outcome?;
         let jobs = jobs?;
@@ -191,6 +239,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
             hlog.finish()?;
         }
         let mut report = BenchReport::new(&plan, &outcome, Environment::detect());
+        report.server_telemetry = samples
+            .map(|samples| ServerTelemetry::from_samples(&samples, outcome.measure_started_at));
         for (jobs_plan, jobs) in job_plans.iter().zip(jobs) {
             report
                 .streams

@@ -58,6 +58,7 @@ impl PhaseRunner<'_> {
         let scraper = Scraper::start(ScrapeTarget {
             addr: server.addr,
             scrape: self.telemetry,
+            path: crate::telemetry::scraper::METRICS_PATH.into(),
             server_pid: Some(server.pid),
             every: plan.timing.interval,
         });

@@ -28,6 +28,10 @@ pub struct BenchReport {
     /// times; their submit and end-to-end latencies are streams above.
     #[serde(default)]
     pub jobs: Vec<NamedJobsFigures>,
+    /// The server's own figures per interval (`--scrape`) and its CPU
+    /// (`--server-pid`), beside the client's CPU.
+    #[serde(default)]
+    pub server_telemetry: Option<crate::telemetry::ServerTelemetry>,
 }
 
 /// The figures of one job stream.
@@ -73,6 +77,7 @@ impl BenchReport {
                 .map(|s| StreamReport::from_outcome(s, outcome.measured))
                 .collect(),
             jobs: Vec::new(),
+            server_telemetry: None,
         }
     }
 }

@@ -152,8 +152,47 @@ pub fn render(report: &BenchReport) -> String {
             format_us(f.run.p99_us)
         );
     }
+    if let Some(t) = &report.server_telemetry {
+        out.push_str(&server_summary(t));
+    }
     for w in bench_warnings(report) {
         let _ = writeln!(out, "warning: {w}");
     }
+    out
+}
+
+/// What `--scrape` and `--server-pid` saw: the server's event-loop lag and busy
+/// share over the measured time, and the most CPU either side used in an interval.
+fn server_summary(t: &crate::telemetry::ServerTelemetry) -> String {
+    let mut out = String::from("server");
+    if let Some(lag) = &t.lag {
+        let _ = write!(
+            out,
+            "  event-loop lag p50 {}  p99 {}  max {}",
+            format_us(lag.p50_us),
+            format_us(lag.p99_us),
+            format_us(t.lag_max_us.unwrap_or(lag.max_us))
+        );
+    }
+    if let Some(busy) = t.busy_ratio {
+        let _ = write!(out, "  workers busy {:.0} %", busy * 100.0);
+    }
+    let server_cpu = t
+        .intervals
+        .iter()
+        .filter(|i| i.start_s >= 0.0)
+        .filter_map(|i| i.server_cpu)
+        .fold(None, |max: Option<f64>, c| {
+            Some(max.map_or(c, |m| m.max(c)))
+        });
+    if let Some(cpu) = server_cpu {
+        let _ = write!(out, "  CPU max {cpu:.2} cores per interval");
+    }
+    let _ = write!(out, "  (client CPU max {:.2} cores)", t.client_cpu_max);
+    if t.scrapes > 0 {
+        let failed: u64 = t.scrape_failures.values().sum();
+        let _ = write!(out, "; {} scrapes, {failed} failed", t.scrapes);
+    }
+    out.push_str("\n\n");
     out
 }

@@ -24,6 +24,8 @@ pub struct ScrapeTarget {
     pub addr: SocketAddr,
     /// Whether to fetch `/metrics.json` (off when the server runs without telemetry).
     pub scrape: bool,
+    /// What is fetched: [`METRICS_PATH`], or the path of `bench --scrape URL`.
+    pub path: String,
     /// The server process whose CPU (with its children's) is read from /proc.
     pub server_pid: Option<u32>,
     pub every: Duration,
@@ -110,7 +112,7 @@ async fn sample(target: &ScrapeTarget) -> Sample {
     let started = Instant::now();
     let scrape = if target.scrape {
         // Answered within most of an interval, so the next sample is on time.
-        Some(scrape(target.addr, target.every.mul_f64(0.9)).await)
+        Some(scrape(target.addr, &target.path, target.every.mul_f64(0.9)).await)
     } else {
         None
     };
@@ -123,10 +125,14 @@ async fn sample(target: &ScrapeTarget) -> Sample {
     }
 }
 
-/// `GET /metrics.json` on a fresh connection.
-pub async fn scrape(addr: SocketAddr, within: Duration) -> Result<MetricsReport, ScrapeFailure> {
+/// `GET path` (a reference server's `/metrics.json`) on a fresh connection.
+pub async fn scrape(
+    addr: SocketAddr,
+    path: &str,
+    within: Duration,
+) -> Result<MetricsReport, ScrapeFailure> {
     // The outer timeout decides; the inner one only has to be longer.
-    let fetched = tokio::time::timeout(within, client::get(addr, METRICS_PATH, within * 2)).await;
+    let fetched = tokio::time::timeout(within, client::get(addr, path, within * 2)).await;
     let (status, body) = match fetched {
         Err(_) => return Err(ScrapeFailure::Timeout),
         Ok(Err(_)) => return Err(ScrapeFailure::Connection),
