@@ -420,7 +420,8 @@ pub struct BenchArgs {
 
     /// Open a new connection for every request (sending `Connection: close`), as
     /// new clients do, and report connect times; by default connections are opened
-    /// before the clock starts and kept alive.
-    #[arg(long, conflicts_with = "scenario")]
+    /// before the clock starts and kept alive (`--no-keepalive` says the same, as
+    /// in oha).
+    #[arg(long, alias = "no-keepalive", conflicts_with = "scenario")]
     pub fresh_connections: bool,
 }

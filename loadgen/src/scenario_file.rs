@@ -67,9 +67,11 @@ pub struct StreamFile {
     #[serde(default)]
     pub kind: StreamKind,
     /// A new connection for every request (as new clients arrive), with connect
-    /// times recorded.
+    /// times recorded; `keepalive = false` says the same.
     #[serde(default)]
     pub fresh_connections: bool,
+    /// `false`: as `fresh_connections = true`.
+    pub keepalive: Option<bool>,
 }
 
 /// A stream of background jobs from a scenario file (`kind = "job"`).
@@ -141,7 +143,7 @@ impl StreamFile {
                 )))
             }
         };
-        if self.fresh_connections {
+        if self.fresh_connections || self.keepalive == Some(false) {
             return Err(ConfigError(format!(
                 "job stream {name:?}: fresh_connections is for request streams; a job stream keeps its connections"
             )));
@@ -215,7 +217,7 @@ impl StreamFile {
             headers,
             body: self.body.clone().map(Bytes::from),
             load,
-            fresh_connections: self.fresh_connections,
+            fresh_connections: self.fresh_connections || self.keepalive == Some(false),
         })
     }
 }
@@ -241,12 +243,18 @@ mod tests {
             body = "{}"
             headers = { "content-type" = "application/json" }
             concurrency = 2
+            [[stream]]
+            name = "new-clients"
+            path = "/health"
+            rate = 10
+            keepalive = false
             "#,
         )
         .unwrap();
         let target = Target::parse(file.base_url.as_deref().unwrap()).unwrap();
         let specs = file.stream_specs(&target).unwrap();
         assert_eq!(specs[0].path, "/api/health");
+        assert!(!specs[0].fresh_connections && specs[2].fresh_connections);
         assert_eq!(
             specs[0].load,
             Load::Open {
