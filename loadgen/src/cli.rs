@@ -343,9 +343,9 @@ pub struct BenchArgs {
     pub connections: Option<usize>,
 
     /// Scrape the server's own figures once per interval from this URL: a
-    /// reference server's `/metrics.json` (event-loop lag, worker busy time), drawn
-    /// under the client's latency in the --plot timelines and checkable as
-    /// `server.p99`, `server.max`.
+    /// reference server's `/metrics.json`, or Prometheus text with the names the
+    /// README lists (event-loop lag, worker busy time, …), drawn under the client's
+    /// latency in the --plot timelines and checkable as `server.p99`, `server.max`.
     #[arg(long)]
     pub scrape: Option<String>,
 

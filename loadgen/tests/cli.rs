@@ -231,10 +231,16 @@ impl Drop for Reference {
 }
 
 /// `bench` of CPU jobs (~100 ms here) at 4/s against `variant`, scraping its
-/// /metrics.json and sampling its CPU: the report.
-fn bench_scraped(variant: &str, dir: &std::path::Path) -> serde_json::Value {
+/// `metrics` (`/metrics.json`, or `/metrics`: the Prometheus text) and sampling
+/// its CPU: the report, also written to `dir/NAME.json`.
+fn bench_scraped(
+    variant: &str,
+    metrics: &str,
+    name: &str,
+    dir: &std::path::Path,
+) -> serde_json::Value {
     let server = Reference::start(variant);
-    let json = dir.join(format!("{variant}.json"));
+    let json = dir.join(format!("{name}.json"));
     let out = loadgen(&[
         "bench",
         "--url",
@@ -250,7 +256,7 @@ fn bench_scraped(variant: &str, dir: &std::path::Path) -> serde_json::Value {
         "--timeout",
         "10s",
         "--scrape",
-        &format!("http://{}/metrics.json", server.addr),
+        &format!("http://{}{metrics}", server.addr),
         "--server-pid",
         &server.child.id().to_string(),
         "--json",
@@ -291,8 +297,26 @@ fn bench_scrapes_a_server_and_its_lag_shows_a_blocked_event_loop() {
             .unwrap();
         (t["lag_max_us"].as_f64().unwrap(), job_us)
     };
-    let (blocked, job) = lag_max_and_job(&bench_scraped("blocking-in-async", &dir));
-    let (free, _) = lag_max_and_job(&bench_scraped("spawn-blocking", &dir));
+    let (blocked, job) = lag_max_and_job(&bench_scraped(
+        "blocking-in-async",
+        "/metrics.json",
+        "blocking-in-async",
+        &dir,
+    ));
+    let (free, _) = lag_max_and_job(&bench_scraped(
+        "spawn-blocking",
+        "/metrics.json",
+        "spawn-blocking",
+        &dir,
+    ));
+    // The Prometheus text of the same server says the same, at its buckets'
+    // resolution.
+    let (text, _) = lag_max_and_job(&bench_scraped(
+        "blocking-in-async",
+        "/metrics",
+        "prometheus",
+        &dir,
+    ));
     assert!(
         blocked >= job / 2.0,
         "CPU work on the event loop stalls it for about a job: lag max {blocked} µs, job {job} µs"
@@ -300,6 +324,10 @@ fn bench_scrapes_a_server_and_its_lag_shows_a_blocked_event_loop() {
     assert!(
         free * 5.0 < blocked,
         "spawn_blocking keeps the loop free: lag max {free} µs against {blocked} µs"
+    );
+    assert!(
+        text >= job / 2.0,
+        "from the Prometheus text: lag max {text} µs, job {job} µs"
     );
     // And it is checkable.
     let check = loadgen(&[

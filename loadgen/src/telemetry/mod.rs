@@ -3,6 +3,7 @@
 //! once per interval beside the load ([`scraper`]) and turned into a per-interval
 //! series for the report ([`series`]).
 
+pub mod prometheus;
 pub mod scraper;
 pub mod series;
 

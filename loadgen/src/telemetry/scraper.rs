@@ -125,7 +125,8 @@ async fn sample(target: &ScrapeTarget) -> Sample {
     }
 }
 
-/// `GET path` (a reference server's `/metrics.json`) on a fresh connection.
+/// `GET path` on a fresh connection: a reference server's `/metrics.json`, or
+/// any server's Prometheus text with the names [`super::prometheus`] reads.
 pub async fn scrape(
     addr: SocketAddr,
     path: &str,
@@ -141,5 +142,9 @@ pub async fn scrape(
     if status != http::StatusCode::OK {
         return Err(ScrapeFailure::Status(status.as_u16()));
     }
-    serde_json::from_slice(&body).map_err(|_| ScrapeFailure::Unreadable)
+    if let Ok(report) = serde_json::from_slice(&body) {
+        return Ok(report);
+    }
+    let text = std::str::from_utf8(&body).map_err(|_| ScrapeFailure::Unreadable)?;
+    super::prometheus::parse(text, SystemTime::now()).map_err(|_| ScrapeFailure::Unreadable)
 }

@@ -1,0 +1,217 @@
+//! A server's Prometheus text exposition read as the reference servers' metrics
+//! report, so that `bench --scrape URL` works against any server that exposes
+//! these names, and everything downstream (the interval series, the timelines,
+//! the checks) is the same as for `/metrics.json`.
+//!
+//! The names read (all optional; a server exposes what it has), per process (the
+//! `process` label; one process without it):
+//! - `server_event_loop_lag_seconds` (histogram): event-loop lag; its buckets
+//!   become an HdrHistogram with each bucket's samples at its upper bound (the
+//!   `+Inf` bucket's at twice the last bound), the same in every snapshot so that
+//!   two subtract: percentiles and the lag max of an interval are upper bounds at
+//!   the buckets' resolution;
+//! - `server_event_loop_lag_max_seconds`, `server_event_loop_stall_seconds`
+//!   (gauges): the largest lag so far and a stall in progress;
+//! - `tokio_worker_busy_seconds_total{worker}`, `tokio_worker_parks_total{worker}`
+//!   (counters), `tokio_runtime_workers`, `tokio_runtime_alive_tasks`,
+//!   `tokio_runtime_global_queue_depth` (gauges);
+//! - `server_jobs_{in_flight,running,queued}` (gauges),
+//!   `server_jobs_{completed,rejected}_total`, `server_connections_accepted_total`,
+//!   `server_requests_total` (counters);
+//! - `server_uptime_seconds` (gauge): the time base of differences; without it,
+//!   the scrape's own wall-clock time.
+//!
+//! Parsing is `prometheus-parse`'s.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use prometheus_parse::{Sample, Scrape, Value};
+use servers::telemetry::runtime::RuntimeFigures;
+use servers::telemetry::{JobFigures, LagFigures, MetricsReport, ProcessSnapshot};
+
+/// The lag histogram's family.
+const LAG: &str = "server_event_loop_lag_seconds";
+
+/// `text` as a metrics report, or why it is not one.
+pub fn parse(text: &str, at: SystemTime) -> Result<MetricsReport, String> {
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .map_err(|e| format!("not the Prometheus text format: {e}"))?;
+    let mut processes: BTreeMap<Option<usize>, Vec<&Sample>> = BTreeMap::new();
+    for sample in &scrape.samples {
+        let process = sample.labels.get("process").and_then(|p| p.parse().ok());
+        processes.entry(process).or_default().push(sample);
+    }
+    if processes.is_empty() {
+        return Err("no samples".into());
+    }
+    let wall = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let variant = scrape
+        .samples
+        .iter()
+        .find_map(|s| s.labels.get("variant"))
+        .unwrap_or("external")
+        .to_owned();
+    Ok(MetricsReport {
+        schema_version: 1,
+        variant,
+        processes: processes
+            .into_iter()
+            .map(|(process, samples)| snapshot(process, &samples, wall))
+            .collect(),
+    })
+}
+
+/// The value of the family `name` (the first sample, or the sum over labels for
+/// a counter or gauge with several), if present.
+fn scalar(samples: &[&Sample], name: &str) -> Option<f64> {
+    let values: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter_map(|s| match s.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(v),
+            _ => None,
+        })
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// Per worker (`worker` label, in order), the values of the family `name`.
+fn per_worker(samples: &[&Sample], name: &str) -> Vec<f64> {
+    let mut by_worker: BTreeMap<usize, f64> = BTreeMap::new();
+    for s in samples.iter().filter(|s| s.metric == name) {
+        let worker = s
+            .labels
+            .get("worker")
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(0);
+        if let Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) = s.value {
+            *by_worker.entry(worker).or_default() += v;
+        }
+    }
+    by_worker.into_values().collect()
+}
+
+fn snapshot(process: Option<usize>, samples: &[&Sample], wall: f64) -> ProcessSnapshot {
+    let count = |name: &str| scalar(samples, name).map_or(0, |v| v.max(0.0) as u64);
+    let max_s = scalar(samples, "server_event_loop_lag_max_seconds").unwrap_or(0.0);
+    let histogram = lag_histogram(samples);
+    let quantile = |q: f64| histogram.value_at_quantile(q) as f64 / 1e9;
+    let busy_s = per_worker(samples, "tokio_worker_busy_seconds_total");
+    ProcessSnapshot {
+        process,
+        pid: 0,
+        uptime_s: scalar(samples, "server_uptime_seconds").unwrap_or(wall),
+        age_s: 0.0,
+        lag: LagFigures {
+            count: histogram.len(),
+            sum_s: scalar(samples, &format!("{LAG}_sum")).unwrap_or(0.0),
+            p50_s: quantile(0.5),
+            p99_s: quantile(0.99),
+            max_s: if max_s > 0.0 {
+                max_s
+            } else {
+                histogram.max() as f64 / 1e9
+            },
+            stall_s: scalar(samples, "server_event_loop_stall_seconds").unwrap_or(0.0),
+            histogram: servers::telemetry::histogram::encode(&histogram),
+        },
+        runtime: RuntimeFigures {
+            flavor: String::new(),
+            workers: scalar(samples, "tokio_runtime_workers").map_or(busy_s.len(), |w| w as usize),
+            alive_tasks: count("tokio_runtime_alive_tasks") as usize,
+            global_queue_depth: count("tokio_runtime_global_queue_depth") as usize,
+            parks: per_worker(samples, "tokio_worker_parks_total")
+                .into_iter()
+                .map(|p| p as u64)
+                .collect(),
+            busy_s,
+        },
+        jobs: JobFigures {
+            in_flight: count("server_jobs_in_flight"),
+            running: count("server_jobs_running"),
+            queued: count("server_jobs_queued"),
+            completed: count("server_jobs_completed_total"),
+            rejected: count("server_jobs_rejected_total"),
+        },
+        connections_accepted: count("server_connections_accepted_total"),
+        requests: count("server_requests_total"),
+    }
+}
+
+/// The lag histogram's buckets as an HdrHistogram in ns: each bucket's own
+/// samples recorded at its upper bound, the `+Inf` bucket's at twice the last
+/// finite bound.
+fn lag_histogram(samples: &[&Sample]) -> hdrhistogram::Histogram<u64> {
+    let mut histogram = servers::telemetry::histogram::new_histogram();
+    let buckets = samples.iter().find_map(|s| match &s.value {
+        Value::Histogram(buckets) if s.metric == LAG => Some(buckets.clone()),
+        _ => None,
+    });
+    let Some(mut buckets) = buckets else {
+        return histogram;
+    };
+    buckets.sort_by(|a, b| a.less_than.total_cmp(&b.less_than));
+    let mut below = 0.0;
+    let mut last_bound = 1.0;
+    for bucket in buckets {
+        let own = (bucket.count - below).max(0.0) as u64;
+        below = bucket.count.max(below);
+        if own == 0 {
+            continue;
+        }
+        // The same value for a bucket in every snapshot, so that two snapshots
+        // subtract; beyond the last bound, twice it.
+        let bound_s = if bucket.less_than.is_finite() {
+            last_bound = bucket.less_than;
+            bucket.less_than
+        } else {
+            2.0 * last_bound
+        };
+        histogram.saturating_record_n((bound_s * 1e9).max(1.0) as u64, own);
+    }
+    histogram
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_reference_names_per_process() {
+        let text = "\
+# TYPE server_event_loop_lag_seconds histogram
+server_event_loop_lag_seconds_bucket{variant=\"rayon\",le=\"0.001\"} 90
+server_event_loop_lag_seconds_bucket{variant=\"rayon\",le=\"0.1\"} 99
+server_event_loop_lag_seconds_bucket{variant=\"rayon\",le=\"+Inf\"} 100
+server_event_loop_lag_seconds_sum{variant=\"rayon\"} 1.5
+server_event_loop_lag_seconds_count{variant=\"rayon\"} 100
+# TYPE server_event_loop_lag_max_seconds gauge
+server_event_loop_lag_max_seconds{variant=\"rayon\"} 0.75
+# TYPE tokio_worker_busy_seconds_total counter
+tokio_worker_busy_seconds_total{variant=\"rayon\",worker=\"1\"} 2.5
+tokio_worker_busy_seconds_total{variant=\"rayon\",worker=\"0\"} 1.5
+# TYPE server_requests_total counter
+server_requests_total{variant=\"rayon\"} 42
+# TYPE server_uptime_seconds gauge
+server_uptime_seconds{variant=\"rayon\"} 12.5
+";
+        let report = parse(text, SystemTime::now()).unwrap();
+        assert_eq!(report.variant, "rayon");
+        let p = &report.processes[0];
+        assert_eq!((p.process, p.uptime_s, p.requests), (None, 12.5, 42));
+        assert_eq!(p.runtime.busy_s, [1.5, 2.5], "ordered by worker");
+        assert_eq!(p.lag.count, 100);
+        // 90 samples at 1 ms, 9 at 100 ms, 1 beyond (at 200 ms): upper bounds;
+        // the max is the server's own.
+        assert!((p.lag.p50_s - 0.001).abs() < 1e-5, "{}", p.lag.p50_s);
+        assert!((p.lag.p99_s - 0.1).abs() < 1e-3, "{}", p.lag.p99_s);
+        assert!((p.lag.max_s - 0.75).abs() < 1e-3);
+        let decoded = servers::telemetry::histogram::decode(&p.lag.histogram).unwrap();
+        assert_eq!(decoded.len(), 100);
+        assert!(parse("not a metric line at all {", SystemTime::now()).is_err());
+    }
+}
