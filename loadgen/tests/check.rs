@@ -606,6 +606,26 @@ fn compare_judges_bench_reports_stream_by_stream() {
         "{text}"
     );
 
+    // Reports of another load are refused rather than judged.
+    let other = dir.join("other.json");
+    let out = loadgen(&[
+        "bench",
+        "--url",
+        &same.url("/"),
+        "--rate",
+        "25",
+        "-d",
+        "1s",
+        "-w",
+        "0s",
+        "--json",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let refused = loadgen(&["compare", a.to_str().unwrap(), other.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("different loads"));
+
     let mixed = loadgen(&[
         "compare",
         a.to_str().unwrap(),

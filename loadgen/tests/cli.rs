@@ -188,10 +188,37 @@ fn bench_over_a_unix_socket_reaches_a_server_listening_on_one() {
     assert!(counts["sent"].as_u64().unwrap() >= 90, "{counts}");
     assert_eq!(report["config"]["addr"], format!("unix:{socket_text}"));
 
+    // A second server is not let in on a socket a server listens on.
+    let second = loadgen(&[
+        "serve",
+        "--variant",
+        "spawn-blocking",
+        "--unix",
+        socket_text,
+    ]);
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("listening on"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+
     // The server stops on SIGTERM and takes its socket file with it.
     unsafe { libc::kill(server.id() as libc::pid_t, libc::SIGTERM) };
     assert!(server.wait().unwrap().success());
     assert!(!socket.exists(), "the socket file is removed on exit");
+    // A file that is not a socket is never replaced.
+    std::fs::write(&socket, "not a socket").unwrap();
+    let refused = loadgen(&[
+        "serve",
+        "--variant",
+        "spawn-blocking",
+        "--unix",
+        socket_text,
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not a socket"));
+    assert_eq!(std::fs::read_to_string(&socket).unwrap(), "not a socket");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -295,15 +322,19 @@ fn bench_scrapes_a_server_and_its_lag_shows_a_blocked_event_loop() {
         let job_us = report["streams"][0]["latency"]["uncorrected"]["p50_us"]
             .as_f64()
             .unwrap();
-        (t["lag_max_us"].as_f64().unwrap(), job_us)
+        (
+            t["lag_max_us"].as_f64().unwrap(),
+            job_us,
+            t["lag"]["p99_us"].as_f64().unwrap(),
+        )
     };
-    let (blocked, job) = lag_max_and_job(&bench_scraped(
+    let (blocked, job, blocked_p99) = lag_max_and_job(&bench_scraped(
         "blocking-in-async",
         "/metrics.json",
         "blocking-in-async",
         &dir,
     ));
-    let (free, _) = lag_max_and_job(&bench_scraped(
+    let (_, _, free_p99) = lag_max_and_job(&bench_scraped(
         "spawn-blocking",
         "/metrics.json",
         "spawn-blocking",
@@ -311,7 +342,7 @@ fn bench_scrapes_a_server_and_its_lag_shows_a_blocked_event_loop() {
     ));
     // The Prometheus text of the same server says the same, at its buckets'
     // resolution.
-    let (text, _) = lag_max_and_job(&bench_scraped(
+    let (text, _, _) = lag_max_and_job(&bench_scraped(
         "blocking-in-async",
         "/metrics",
         "prometheus",
@@ -321,9 +352,12 @@ fn bench_scrapes_a_server_and_its_lag_shows_a_blocked_event_loop() {
         blocked >= job / 2.0,
         "CPU work on the event loop stalls it for about a job: lag max {blocked} µs, job {job} µs"
     );
+    // By the p99 of the lag samples: a single late wake-up of spawn-blocking's
+    // loop, its threads competing with the runtime for two cores, is no stall
+    // of the loop by the work itself.
     assert!(
-        free * 5.0 < blocked,
-        "spawn_blocking keeps the loop free: lag max {free} µs against {blocked} µs"
+        free_p99 * 5.0 < blocked_p99,
+        "spawn_blocking keeps the loop free: lag p99 {free_p99} µs against {blocked_p99} µs"
     );
     assert!(
         text >= job / 2.0,

@@ -267,7 +267,6 @@ fn first_byte_times_hold_the_server_wait_and_connect_times_do_not() {
     let first_byte = s.total.first_byte.as_ref().expect("first-byte times");
     assert_eq!(first_byte.len(), s.total.counts.status_2xx);
     assert!(first_byte.min() >= 40_000_000, "{} ns", first_byte.min());
-    assert!(first_byte.max() <= s.total.uncorrected.max());
     assert!(s.total.connect.is_none(), "kept-alive connections");
 
     // A listener that accepts nothing for its first 300 ms: the kernel still

@@ -75,8 +75,8 @@ fn build_runtime(config: &ServerConfig) -> std::io::Result<tokio::runtime::Runti
 /// Serves one process of `config.variant` until a shutdown signal; blocks the caller.
 pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<()> {
     if let Some(path) = &config.unix {
-        let listener = bind_unix(path)?;
-        return serve_on(config, calibration, Bound::Unix(listener, path.clone()));
+        let (listener, file) = bind_unix(path)?;
+        return serve_on(config, calibration, Bound::Unix(listener, file));
     }
     let std_listener = match config.listen_fd {
         // A process of `multi-worker`: the supervisor's socket, shared by the group.
@@ -92,25 +92,62 @@ pub fn serve(config: &ServerConfig, calibration: Calibration) -> anyhow::Result<
 /// A listening socket, bound.
 enum Bound {
     Tcp(std::net::TcpListener),
-    /// With its path, removed on exit.
-    Unix(std::os::unix::net::UnixListener, std::path::PathBuf),
+    /// With its file, removed when the server is done (on every path).
+    Unix(std::os::unix::net::UnixListener, SocketFile),
 }
 
-/// Binds a Unix domain socket at `path`, replacing a stale socket file (never
-/// any other kind of file).
-fn bind_unix(path: &std::path::Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
-    use std::os::unix::fs::FileTypeExt;
+/// The file of a Unix socket this server bound; removed when dropped, if it is
+/// still the same file (another server may have replaced it since).
+struct SocketFile {
+    path: std::path::PathBuf,
+    /// Device and inode when bound.
+    id: (u64, u64),
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(meta) = std::fs::symlink_metadata(&self.path) {
+            if (meta.dev(), meta.ino()) == self.id {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+    }
+}
+
+/// Binds a Unix domain socket at `path`. A socket file left by a server that is
+/// gone (connecting is refused) is replaced; one a server still listens on, or
+/// a file of any other kind, is an error.
+fn bind_unix(
+    path: &std::path::Path,
+) -> anyhow::Result<(std::os::unix::net::UnixListener, SocketFile)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         anyhow::ensure!(
             meta.file_type().is_socket(),
             "{} exists and is not a socket; choose another --unix path",
             path.display()
         );
-        std::fs::remove_file(path)
-            .with_context(|| format!("cannot replace the socket {}", path.display()))?;
+        match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => anyhow::bail!(
+                "a server is listening on {} already; choose another --unix path",
+                path.display()
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                std::fs::remove_file(path)
+                    .with_context(|| format!("cannot replace the socket {}", path.display()))?
+            }
+            Err(e) => anyhow::bail!("cannot tell whether {} is in use: {e}", path.display()),
+        }
     }
-    std::os::unix::net::UnixListener::bind(path)
-        .with_context(|| format!("cannot listen on {}", path.display()))
+    let listener = std::os::unix::net::UnixListener::bind(path)
+        .with_context(|| format!("cannot listen on {}", path.display()))?;
+    let meta = std::fs::symlink_metadata(path)?;
+    let file = SocketFile {
+        path: path.to_owned(),
+        id: (meta.dev(), meta.ino()),
+    };
+    Ok((listener, file))
 }
 
 /// Serves on `bound` until shut down.
@@ -172,15 +209,11 @@ fn serve_on(config: &ServerConfig, calibration: Calibration, bound: Bound) -> an
     });
 
     let grace = config.shutdown_grace;
-    let unix_path = match &bound {
-        Bound::Unix(_, path) => Some(path.clone()),
-        Bound::Tcp(_) => None,
-    };
     let result = runtime.block_on(async move {
         let shutdown = Shutdown::install()?;
         match &bound {
             Bound::Tcp(listener) => announce(listener.local_addr()?)?,
-            Bound::Unix(_, path) => announce_unix(path)?,
+            Bound::Unix(_, file) => announce_unix(&file.path)?,
         }
         tracing::info!(
             variant = %state.variant,
@@ -197,7 +230,7 @@ fn serve_on(config: &ServerConfig, calibration: Calibration, bound: Bound) -> an
                 let listener = traffic::counted(tokio::net::TcpListener::from_std(listener)?);
                 until_shutdown(axum::serve(listener, router), &shutdown, grace).await?;
             }
-            Bound::Unix(listener, _) => {
+            Bound::Unix(listener, _file) => {
                 listener.set_nonblocking(true)?;
                 let listener = traffic::counted(tokio::net::UnixListener::from_std(listener)?);
                 until_shutdown(axum::serve(listener, router), &shutdown, grace).await?;
@@ -207,9 +240,6 @@ fn serve_on(config: &ServerConfig, calibration: Calibration, bound: Bound) -> an
         anyhow::Ok(())
     });
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
-    if let Some(path) = unix_path {
-        let _ = std::fs::remove_file(path);
-    }
     result
 }
 

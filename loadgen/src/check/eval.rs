@@ -120,7 +120,11 @@ fn server_value(phases: &[&PhaseReport], sel: &Selector) -> Result<Option<f64>, 
 /// The statistic `sel` names of the server figures in `telemetry` (one per phase
 /// it covers); `None` without any.
 fn telemetry_value(telemetry: &[&ServerTelemetry], sel: &Selector) -> Result<Option<f64>, String> {
-    if telemetry.is_empty() {
+    // Without lag samples (no scrape, or one with no lag figures) there is
+    // nothing to judge: not a zero.
+    let measured = |t: &&ServerTelemetry| t.lag.is_some_and(|l| l.count > 0);
+    let lag_stat = matches!(sel.stat, Stat::Latency(_) | Stat::Mean | Stat::Count);
+    if telemetry.is_empty() || (lag_stat && !telemetry.iter().any(measured)) {
         return Ok(None);
     }
     let lag = |t: &ServerTelemetry| t.lag.unwrap_or_default();

@@ -52,7 +52,12 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode, CommandError> {
             "variant",
         ),
         (Side::Benches(base), Side::Benches(current)) => (
-            compare_benches(base, current, noise),
+            {
+                if let Some(difference) = bench_loads_differ(base, current) {
+                    return Err(CommandError::Usage(difference));
+                }
+                compare_benches(base, current, noise)
+            },
             benches_described(base, current),
             "stream",
         ),
@@ -97,6 +102,41 @@ fn compare_runs(
         )));
     }
     Ok(compare(base, current, noise))
+}
+
+/// Why the bench reports cannot be compared: a stream of both sides offered a
+/// different load (mode, rate, connections, a new connection per request or not).
+fn bench_loads_differ(base: &[BenchReport], current: &[BenchReport]) -> Option<String> {
+    let load = |s: &crate::report::StreamReport| {
+        format!(
+            "{:?} {:?} on {} connections{}",
+            s.mode,
+            s.target_rate,
+            s.connections,
+            if s.connect.is_some() {
+                ", new per request"
+            } else {
+                ""
+            }
+        )
+    };
+    let first = &base[0];
+    for report in base.iter().chain(current) {
+        for stream in &report.streams {
+            let Some(reference) = first.streams.iter().find(|s| s.name == stream.name) else {
+                continue;
+            };
+            if load(reference) != load(stream) {
+                return Some(format!(
+                    "stream {} offered different loads ({} and {}); compare bench reports of one load",
+                    stream.name,
+                    load(reference),
+                    load(stream)
+                ));
+            }
+        }
+    }
+    None
 }
 
 fn runs_described(base: &[RunReport], current: &[RunReport]) -> String {

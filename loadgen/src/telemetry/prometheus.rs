@@ -42,8 +42,15 @@ pub fn parse(text: &str, at: SystemTime) -> Result<MetricsReport, String> {
         let process = sample.labels.get("process").and_then(|p| p.parse().ok());
         processes.entry(process).or_default().push(sample);
     }
-    if processes.is_empty() {
-        return Err("no samples".into());
+    let known = |metric: &str| {
+        metric.starts_with("server_event_loop_lag")
+            || metric.starts_with("tokio_worker_busy_seconds")
+            || metric.starts_with("server_requests_total")
+    };
+    if !scrape.samples.iter().any(|s| known(&s.metric)) {
+        return Err(format!(
+            "none of the names loadgen reads ({LAG}, tokio_worker_busy_seconds_total, server_requests_total, …)"
+        ));
     }
     let wall = at
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -103,7 +110,8 @@ fn snapshot(process: Option<usize>, samples: &[&Sample], wall: f64) -> ProcessSn
     let busy_s = per_worker(samples, "tokio_worker_busy_seconds_total");
     ProcessSnapshot {
         process,
-        pid: 0,
+        // Scrapes are paired process by process by pid: a stable stand-in.
+        pid: process.map_or(1, |i| i as u32 + 1),
         uptime_s: scalar(samples, "server_uptime_seconds").unwrap_or(wall),
         age_s: 0.0,
         lag: LagFigures {
@@ -156,7 +164,12 @@ fn lag_histogram(samples: &[&Sample]) -> hdrhistogram::Histogram<u64> {
     };
     buckets.sort_by(|a, b| a.less_than.total_cmp(&b.less_than));
     let mut below = 0.0;
-    let mut last_bound = 1.0;
+    // From the buckets the server declares, not the ones filled yet.
+    let last_bound = buckets
+        .iter()
+        .map(|b| b.less_than)
+        .filter(|b| b.is_finite())
+        .fold(1.0, f64::max);
     for bucket in buckets {
         let own = (bucket.count - below).max(0.0) as u64;
         below = bucket.count.max(below);
@@ -166,7 +179,6 @@ fn lag_histogram(samples: &[&Sample]) -> hdrhistogram::Histogram<u64> {
         // The same value for a bucket in every snapshot, so that two snapshots
         // subtract; beyond the last bound, twice it.
         let bound_s = if bucket.less_than.is_finite() {
-            last_bound = bucket.less_than;
             bucket.less_than
         } else {
             2.0 * last_bound
@@ -213,5 +225,47 @@ server_uptime_seconds{variant=\"rayon\"} 12.5
         let decoded = servers::telemetry::histogram::decode(&p.lag.histogram).unwrap();
         assert_eq!(decoded.len(), 100);
         assert!(parse("not a metric line at all {", SystemTime::now()).is_err());
+        assert!(
+            parse("# TYPE up gauge\nup 1\n", SystemTime::now()).is_err(),
+            "a server exposing none of the names has no figures"
+        );
+    }
+
+    /// A two-process exposition whose last finite bucket fills between scrapes.
+    fn exposition(slow: u64) -> String {
+        let mut text = String::from("# TYPE server_event_loop_lag_seconds histogram\n");
+        for process in [0, 1] {
+            let label = format!("process=\"{process}\"");
+            text.push_str(&format!(
+                "server_event_loop_lag_seconds_bucket{{{label},le=\"0.01\"}} 10\n\
+                 server_event_loop_lag_seconds_bucket{{{label},le=\"1\"}} {}\n\
+                 server_event_loop_lag_seconds_bucket{{{label},le=\"+Inf\"}} {}\n\
+                 server_uptime_seconds{{{label}}} {}\n",
+                10 + slow * process,
+                11 + slow * process,
+                1.0 + slow as f64,
+            ));
+        }
+        text
+    }
+
+    #[test]
+    fn processes_keep_their_identity_and_snapshots_subtract() {
+        let (before, after) = (
+            parse(&exposition(0), SystemTime::now()).unwrap(),
+            parse(&exposition(5), SystemTime::now()).unwrap(),
+        );
+        assert_eq!(before.processes.len(), 2);
+        for (a, b) in before.processes.iter().zip(&after.processes) {
+            assert_eq!((a.process, a.pid), (b.process, b.pid));
+            assert_ne!(a.pid, 0);
+            let decode = servers::telemetry::histogram::decode;
+            let mut later = decode(&b.lag.histogram).unwrap();
+            // The +Inf sample sits at the same value in both, wherever the finite
+            // buckets have filled: the later snapshot minus the earlier works.
+            later.subtract(decode(&a.lag.histogram).unwrap()).unwrap();
+        }
+        let second = &after.processes[1];
+        assert_eq!(second.lag.count, 16);
     }
 }
