@@ -124,6 +124,28 @@ pub struct Plan {
     pub timing: Timing,
 }
 
+/// Longest stream name.
+const MAX_NAME: usize = 64;
+
+/// A stream name names files (`NAME.hgrm`) and hlog tags: letters, digits, `-`,
+/// `_` and `.`, not starting with `.`, at most 64 characters, so that no name
+/// can point outside the output folder.
+pub fn check_stream_name(name: &str) -> Result<(), ConfigError> {
+    let safe = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if safe {
+        Ok(())
+    } else {
+        Err(ConfigError(format!(
+            "stream name {name:?}: use letters, digits, - _ and . (not first), at most {MAX_NAME} characters; it names files"
+        )))
+    }
+}
+
 impl Plan {
     /// A plan of one stream, named `name`, of GETs to `url`.
     pub fn get(url: &str, name: &str, load: Load, timing: Timing) -> Result<Plan, ConfigError> {
@@ -160,12 +182,7 @@ impl Plan {
         }
         let mut names = HashSet::new();
         for s in &self.streams {
-            if s.name.is_empty() || s.name.contains(|c: char| c.is_whitespace() || c == ',') {
-                return Err(ConfigError(format!(
-                    "stream name {:?} must be non-empty, without spaces or commas",
-                    s.name
-                )));
-            }
+            check_stream_name(&s.name)?;
             if !names.insert(s.name.as_str()) {
                 return Err(ConfigError(format!("two streams are named {:?}", s.name)));
             }
@@ -202,6 +219,26 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_names_cannot_point_outside_the_output_folder() {
+        for good in ["probe", "api.v2", "new-clients_1"] {
+            assert!(check_stream_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "a/../../x",
+            "..",
+            ".hidden",
+            "a b",
+            "a,b",
+            "é",
+            &"x".repeat(65),
+        ] {
+            let error = check_stream_name(bad).unwrap_err();
+            assert!(error.0.contains("names files"), "{bad:?}: {}", error.0);
+        }
+    }
 
     fn plan(load: Load, duration: Duration) -> Plan {
         Plan {

@@ -135,6 +135,7 @@ impl StreamFile {
 
     fn job_spec(&self, target: &Target) -> Result<JobStreamSpec, ConfigError> {
         let name = &self.name;
+        crate::plan::check_stream_name(name)?;
         let rate = match (self.rate, self.concurrency) {
             (Some(rate), None) if rate.is_finite() && rate > 0.0 => rate,
             _ => {

@@ -22,6 +22,10 @@ fn invalid_combinations_are_refused_before_sending() {
     let url = server.url("/");
     let cases: &[(&[&str], &str)] = &[
         (&["bench", "--url", &url, "--rate", "0"], "rate"),
+        (
+            &["bench", "--url", &url, "--name", "../../escaped"],
+            "names files",
+        ),
         (&["bench", "--url", &url, "--rate", "-5"], "rate"),
         (
             &["bench", "--url", &url, "--connections", "0"],

@@ -179,14 +179,34 @@ fn check_external(variants: &[Configuration], scenario: Scenario) -> Result<(), 
     Ok(())
 }
 
+/// Creates the run's folder under `out`: `stamp`, or `stamp-2`, `stamp-3`, …
+/// when a run started in the same second has it (creating a folder is atomic,
+/// so two runs never share one); returns the name it got.
+fn claim_run_folder(out: &Path, stamp: &str) -> anyhow::Result<String> {
+    std::fs::create_dir_all(out)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
+    for n in 1..1000 {
+        let name = if n == 1 {
+            stamp.to_owned()
+        } else {
+            format!("{stamp}-{n}")
+        };
+        match std::fs::create_dir(out.join(&name)) {
+            Ok(()) => return Ok(name),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => anyhow::bail!("cannot create {}: {e}", out.join(&name).display()),
+        }
+    }
+    anyhow::bail!("{} holds 999 runs started at {stamp}", out.display())
+}
+
 /// Runs `loadgen run`.
 pub fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
     let started = SystemTime::now();
     let stamp = humantime::format_rfc3339_seconds(started)
         .to_string()
         .replace(['-', ':'], "");
-    let dir = args.out.join(&stamp);
-    let plan = prepare(&args, dir.clone())?;
+    let mut plan = prepare(&args, args.out.join(&stamp))?;
     if args.repeat == 0 {
         return Err(CommandError::Usage("--repeat must be at least 1".into()));
     }
@@ -195,6 +215,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
         Some(file) => crate::check::load_thresholds(file)?,
         None => Vec::new(),
     };
+    // Only now, with every flag checked, is a folder made.
+    let stamp = claim_run_folder(&args.out, &stamp)?;
+    let dir = args.out.join(&stamp);
+    plan.dir = dir.clone();
     if let Some(cpus) = &plan.placement.client_cpus {
         // Before the runtime exists, so every thread it starts inherits the mask.
         cpu::pin_current_thread(cpus)
@@ -278,5 +302,22 @@ fn point_latest_at(out: &Path, stamp: &str) {
             "warning: cannot update {}: {e}",
             out.join("latest").display()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_started_in_the_same_second_get_folders_of_their_own() {
+        let out = std::env::temp_dir().join(format!("loadgen-claim-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let first = claim_run_folder(&out, "20261201T000000Z").unwrap();
+        let second = claim_run_folder(&out, "20261201T000000Z").unwrap();
+        assert_eq!(first, "20261201T000000Z");
+        assert_eq!(second, "20261201T000000Z-2");
+        assert!(out.join(&first).is_dir() && out.join(&second).is_dir());
+        std::fs::remove_dir_all(&out).unwrap();
     }
 }
