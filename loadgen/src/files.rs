@@ -36,12 +36,19 @@ impl PendingFile {
         })
     }
 
-    /// Flushes, syncs and renames the file to its final name.
+    /// Flushes, syncs and renames the file to its final name; when any of that
+    /// fails, the temporary file is removed too.
     pub fn commit(mut self) -> io::Result<()> {
         let file = self.file.take().expect("committed once");
-        let file = file.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&self.temporary, &self.target)
+        let committed = file
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|file| file.sync_all())
+            .and_then(|()| std::fs::rename(&self.temporary, &self.target));
+        if committed.is_err() {
+            let _ = std::fs::remove_file(&self.temporary);
+        }
+        committed
     }
 }
 
@@ -72,6 +79,21 @@ pub fn write_atomically(target: &Path, contents: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_commit_leaves_no_partial_file() {
+        let dir = std::env::temp_dir().join(format!("loadgen-files-fail-{}", std::process::id()));
+        // The target is a directory that is not empty: the rename fails.
+        let target = dir.join("out.txt");
+        std::fs::create_dir_all(target.join("inside")).unwrap();
+        assert!(write_atomically(&target, b"data").is_err());
+        let left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["out.txt"], "no .partial file is left behind");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn only_committed_files_appear() {
