@@ -26,6 +26,8 @@ use crate::cpu;
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a stopped server may take to exit before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(3);
+/// How often readiness is asked again.
+const READY_POLL: Duration = Duration::from_millis(50);
 /// Timeout of one control-plane request (`/health`, `/info`).
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -214,7 +216,7 @@ impl ServerProcess {
             .strip_prefix("listening on http://")
             .and_then(|a| a.parse().ok())
             .with_context(|| format!("printed {line:?} instead of its address"))?;
-        let server = ServerProcess {
+        let mut server = ServerProcess {
             child,
             addr,
             pid,
@@ -222,19 +224,37 @@ impl ServerProcess {
             stop_grace: STOP_GRACE,
             builtin: true,
         };
-        server.wait_healthy().await?;
+        server
+            .wait_ready("/health", Instant::now() + CONTROL_TIMEOUT, log)
+            .await?;
         Ok(server)
     }
 
-    async fn wait_healthy(&self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + CONTROL_TIMEOUT;
+    /// Asks `GET path` until it answers 2xx, by `deadline`; fails at once when
+    /// the process exits (its log, `log`, named in the error).
+    pub(crate) async fn wait_ready(
+        &mut self,
+        path: &str,
+        deadline: Instant,
+        log: &Path,
+    ) -> anyhow::Result<()> {
         loop {
-            match client::get(self.addr, "/health", CONTROL_TIMEOUT).await {
+            if let Some(status) = self.exited() {
+                bail!(
+                    "exited before it was ready ({status}; see {})",
+                    log.display()
+                );
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let timeout = left.clamp(Duration::from_millis(10), CONTROL_TIMEOUT);
+            match client::get(self.addr, path, timeout).await {
                 Ok((status, _)) if status.is_success() => return Ok(()),
-                result if Instant::now() >= deadline => {
-                    bail!("never answered /health: {:?}", result.map(|(s, _)| s))
-                }
-                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                result if Instant::now() >= deadline => bail!(
+                    "never answered {path} with a 2xx ({:?}; see {})",
+                    result.map(|(s, _)| s),
+                    log.display()
+                ),
+                _ => tokio::time::sleep(READY_POLL).await,
             }
         }
     }
@@ -334,6 +354,13 @@ impl Drop for ServerProcess {
     }
 }
 
+/// A loopback port the kernel just handed out and that is free again.
+pub(crate) fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
 /// Whether a Redis can be started here for the redis-queue variant.
 pub fn redis_available() -> bool {
     std::process::Command::new("redis-server")
@@ -351,10 +378,7 @@ async fn start_redis(
     log: &Path,
     companions: &mut Vec<Companion>,
 ) -> anyhow::Result<String> {
-    // A port the kernel just handed out and that is free again.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = free_port()?;
     let dir = std::env::temp_dir();
     let args: Vec<String> = [
         "--port",

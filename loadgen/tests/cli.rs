@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use support::processes::ReferenceServer;
 use support::{Behaviour, TestServer};
 
 fn loadgen(args: &[&str]) -> Output {
@@ -126,7 +127,6 @@ fn help_shows_examples() {
 
 #[test]
 fn bench_over_a_unix_socket_reaches_a_server_listening_on_one() {
-    use std::io::{BufRead, BufReader};
     let dir = std::env::temp_dir().join(format!("loadgen-unix-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let socket = dir.join("server.sock");
@@ -147,23 +147,9 @@ fn bench_over_a_unix_socket_reaches_a_server_listening_on_one() {
     assert_eq!(absent.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&absent.stderr).contains("cannot connect"));
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args([
-            "serve",
-            "--variant",
-            "spawn-blocking",
-            "--unix",
-            socket_text,
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), format!("listening on unix:{socket_text}"));
+    let mut server =
+        ReferenceServer::start(&["--variant", "spawn-blocking", "--unix", socket_text]);
+    assert_eq!(server.line, format!("listening on unix:{socket_text}"));
     let out = loadgen(&[
         "bench",
         "--unix",
@@ -208,8 +194,8 @@ fn bench_over_a_unix_socket_reaches_a_server_listening_on_one() {
     );
 
     // The server stops on SIGTERM and takes its socket file with it.
-    unsafe { libc::kill(server.id() as libc::pid_t, libc::SIGTERM) };
-    assert!(server.wait().unwrap().success());
+    unsafe { libc::kill(server.child.id() as libc::pid_t, libc::SIGTERM) };
+    assert!(server.child.wait().unwrap().success());
     assert!(!socket.exists(), "the socket file is removed on exit");
     // A file that is not a socket is never replaced.
     std::fs::write(&socket, "not a socket").unwrap();
@@ -226,41 +212,6 @@ fn bench_over_a_unix_socket_reaches_a_server_listening_on_one() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A reference server started by hand on a free port: its address and pid.
-struct Reference {
-    child: std::process::Child,
-    addr: String,
-}
-
-impl Reference {
-    fn start(variant: &str) -> Reference {
-        use std::io::{BufRead, BufReader};
-        let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-            .args(["serve", "--variant", variant, "--port", "0"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap()
-            .to_owned();
-        Reference { child, addr }
-    }
-}
-
-impl Drop for Reference {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `bench` of CPU jobs (~100 ms here) at 4/s against `variant`, scraping its
 /// `metrics` (`/metrics.json`, or `/metrics`: the Prometheus text) and sampling
 /// its CPU: the report, also written to `dir/NAME.json`.
@@ -270,12 +221,12 @@ fn bench_scraped(
     name: &str,
     dir: &std::path::Path,
 ) -> serde_json::Value {
-    let server = Reference::start(variant);
+    let server = ReferenceServer::start(&["--variant", variant, "--port", "0"]);
     let json = dir.join(format!("{name}.json"));
     let out = loadgen(&[
         "bench",
         "--url",
-        &format!("http://{}/work/cpu?units=110000", server.addr),
+        &format!("http://{}/work/cpu?units=110000", server.addr()),
         "--rate",
         "4",
         "-c",
@@ -287,7 +238,7 @@ fn bench_scraped(
         "--timeout",
         "10s",
         "--scrape",
-        &format!("http://{}{metrics}", server.addr),
+        &format!("http://{}{metrics}", server.addr()),
         "--server-pid",
         &server.child.id().to_string(),
         "--json",

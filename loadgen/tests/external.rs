@@ -6,14 +6,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use loadgen::report::{Scenario, Settings, VariantStatus};
 use support::processes::{
     alive, cmdline, descendants, finish, report, signal, spawn, temp_dir, wait_gone,
+    ReferenceServer,
 };
 
 /// Short phases and one step, so each run takes seconds.
@@ -250,46 +249,11 @@ fn a_missing_program_is_refused_before_anything_starts() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
-/// A reference server started by hand: its address, and its own calibration.
-struct KnownServer {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-}
-
-impl KnownServer {
-    fn start(variant: &str) -> KnownServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-            .args(["serve", "--variant", variant, "--port", "0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap()
-            .parse()
-            .unwrap();
-        KnownServer { child, addr }
-    }
-}
-
-impl Drop for KnownServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn the_measured_job_size_agrees_with_a_server_whose_cost_is_known() {
     let _serial = one_at_a_time();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let server = KnownServer::start("spawn-blocking");
+    let server = ReferenceServer::start(&["--variant", "spawn-blocking", "--port", "0"]);
     let dir = temp_dir("external-sizing");
     let file = dir.join("servers.toml");
     std::fs::write(
@@ -300,7 +264,7 @@ fn the_measured_job_size_agrees_with_a_server_whose_cost_is_known() {
     let external = loadgen::external::spec::load(&file).unwrap().remove(0);
     let (_, info) = runtime
         .block_on(loadgen::client::get(
-            server.addr,
+            server.addr(),
             "/info",
             Duration::from_secs(5),
         ))
@@ -311,7 +275,7 @@ fn the_measured_job_size_agrees_with_a_server_whose_cost_is_known() {
     let job = runtime
         .block_on(loadgen::external::sizing::measure(
             &external,
-            server.addr,
+            server.addr(),
             &settings,
             2,
         ))

@@ -267,14 +267,16 @@ where
 /// Prints the line the load generator waits for. It must be the first line on stdout
 /// and reach the reader at once, hence the explicit flush.
 pub fn announce(addr: std::net::SocketAddr) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "listening on http://{addr}")?;
-    out.flush()
+    first_line(&format!("listening on http://{addr}"))
 }
 
 /// [`announce`] for a Unix domain socket: `listening on unix:PATH`.
 pub fn announce_unix(path: &std::path::Path) -> std::io::Result<()> {
+    first_line(&format!("listening on unix:{}", path.display()))
+}
+
+fn first_line(line: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "listening on unix:{}", path.display())?;
+    writeln!(out, "{line}")?;
     out.flush()
 }

@@ -140,7 +140,7 @@ fn scrape_target(args: &BenchArgs, every: Duration) -> Result<Option<ScrapeTarge
             )));
         }
     }
-    let (addr, path) = match &args.scrape {
+    let metrics = match &args.scrape {
         Some(url) => {
             let target = Target::parse(url)
                 .map_err(|e| CommandError::Usage(format!("--scrape: {}", e.0)))?;
@@ -151,17 +151,12 @@ fn scrape_target(args: &BenchArgs, every: Duration) -> Result<Option<ScrapeTarge
                     .ok_or_else(|| {
                         CommandError::Usage(format!("--scrape: cannot resolve {}", target.host))
                     })?;
-            (addr, target.path_and_query)
+            Some((addr, target.path_and_query))
         }
-        None => (
-            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            String::new(),
-        ),
+        None => None,
     };
     Ok(Some(ScrapeTarget {
-        addr,
-        scrape: args.scrape.is_some(),
-        path,
+        metrics,
         server_pid: args.server_pid,
         every,
     }))
@@ -197,11 +192,10 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
             progress: Progress::new("bench", planned),
             hlog,
         };
-        let addr = if job_streams.is_empty() {
-            // Unused: no job stream to send.
-            std::net::SocketAddr::from(([127, 0, 0, 1], 0))
+        let job_plans: Vec<JobsPlan> = if job_streams.is_empty() {
+            Vec::new()
         } else {
-            match plan.target.resolve().await.map(|a| a.first().copied()) {
+            let addr = match plan.target.resolve().await.map(|a| a.first().copied()) {
                 Ok(Some(addr)) => addr,
                 _ => {
                     return Err(CommandError::from(anyhow::anyhow!(
@@ -209,22 +203,22 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
                         plan.target.url
                     )))
                 }
-            }
+            };
+            job_streams
+                .iter()
+                .map(|j| JobsPlan {
+                    addr,
+                    path: j.path.clone(),
+                    name: j.name.clone(),
+                    rate: j.rate,
+                    body: j.body.clone(),
+                    duration: plan.timing.warmup + plan.timing.duration,
+                    connections: j.connections,
+                    timeout: plan.timing.timeout,
+                    drain: plan.timing.timeout * 2,
+                })
+                .collect()
         };
-        let job_plans: Vec<JobsPlan> = job_streams
-            .iter()
-            .map(|j| JobsPlan {
-                addr,
-                path: j.path.clone(),
-                name: j.name.clone(),
-                rate: j.rate,
-                body: j.body.clone(),
-                duration: plan.timing.warmup + plan.timing.duration,
-                connections: j.connections,
-                timeout: plan.timing.timeout,
-                drain: plan.timing.timeout * 2,
-            })
-            .collect();
         let jobs_run = run_job_streams(&job_plans, &interrupt);
         let scraper = scrape.map(Scraper::start);
         let (outcome, jobs) = tokio::join!(engine::run(&plan, &mut observer, &interrupt), jobs_run);

@@ -26,16 +26,12 @@ use tokio::sync::mpsc;
 
 pub use spec::{ExternalServer, PortSource};
 
-use crate::client;
 use crate::cpu;
-use crate::server_process::{tie, Launch, ServerProcess};
+use crate::server_process::{free_port, tie, Launch, ServerProcess};
 
 /// Longest the guard takes beyond the server's grace: killing what is left of
 /// the tree (see [`crate::guard`]), and some slack.
 const GUARD_CLEANUP: Duration = Duration::from_secs(7);
-
-/// How often readiness is asked again.
-const READY_POLL: Duration = Duration::from_millis(100);
 
 /// Cores the server may use under `launch`.
 pub fn cores(launch: &Launch) -> usize {
@@ -55,7 +51,7 @@ pub async fn start(
 ) -> anyhow::Result<ServerProcess> {
     let cores = cores(launch);
     let port = match server.port {
-        PortSource::Placeholder => Some(free_port()?),
+        PortSource::Placeholder => Some(free_port().context("no free port")?),
         PortSource::After(_) => None,
     };
     let exe = std::env::current_exe().context("cannot find the loadgen executable")?;
@@ -168,18 +164,7 @@ async fn ready(
         process.addr = SocketAddr::from(([127, 0, 0, 1], port));
     }
     drop(lines);
-    loop {
-        if process.exited().is_some() {
-            return Err(not_ready(process));
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let asked = client::get(process.addr, &server.ready_path, left.min(READY_POLL * 10)).await;
-        match asked {
-            Ok((status, _)) if status.is_success() => return Ok(()),
-            _ if Instant::now() >= deadline => return Err(not_ready(process)),
-            _ => tokio::time::sleep(READY_POLL).await,
-        }
-    }
+    process.wait_ready(&server.ready_path, deadline, log).await
 }
 
 /// Copies `output` into the log line by line, handing each line to `lines` while
@@ -218,12 +203,6 @@ fn port_after(line: &str, marker: &str) -> Option<u16> {
     let (_, rest) = line.split_once(marker)?;
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok().filter(|p| *p > 0)
-}
-
-/// A loopback port the kernel just handed out and that is free again.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("no free port")?;
-    Ok(listener.local_addr()?.port())
 }
 
 #[cfg(test)]

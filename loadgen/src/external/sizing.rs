@@ -18,9 +18,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-
-use crate::client::{Connection, PreparedRequest};
+use crate::client::{PreparedRequest, Slot};
 use crate::report::{HeavySize, MeasuredSize, Settings};
 
 use super::ExternalServer;
@@ -40,51 +38,37 @@ const MAX_UNITS: u64 = 1 << 40;
 /// One-unit requests whose fastest is the fixed cost.
 const OVERHEAD_SAMPLES: usize = 3;
 
-/// Times heavy requests on one connection.
+/// Times heavy requests on one kept-alive connection (a [`Slot`]: it reopens a
+/// connection the server closed and resends a request that never reached it).
 struct Timer {
-    addr: SocketAddr,
-    connection: Option<Connection>,
+    host: String,
+    slot: Slot,
     sent: usize,
 }
 
 impl Timer {
     /// Milliseconds one `GET path` took, answered with a 2xx.
     async fn time(&mut self, path: &str) -> anyhow::Result<f64> {
-        let request = PreparedRequest::get(path, &self.addr.to_string())?;
+        let request = PreparedRequest::get(path, &self.host)?;
         self.sent += 1;
-        for attempt in 0..2 {
-            let mut connection = match self.connection.take() {
-                Some(c) if c.is_open() => c,
-                _ => Connection::open(self.addr)
-                    .await
-                    .with_context(|| format!("cannot connect to {}", self.addr))?,
-            };
-            let started = Instant::now();
-            let mut body = Vec::new();
-            let result =
-                tokio::time::timeout(REQUEST_TIMEOUT, connection.send(&request, Some(&mut body)))
-                    .await;
-            let took = started.elapsed();
-            match result {
-                Ok(Ok(status)) if status.is_success() => {
-                    self.connection = Some(connection);
-                    return Ok(took.as_secs_f64() * 1e3);
-                }
-                Ok(Ok(status)) => anyhow::bail!(
-                    "GET {path} answered {status}: {}",
-                    String::from_utf8_lossy(&body)
-                        .chars()
-                        .take(200)
-                        .collect::<String>()
-                ),
-                // The server may have closed a kept-alive connection: once more on
-                // a new one.
-                Ok(Err(_)) if attempt == 0 => continue,
-                Ok(Err(e)) => anyhow::bail!("GET {path}: {e}"),
-                Err(_) => anyhow::bail!("GET {path}: no answer within {REQUEST_TIMEOUT:?}"),
-            }
+        let mut body = Vec::new();
+        let started = Instant::now();
+        let answer = self
+            .slot
+            .exchange(&request, started + REQUEST_TIMEOUT, Some(&mut body))
+            .await;
+        let took = started.elapsed();
+        match answer {
+            Ok(status) if status.is_success() => Ok(took.as_secs_f64() * 1e3),
+            Ok(status) => anyhow::bail!(
+                "GET {path} answered {status}: {}",
+                String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            ),
+            Err(failure) => anyhow::bail!("GET {path}: {failure:?} (timeout {REQUEST_TIMEOUT:?})"),
         }
-        unreachable!("the loop returns on its second attempt")
     }
 
     /// Times `path` [`SAMPLES`] times after one warm-up request; sorted.
@@ -108,8 +92,8 @@ pub async fn measure(
 ) -> anyhow::Result<HeavySize> {
     let wanted = settings.heavy_ms;
     let mut timer = Timer {
-        addr,
-        connection: None,
+        host: addr.to_string(),
+        slot: Slot::new(addr, None),
         sent: 0,
     };
     if !server.sized() {

@@ -56,9 +56,9 @@ impl PhaseRunner<'_> {
         let (client_before, server_before, wall) =
             (cpu::own_cpu_time(), server.cpu_time(), Instant::now());
         let scraper = Scraper::start(ScrapeTarget {
-            addr: server.addr,
-            scrape: self.telemetry,
-            path: crate::telemetry::scraper::METRICS_PATH.into(),
+            metrics: self
+                .telemetry
+                .then(|| (server.addr, crate::telemetry::scraper::METRICS_PATH.into())),
             server_pid: Some(server.pid),
             every: plan.timing.interval,
         });

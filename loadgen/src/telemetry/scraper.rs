@@ -21,11 +21,10 @@ pub const METRICS_PATH: &str = "/metrics.json";
 /// What to sample and how often.
 #[derive(Debug, Clone)]
 pub struct ScrapeTarget {
-    pub addr: SocketAddr,
-    /// Whether to fetch `/metrics.json` (off when the server runs without telemetry).
-    pub scrape: bool,
-    /// What is fetched: [`METRICS_PATH`], or the path of `bench --scrape URL`.
-    pub path: String,
+    /// Where the server's figures are fetched: its address and [`METRICS_PATH`]
+    /// (or the path of `bench --scrape URL`); `None`: not fetched (a server
+    /// without telemetry).
+    pub metrics: Option<(SocketAddr, String)>,
     /// The server process whose CPU (with its children's) is read from /proc.
     pub server_pid: Option<u32>,
     pub every: Duration,
@@ -110,11 +109,10 @@ async fn sample(target: &ScrapeTarget) -> Sample {
     let client_cpu = cpu::own_cpu_time();
     let server_cpu = target.server_pid.map(cpu::process_tree_cpu_time);
     let started = Instant::now();
-    let scrape = if target.scrape {
+    let scrape = match &target.metrics {
         // Answered within most of an interval, so the next sample is on time.
-        Some(scrape(target.addr, &target.path, target.every.mul_f64(0.9)).await)
-    } else {
-        None
+        Some((addr, path)) => Some(scrape(*addr, path, target.every.mul_f64(0.9)).await),
+        None => None,
     };
     Sample {
         at,

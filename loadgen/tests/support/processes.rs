@@ -2,6 +2,7 @@
 //! signalled and waited for, and the server processes below it found and checked
 //! gone.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -54,24 +55,10 @@ pub fn report(out: &Path) -> RunReport {
 
 /// Every process whose ancestry leads to `root` (not including it).
 pub fn descendants(root: u32) -> Vec<u32> {
-    let mut all = Vec::new();
-    let mut frontier = vec![root];
-    while let Some(parent) = frontier.pop() {
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if loadgen::cpu::parent_of(pid) == Some(parent) && alive(pid) {
-                all.push(pid);
-                frontier.push(pid);
-            }
-        }
-    }
-    all
+    loadgen::cpu::descendants(root)
+        .into_iter()
+        .filter(|&pid| alive(pid))
+        .collect()
 }
 
 pub fn alive(pid: u32) -> bool {
@@ -118,4 +105,47 @@ pub fn wait_gone(pids: &[u32]) {
         left.is_empty(),
         "server processes outlived loadgen: {left:?}"
     );
+}
+
+/// A reference server started by hand (`loadgen serve ARGS`), killed when
+/// dropped.
+pub struct ReferenceServer {
+    pub child: Child,
+    /// Its first line on stdout: `listening on …`.
+    pub line: String,
+}
+
+impl ReferenceServer {
+    pub fn start(args: &[&str]) -> ReferenceServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .arg("serve")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start loadgen serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        ReferenceServer {
+            child,
+            line: line.trim().to_owned(),
+        }
+    }
+
+    /// Its TCP address, from `listening on http://ADDR`.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.line
+            .strip_prefix("listening on http://")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("not a TCP address: {:?}", self.line))
+    }
+}
+
+impl Drop for ReferenceServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
