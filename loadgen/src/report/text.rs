@@ -182,9 +182,7 @@ fn server_summary(t: &crate::telemetry::ServerTelemetry) -> String {
         .iter()
         .filter(|i| i.start_s >= 0.0)
         .filter_map(|i| i.server_cpu)
-        .fold(None, |max: Option<f64>, c| {
-            Some(max.map_or(c, |m| m.max(c)))
-        });
+        .reduce(f64::max);
     if let Some(cpu) = server_cpu {
         let _ = write!(out, "  CPU max {cpu:.2} cores per interval");
     }
