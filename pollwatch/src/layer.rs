@@ -1,0 +1,69 @@
+//! The tower layer timing each request's future under the route axum matched.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::MatchedPath;
+use http::Request;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::registry::{PollWatch, SourceKind};
+use crate::timed::Timed;
+
+/// The route name of requests no route matched (the fallback's).
+pub const UNMATCHED: &str = "(unmatched)";
+
+/// Wraps a service so that every poll of its response futures is timed.
+#[derive(Clone)]
+pub struct PollTimingLayer {
+    watch: Arc<PollWatch>,
+}
+
+impl PollTimingLayer {
+    pub fn new(watch: Arc<PollWatch>) -> PollTimingLayer {
+        PollTimingLayer { watch }
+    }
+}
+
+impl<S> Layer<S> for PollTimingLayer {
+    type Service = PollTiming<S>;
+
+    fn layer(&self, inner: S) -> PollTiming<S> {
+        PollTiming {
+            inner,
+            watch: Arc::clone(&self.watch),
+        }
+    }
+}
+
+/// The service [`PollTimingLayer`] makes.
+#[derive(Clone)]
+pub struct PollTiming<S> {
+    inner: S,
+    watch: Arc<PollWatch>,
+}
+
+impl<S, B> Service<Request<B>> for PollTiming<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Timed<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        // Keyed by the route's pattern (`/jobs/{id}`), never the raw path, so the
+        // set of names is as small as the route table.
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or(UNMATCHED, MatchedPath::as_str);
+        let source = self.watch.source(SourceKind::Route, route);
+        Timed::new(self.inner.call(request), source)
+    }
+}
