@@ -72,8 +72,10 @@ pub struct Source {
 }
 
 impl Source {
-    /// Records one poll that ran from `started` to `ended`.
-    pub(crate) fn record(&self, started: Instant, ended: Instant) {
+    /// Records one poll that ran from `started` to `ended` (what [`Timed`] does on
+    /// every poll; public for polls timed elsewhere, such as a runtime's own poll
+    /// hooks).
+    pub fn record(&self, started: Instant, ended: Instant) {
         let ns = duration_ns(ended.saturating_duration_since(started));
         let long = ns >= self.log.threshold_ns;
         {

@@ -140,6 +140,11 @@ pub struct Cli {
     #[arg(long)]
     pub no_telemetry: bool,
 
+    /// Turn off the timing of every poll of each route and background job task
+    /// (which code blocked the event loop), to measure what it costs.
+    #[arg(long)]
+    pub no_poll_timing: bool,
+
     /// A known regression, for measuring a regression check: every /health waits
     /// this long (without blocking anything) before it answers. Off by default;
     /// loopback only.
@@ -343,6 +348,7 @@ impl Cli {
             jobs_capacity: self.jobs_capacity.get(),
             job_ttl: self.job_ttl,
             telemetry: !self.no_telemetry,
+            poll_timing: !self.no_telemetry && !self.no_poll_timing,
             telemetry_dir: self.telemetry_dir,
             inject_delay: self.inject_delay,
         }

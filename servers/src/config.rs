@@ -52,6 +52,10 @@ pub struct ServerConfig {
     pub job_ttl: Duration,
     /// Whether the lag probe and the `/metrics` endpoints run (`--no-telemetry`).
     pub telemetry: bool,
+    /// Whether every poll of each route and background job task is timed
+    /// (`--no-poll-timing` turns it off, to measure what it costs); only with
+    /// telemetry, which reports it.
+    pub poll_timing: bool,
     /// The folder where the processes of a multi-worker group share their figures.
     pub telemetry_dir: Option<PathBuf>,
     /// A known regression: how long every `/health` waits before answering

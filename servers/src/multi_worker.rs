@@ -215,6 +215,9 @@ fn spawn_process(
         Some(dir) => command.arg("--telemetry-dir").arg(dir),
         None => command.arg("--no-telemetry"),
     };
+    if !config.poll_timing {
+        command.arg("--no-poll-timing");
+    }
     if let Some(max_units) = config.max_units {
         command.args(["--max-units", &max_units.to_string()]);
     }

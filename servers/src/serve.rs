@@ -176,7 +176,8 @@ fn serve_on(config: &ServerConfig, calibration: Calibration, bound: Bound) -> an
             }),
             _ => None,
         };
-        Some(Telemetry::start(runtime.handle(), group).context("cannot start telemetry")?)
+        let polls = config.poll_timing.then(pollwatch::PollWatch::new);
+        Some(Telemetry::start(runtime.handle(), group, polls).context("cannot start telemetry")?)
     } else {
         None
     };

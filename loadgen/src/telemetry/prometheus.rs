@@ -19,7 +19,14 @@
 //!   `server_jobs_{completed,rejected}_total`, `server_connections_accepted_total`,
 //!   `server_requests_total` (counters);
 //! - `server_uptime_seconds` (gauge): the time base of differences; without it,
-//!   the scrape's own wall-clock time.
+//!   the scrape's own wall-clock time;
+//! - which code blocked, per `route` or `task` label (as [`pollwatch`] writes
+//!   them): `server_poll_duration_seconds` (histogram, read as the lag histogram
+//!   is, so an interval's longest poll is an upper bound at the buckets'
+//!   resolution), `server_poll_duration_max_seconds` (gauge),
+//!   `server_long_polls_total` (counter), `server_long_poll_threshold_seconds`
+//!   (gauge). The text format has no list of individual long polls, so these
+//!   give figures per phase but no marks on a timeline.
 //!
 //! Parsing is `prometheus-parse`'s.
 
@@ -27,11 +34,14 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use prometheus_parse::{Sample, Scrape, Value};
+use servers::telemetry::polls::SourcePolls;
 use servers::telemetry::runtime::RuntimeFigures;
-use servers::telemetry::{JobFigures, LagFigures, MetricsReport, ProcessSnapshot};
+use servers::telemetry::{JobFigures, LagFigures, MetricsReport, PollFigures, ProcessSnapshot};
 
 /// The lag histogram's family.
 const LAG: &str = "server_event_loop_lag_seconds";
+/// The poll histogram's family.
+const POLLS: &str = "server_poll_duration_seconds";
 
 /// `text` as a metrics report, or why it is not one.
 pub fn parse(text: &str, at: SystemTime) -> Result<MetricsReport, String> {
@@ -46,6 +56,7 @@ pub fn parse(text: &str, at: SystemTime) -> Result<MetricsReport, String> {
         metric.starts_with("server_event_loop_lag")
             || metric.starts_with("tokio_worker_busy_seconds")
             || metric.starts_with("server_requests_total")
+            || metric.starts_with(POLLS)
     };
     if !scrape.samples.iter().any(|s| known(&s.metric)) {
         return Err(format!(
@@ -105,7 +116,13 @@ fn per_worker(samples: &[&Sample], name: &str) -> Vec<f64> {
 fn snapshot(process: Option<usize>, samples: &[&Sample], wall: f64) -> ProcessSnapshot {
     let count = |name: &str| scalar(samples, name).map_or(0, |v| v.max(0.0) as u64);
     let max_s = scalar(samples, "server_event_loop_lag_max_seconds").unwrap_or(0.0);
-    let histogram = lag_histogram(samples);
+    let histogram = samples
+        .iter()
+        .find_map(|s| match &s.value {
+            Value::Histogram(buckets) if s.metric == LAG => Some(bucket_histogram(buckets)),
+            _ => None,
+        })
+        .unwrap_or_else(servers::telemetry::histogram::new_histogram);
     let quantile = |q: f64| histogram.value_at_quantile(q) as f64 / 1e9;
     let busy_s = per_worker(samples, "tokio_worker_busy_seconds_total");
     ProcessSnapshot {
@@ -147,21 +164,62 @@ fn snapshot(process: Option<usize>, samples: &[&Sample], wall: f64) -> ProcessSn
         },
         connections_accepted: count("server_connections_accepted_total"),
         requests: count("server_requests_total"),
+        polls: polls(samples),
     }
 }
 
-/// The lag histogram's buckets as an HdrHistogram in ns: each bucket's own
-/// samples recorded at its upper bound, the `+Inf` bucket's at twice the last
-/// finite bound.
-fn lag_histogram(samples: &[&Sample]) -> hdrhistogram::Histogram<u64> {
-    let mut histogram = servers::telemetry::histogram::new_histogram();
-    let buckets = samples.iter().find_map(|s| match &s.value {
-        Value::Histogram(buckets) if s.metric == LAG => Some(buckets.clone()),
-        _ => None,
-    });
-    let Some(mut buckets) = buckets else {
-        return histogram;
+/// The poll figures per `route` or `task` label, if the process exposes any.
+fn polls(samples: &[&Sample]) -> Option<PollFigures> {
+    let source_of = |s: &Sample| -> Option<(String, String)> {
+        ["route", "task"]
+            .into_iter()
+            .find_map(|kind| Some((kind.to_owned(), s.labels.get(kind)?.to_owned())))
     };
+    let mut sources: BTreeMap<(String, String), SourcePolls> = BTreeMap::new();
+    for s in samples {
+        let Some(key) = source_of(s) else { continue };
+        let entry = sources.entry(key.clone()).or_insert_with(|| SourcePolls {
+            kind: key.0,
+            name: key.1,
+            polls: 0,
+            long_polls: 0,
+            max_s: 0.0,
+            max_ended_s: None,
+            histogram: None,
+        });
+        match (&s.value, s.metric.as_str()) {
+            (Value::Histogram(buckets), POLLS) => {
+                let h = bucket_histogram(buckets);
+                entry.polls = h.len();
+                entry.histogram = Some(servers::telemetry::histogram::encode(&h));
+            }
+            (Value::Gauge(v) | Value::Untyped(v), "server_poll_duration_max_seconds") => {
+                entry.max_s = *v;
+            }
+            (Value::Counter(v) | Value::Untyped(v), "server_long_polls_total") => {
+                entry.long_polls = v.max(0.0) as u64;
+            }
+            _ => {}
+        }
+    }
+    if sources.is_empty() {
+        return None;
+    }
+    Some(PollFigures {
+        threshold_s: scalar(samples, "server_long_poll_threshold_seconds").unwrap_or(0.0),
+        now_s: 0.0,
+        sources: sources.into_values().collect(),
+        long_polls: Vec::new(),
+        long_polls_total: 0,
+    })
+}
+
+/// A Prometheus histogram's buckets (seconds) as an HdrHistogram in ns: each
+/// bucket's own samples recorded at its upper bound, the `+Inf` bucket's at
+/// twice the last finite bound.
+fn bucket_histogram(buckets: &[prometheus_parse::HistogramCount]) -> hdrhistogram::Histogram<u64> {
+    let mut histogram = servers::telemetry::histogram::new_histogram();
+    let mut buckets = buckets.to_vec();
     buckets.sort_by(|a, b| a.less_than.total_cmp(&b.less_than));
     let mut below = 0.0;
     // From the buckets the server declares, not the ones filled yet.
@@ -267,5 +325,31 @@ server_uptime_seconds{variant=\"rayon\"} 12.5
         }
         let second = &after.processes[1];
         assert_eq!(second.lag.count, 16);
+    }
+
+    #[test]
+    fn reads_poll_timings_by_route_and_task() {
+        let watch = pollwatch::PollWatch::new();
+        let t0 = std::time::Instant::now();
+        let ms = std::time::Duration::from_millis;
+        let route = watch.source(pollwatch::SourceKind::Route, "/work/cpu");
+        route.record(t0, t0 + ms(30));
+        route.record(t0, t0 + ms(0));
+        let task = watch.source(pollwatch::SourceKind::Task, "profile");
+        task.record(t0, t0 + ms(700));
+        let report = parse(&watch.prometheus(&[]), SystemTime::now()).unwrap();
+        let polls = report.processes[0].polls.as_ref().unwrap();
+        assert!((polls.threshold_s - 0.001).abs() < 1e-12);
+        let find = |kind: &str| polls.sources.iter().find(|s| s.kind == kind).unwrap();
+        let (r, t) = (find("route"), find("task"));
+        assert_eq!(
+            (r.name.as_str(), r.polls, r.long_polls),
+            ("/work/cpu", 2, 1)
+        );
+        assert!((r.max_s - 0.03).abs() < 1e-9);
+        assert_eq!((t.name.as_str(), t.polls, t.long_polls), ("profile", 1, 1));
+        // The longest poll read back from the buckets: the upper bound of 700 ms's.
+        let h = servers::telemetry::histogram::decode(t.histogram.as_ref().unwrap()).unwrap();
+        assert!((1.0e9..1.01e9).contains(&(h.max() as f64)), "{}", h.max());
     }
 }

@@ -11,6 +11,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use servers::telemetry::{MetricsReport, ProcessSnapshot};
 
+use super::polls::PhasePolls;
 use super::scraper::Sample;
 use crate::stats::{decode, new_histogram, Percentiles};
 
@@ -37,6 +38,10 @@ pub struct ServerTelemetry {
     /// queue or the kernel's hash spread the clients.
     #[serde(default)]
     pub traffic: Vec<ProcessTraffic>,
+    /// Which routes and tasks polled long in the phase, and when; `None` when the
+    /// server does not time its polls.
+    #[serde(default)]
+    pub polls: Option<PhasePolls>,
 }
 
 /// One server process's share of a phase's clients.
@@ -275,6 +280,7 @@ impl ServerTelemetry {
                 telemetry.traffic = traffic;
             }
         }
+        telemetry.polls = PhasePolls::from_samples(samples, measured_from);
         telemetry
     }
 }
@@ -324,6 +330,7 @@ mod tests {
                 },
                 connections_accepted: 0,
                 requests: 0,
+                polls: None,
             }],
         }
     }

@@ -14,7 +14,7 @@ use loadgen::report::{
     StreamReport, Sweep, VariantReport, VariantStatus,
 };
 use loadgen::stats::Percentiles;
-use loadgen::telemetry::ServerTelemetry;
+use loadgen::telemetry::{LongPollMark, PhasePolls, ServerTelemetry, SourcePhasePolls};
 
 /// The variants of the synthetic report; probe latency grows with the index
 /// (loaded base latency 1, 11 and 21 ms; idle and recovery 1 ms).
@@ -96,6 +96,39 @@ pub fn server_lag(phase: &str, slow: u64) -> ServerTelemetry {
         client_cpu_max: 0.1,
         intervals: Vec::new(),
         traffic: Vec::new(),
+        polls: Some(phase_polls(ms)),
+    }
+}
+
+/// Poll timings: `/health` polled briefly; under load, `/work/cpu` polls as long
+/// as the lag (one mark a second) when that is long.
+fn phase_polls(ms: u64) -> PhasePolls {
+    let source = |name: &str, polls, long_polls, longest_us| SourcePhasePolls {
+        kind: "route".into(),
+        name: name.into(),
+        polls,
+        long_polls,
+        longest_us,
+    };
+    let mut sources = vec![source("/health", 900, 0, 40.0)];
+    let mut marks = Vec::new();
+    if ms > 1 {
+        sources.insert(0, source("/work/cpu", 300, 3, 2_000.0 * ms as f64));
+        marks = (0..3)
+            .map(|i| LongPollMark {
+                kind: "route".into(),
+                name: "/work/cpu".into(),
+                start_s: 0.5 + i as f64,
+                duration_us: 2_000.0 * ms as f64,
+                process: None,
+            })
+            .collect();
+    }
+    PhasePolls {
+        threshold_us: 1_000.0,
+        sources,
+        marks,
+        marks_left_out: 0,
     }
 }
 

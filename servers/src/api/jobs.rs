@@ -67,7 +67,13 @@ pub async fn submit(
                     return Err(rejection.into());
                 }
             };
-            tokio::spawn(finish_in_process(Arc::clone(&state), id.clone(), running));
+            // Timed under the job's kind: on a variant that runs jobs inline, the
+            // long poll that blocks the loop is this task's, not the route's.
+            let finish = finish_in_process(Arc::clone(&state), id.clone(), running);
+            match state.polls() {
+                Some(watch) => drop(watch.spawn(spec.kind(), finish)),
+                None => drop(tokio::spawn(finish)),
+            }
             id
         }
         JobStore::Redis(queue) => queue.submit(spec).await?,

@@ -106,9 +106,19 @@ impl AppState {
     }
 }
 
-/// The router serving every endpoint.
+impl AppState {
+    /// The watch timing every poll of routes and job tasks (`None` without
+    /// telemetry or with `--no-poll-timing`).
+    pub fn polls(&self) -> Option<&Arc<pollwatch::PollWatch>> {
+        self.telemetry.as_ref()?.polls()
+    }
+}
+
+/// The router serving every endpoint; with poll timing on, every poll of every
+/// request's future is timed under the route it matched.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let polls = state.polls().cloned();
+    let router = Router::new()
         .route("/health", get(handlers::health))
         .route("/work/cpu", get(handlers::work_cpu))
         .route("/work/io", get(handlers::work_io))
@@ -123,5 +133,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::from_fn(traffic::count_request))
-        .with_state(state)
+        .with_state(state);
+    match polls {
+        Some(watch) => router.layer(watch.layer()),
+        None => router,
+    }
 }

@@ -52,6 +52,16 @@ impl JobSpec {
         Ok(())
     }
 
+    /// Its kind as `POST /jobs` names it: `cpu`, `io` or `upstream` (also the
+    /// name its task's polls are timed under).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JobSpec::Cpu { .. } => "cpu",
+            JobSpec::Io { .. } => "io",
+            JobSpec::Upstream { .. } => "upstream",
+        }
+    }
+
     /// The work it stands for.
     pub fn work(&self) -> Work {
         match *self {

@@ -2,9 +2,11 @@
 //! snapshots: one `# HELP`/`# TYPE` header per metric family, then its samples,
 //! labelled by variant (and by process for the multi-worker variants, by worker
 //! thread for per-worker figures). The lag distribution is a Prometheus histogram,
-//! so the processes of a group aggregate with `sum by (le)`.
+//! so the processes of a group aggregate with `sum by (le)`. The poll timings
+//! (which route or task blocked) follow in [`pollwatch`]'s families, with the same
+//! variant and process labels.
 
-use std::fmt::Write;
+use pollwatch::prometheus::{family, write_families};
 
 use super::histogram::decode;
 use super::ProcessSnapshot;
@@ -16,41 +18,6 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const LAG_BUCKETS_S: [f64; 14] = [
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
 ];
-
-/// One metric family being written.
-struct Family<'a> {
-    out: &'a mut String,
-    name: &'static str,
-}
-
-impl Family<'_> {
-    /// Writes one sample; `suffix` is appended to the family name (`_bucket`, …).
-    fn sample(&mut self, suffix: &str, labels: &[(&str, String)], value: f64) {
-        let _ = write!(self.out, "{}{suffix}", self.name);
-        if !labels.is_empty() {
-            let pairs: Vec<String> = labels
-                .iter()
-                .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-                .collect();
-            let _ = write!(self.out, "{{{}}}", pairs.join(","));
-        }
-        let _ = writeln!(self.out, " {value}");
-    }
-}
-
-/// Label values may not hold raw backslashes, quotes or newlines.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn family<'a>(out: &'a mut String, name: &'static str, kind: &str, help: &str) -> Family<'a> {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-    Family { out, name }
-}
 
 /// The exposition of `processes` of a server of `variant`.
 pub fn render(variant: &str, processes: &[ProcessSnapshot]) -> String {
@@ -204,6 +171,14 @@ pub fn render(variant: &str, processes: &[ProcessSnapshot]) -> String {
                 f.sample("", &labels, pick(p, w));
             }
         }
+    }
+    let polls: Vec<_> = processes
+        .iter()
+        .filter_map(|p| Some((base(p), p.polls.as_ref()?.to_snapshot())))
+        .collect();
+    if !polls.is_empty() {
+        let watches: Vec<_> = polls.iter().map(|(l, s)| (l.clone(), s)).collect();
+        write_families(&mut out, &watches);
     }
     out
 }

@@ -4,6 +4,8 @@
 //! - [`runtime`]: tokio's stable runtime metrics;
 //! - [`jobs`]: heavy jobs in flight, running, queued, finished, refused;
 //! - [`traffic`]: connections accepted and requests received;
+//! - [`polls`]: which code blocked: every poll of each route and background job
+//!   task, timed by [`pollwatch`];
 //! - [`group`]: the same for every process of a `multi-worker` server;
 //! - [`exposition`]: all of it in Prometheus text format (`GET /metrics`); the JSON
 //!   form (`GET /metrics.json`) is [`MetricsReport`] serialised.
@@ -17,6 +19,7 @@ pub mod group;
 pub mod histogram;
 pub mod jobs;
 pub mod lag;
+pub mod polls;
 pub mod runtime;
 pub mod traffic;
 
@@ -29,6 +32,7 @@ use tokio::runtime::Handle;
 pub use group::Group;
 pub use jobs::{JobFigures, JOBS};
 pub use lag::{LagFigures, LagProbe};
+pub use polls::PollFigures;
 pub use runtime::RuntimeFigures;
 pub use traffic::TRAFFIC;
 
@@ -68,6 +72,10 @@ pub struct ProcessSnapshot {
     /// HTTP requests this process received since it started (absent: 0).
     #[serde(default)]
     pub requests: u64,
+    /// Poll timings by route and task; `None` with `--no-poll-timing` and from
+    /// servers older than the field.
+    #[serde(default)]
+    pub polls: Option<PollFigures>,
 }
 
 /// The telemetry of one server process.
@@ -76,12 +84,18 @@ pub struct Telemetry {
     runtime: Handle,
     group: Option<Group>,
     started: Instant,
+    polls: Option<Arc<pollwatch::PollWatch>>,
 }
 
 impl Telemetry {
     /// Starts the lag probe on the runtime of `runtime` and, in a multi-worker
     /// group, the thread publishing this process's figures to its siblings.
-    pub fn start(runtime: &Handle, group: Option<Group>) -> std::io::Result<Arc<Telemetry>> {
+    /// `polls`: the watch timing this process's routes and tasks, if any.
+    pub fn start(
+        runtime: &Handle,
+        group: Option<Group>,
+        polls: Option<Arc<pollwatch::PollWatch>>,
+    ) -> std::io::Result<Arc<Telemetry>> {
         let lag = LagProbe::new();
         lag.start(runtime);
         let telemetry = Arc::new(Telemetry {
@@ -89,11 +103,17 @@ impl Telemetry {
             runtime: runtime.clone(),
             group,
             started: Instant::now(),
+            polls,
         });
         if let Some(group) = &telemetry.group {
             group.start_publishing(Arc::clone(&telemetry))?;
         }
         Ok(telemetry)
+    }
+
+    /// The watch timing this process's polls (`None` with `--no-poll-timing`).
+    pub fn polls(&self) -> Option<&Arc<pollwatch::PollWatch>> {
+        self.polls.as_ref()
     }
 
     /// This process's figures now.
@@ -108,6 +128,7 @@ impl Telemetry {
             jobs: JOBS.figures(),
             connections_accepted: TRAFFIC.connections_accepted(),
             requests: TRAFFIC.requests(),
+            polls: self.polls.as_deref().map(PollFigures::of),
         }
     }
 
@@ -136,13 +157,14 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let telemetry = Telemetry::start(runtime.handle(), None).unwrap();
+        let telemetry = Telemetry::start(runtime.handle(), None, None).unwrap();
         let mut json = serde_json::to_value(telemetry.own_snapshot()).unwrap();
         assert!(json["connections_accepted"].is_u64(), "{json}");
         assert!(json["requests"].is_u64(), "{json}");
         let fields = json.as_object_mut().unwrap();
         fields.remove("connections_accepted");
         fields.remove("requests");
+        fields.remove("polls");
         let older: ProcessSnapshot = serde_json::from_value(json).unwrap();
         assert_eq!(older.connections_accepted, 0);
         assert_eq!(older.requests, 0);
