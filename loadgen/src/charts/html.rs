@@ -130,6 +130,12 @@ pub fn run_page(report: &RunReport, charts: &[(String, String)]) -> String {
             "New connections",
             report.fresh_caption(),
         ),
+        (
+            report.polls_table(),
+            "polls",
+            "Which code blocked",
+            RunReport::POLLS_CAPTION.to_owned(),
+        ),
     ];
     for (rows, id, title, caption) in tables {
         let Some(rows) = rows else { continue };

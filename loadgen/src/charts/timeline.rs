@@ -1,12 +1,15 @@
 //! Probe latency over time: p50, p99 and max per interval, the phases side by side
 //! with the loaded one shaded, the server's own event-loop lag on the same time axis
 //! (so a stall shows on both sides), and heavy completions per second on a second
-//! axis. The picture of a server freezing and recovering.
+//! axis. The picture of a server freezing and recovering. Under the latency, each
+//! long poll the server timed is a short bar as long as the poll, at the height of
+//! its duration and coloured by its route or task: which code blocked, and when.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{color, draw_legend, frame, log_key_points, ms_label, plot_error, Chart, FONT};
+use crate::report::polls::source_name;
 use crate::report::{IntervalReport, StreamReport, VariantReport};
 use crate::telemetry::ServerTelemetry;
 
@@ -33,6 +36,68 @@ pub struct Timeline {
     throughput: Vec<(f64, f64)>,
     throughput_label: String,
     footer: String,
+    /// Long polls: (start, duration in ms, index into `poll_sources`).
+    long_polls: Vec<(f64, f64, usize)>,
+    /// The routes and tasks with long polls, most long polls first (the rest
+    /// folded into the last, `other`).
+    poll_sources: Vec<String>,
+}
+
+/// Routes and tasks given their own colour; the rest share one.
+const POLL_COLOURS: usize = 4;
+
+/// The long polls of every phase (each placed at `offset` and cut to its
+/// measured window), with their sources.
+#[derive(Default)]
+struct LongPolls {
+    marks: Vec<(f64, f64, String)>,
+}
+
+impl LongPolls {
+    fn add(&mut self, telemetry: &ServerTelemetry, offset: f64, measured_s: f64) {
+        let Some(polls) = &telemetry.polls else {
+            return;
+        };
+        for m in &polls.marks {
+            let end = m.start_s + m.duration_us / 1e6;
+            if end > 0.0 && m.start_s < measured_s {
+                self.marks.push((
+                    offset + m.start_s.max(0.0),
+                    m.duration_us / 1e3,
+                    source_name(&m.kind, &m.name),
+                ));
+            }
+        }
+    }
+
+    /// (marks, sources): the most frequent sources get their own index.
+    fn finish(self) -> (Vec<(f64, f64, usize)>, Vec<String>) {
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for (_, _, name) in &self.marks {
+            match counts.iter_mut().find(|(n, _)| n == name) {
+                Some((_, c)) => *c += 1,
+                None => counts.push((name.clone(), 1)),
+            }
+        }
+        counts.sort_by(|a, b| b.1.cmp(&a.1));
+        let mut sources: Vec<String> = counts.into_iter().map(|(n, _)| n).collect();
+        if sources.len() > POLL_COLOURS {
+            sources.truncate(POLL_COLOURS - 1);
+            sources.push("other".into());
+        }
+        let marks = self
+            .marks
+            .into_iter()
+            .map(|(t, ms, name)| {
+                let i = sources
+                    .iter()
+                    .position(|s| *s == name)
+                    .unwrap_or(sources.len() - 1);
+                (t, ms, i)
+            })
+            .collect();
+        (marks, sources)
+    }
 }
 
 fn point(offset: f64, i: &IntervalReport) -> Point {
@@ -74,10 +139,12 @@ impl Timeline {
         }
         let (mut phases, mut latency, mut throughput) = (Vec::new(), Vec::new(), Vec::new());
         let mut server_lag = Vec::new();
+        let mut long_polls = LongPolls::default();
         let mut offset = 0.0;
         for phase in &v.phases {
             if let Some(telemetry) = &phase.server_telemetry {
                 server_lag.extend(lag_points(telemetry, offset, phase.measured_s));
+                long_polls.add(telemetry, offset, phase.measured_s);
             }
             if let Some(probe) = phase.stream("probe") {
                 latency.extend(in_window(probe).map(|i| point(offset, i)));
@@ -95,6 +162,7 @@ impl Timeline {
             ));
             offset += phase.measured_s;
         }
+        let (long_polls, poll_sources) = long_polls.finish();
         Some(Timeline {
             title: format!("{}: probe latency per interval (corrected)", v.name),
             stem: format!("timeline-{}", v.name),
@@ -104,12 +172,19 @@ impl Timeline {
             throughput,
             throughput_label: "heavy completions/s (right axis)".into(),
             footer: footer.to_owned(),
+            long_polls,
+            poll_sources,
         })
     }
 
     /// One stream of a `bench` run, with its own throughput on the second axis,
     /// and the server's lag when `--scrape` read it.
     pub fn of_stream(s: &StreamReport, server: Option<&ServerTelemetry>, footer: &str) -> Timeline {
+        let mut long_polls = LongPolls::default();
+        if let Some(t) = server {
+            long_polls.add(t, 0.0, s.measured_s);
+        }
+        let (long_polls, poll_sources) = long_polls.finish();
         Timeline {
             title: format!("{}: latency per interval (corrected)", s.name),
             stem: format!("timeline-{}", s.name),
@@ -121,6 +196,8 @@ impl Timeline {
                 .collect(),
             throughput_label: "responses/s (right axis)".into(),
             footer: footer.to_owned(),
+            long_polls,
+            poll_sources,
         }
     }
 }
@@ -143,6 +220,7 @@ impl Chart for Timeline {
         let y_max = answered
             .map(|p| p.max)
             .chain(self.server_lag.iter().map(|p| p.1))
+            .chain(self.long_polls.iter().map(|p| p.1))
             .fold(0.0, f64::max)
             .max(y_min * 10.0)
             * 3.0;
@@ -245,6 +323,27 @@ impl Chart for Timeline {
                 .map_err(plot_error)?
                 .label("server event-loop lag max (per scrape)")
                 .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 5, purple.filled()));
+        }
+        for (i, source) in self.poll_sources.iter().enumerate() {
+            let c = color(5 + i);
+            let bars = self
+                .long_polls
+                .iter()
+                .filter(|p| p.2 == i)
+                .map(|&(t, ms, _)| {
+                    let y = ms.max(y_min);
+                    PathElement::new(
+                        vec![(t, y), ((t + ms / 1e3).min(end), y)],
+                        c.stroke_width(3),
+                    )
+                });
+            chart
+                .draw_series(bars)
+                .map_err(plot_error)?
+                .label(format!("long poll: {source} (bar = its length)"))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
+                });
         }
         let frozen: Vec<(f64, f64)> = self
             .latency

@@ -119,6 +119,10 @@ pub fn summary(report: &RunReport) -> String {
         let _ = writeln!(out, "\nNew connections. {}\n", report.fresh_caption());
         out.push_str(&fresh);
     }
+    if let Some(polls) = report.polls_markdown() {
+        let _ = writeln!(out, "\nWhich code blocked. {}\n", RunReport::POLLS_CAPTION);
+        out.push_str(&polls);
+    }
     if let Some(recommendation) = &report.recommendation {
         let _ = write!(out, "\n{}", recommendation.markdown());
     }

@@ -7,6 +7,7 @@
 use std::fmt::Write;
 
 use super::format::format_us;
+use super::polls::longest_poll_cell;
 use super::run::{RunReport, VariantReport};
 use super::settings::Scenario;
 use super::stream::StreamReport;
@@ -15,7 +16,7 @@ use crate::stats::{Interval, Percentiles};
 
 /// Columns of the responsiveness scenario's table: the capacity from the sweep,
 /// then every figure at the overload point (the sweep's highest step that ran).
-const RESPONSIVENESS_COLUMNS: [&str; 20] = [
+const RESPONSIVENESS_COLUMNS: [&str; 21] = [
     "variant",
     "capacity",
     "overload step",
@@ -28,6 +29,7 @@ const RESPONSIVENESS_COLUMNS: [&str; 20] = [
     "new conn p50",
     "new conn p99",
     "server lag max",
+    "longest poll",
     "idle p99",
     "heavy done/s",
     "efficiency",
@@ -39,7 +41,7 @@ const RESPONSIVENESS_COLUMNS: [&str; 20] = [
 ];
 
 /// Columns of the jobs scenario's table.
-const JOBS_COLUMNS: [&str; 16] = [
+const JOBS_COLUMNS: [&str; 17] = [
     "variant",
     "responsive",
     "probe p99 [95% CI]",
@@ -47,6 +49,7 @@ const JOBS_COLUMNS: [&str; 16] = [
     "probe p50",
     "probe max",
     "server lag max",
+    "longest poll",
     "submit p99",
     "queue wait p50",
     "run p50",
@@ -68,7 +71,7 @@ pub struct Cell {
 }
 
 impl Cell {
-    fn plain(text: impl Into<String>) -> Cell {
+    pub(super) fn plain(text: impl Into<String>) -> Cell {
         Cell {
             text: text.into(),
             weak: false,
@@ -256,6 +259,11 @@ impl RunReport {
         markdown_rows(&self.sweep_table()?)
     }
 
+    /// [`RunReport::polls_table`] in Markdown.
+    pub fn polls_markdown(&self) -> Option<String> {
+        markdown_rows(&self.polls_table()?)
+    }
+
     /// [`RunReport::fresh_table`] in Markdown.
     pub fn fresh_markdown(&self) -> Option<String> {
         markdown_rows(&self.fresh_table()?)
@@ -397,6 +405,7 @@ fn responsiveness_cells(v: &VariantReport) -> Option<Vec<Cell>> {
         stream("loaded", "fresh").map_or_else(|| Cell::plain("–"), p50),
         stream("loaded", "fresh").map_or_else(|| Cell::plain("–"), p99),
         lag_cell(f.server_lag_max_us),
+        longest_poll_cell(v.phase("loaded")),
         p99(idle),
         Cell::plain(format!("{:.1}", f.heavy_completions_per_s)),
         Cell::plain(format!("{:.0}%", f.heavy_efficiency * 100.0)),
@@ -425,6 +434,7 @@ fn jobs_cells(v: &VariantReport) -> Option<Vec<Cell>> {
         p50(probe),
         max(probe),
         lag_cell(p.server_telemetry.as_ref().and_then(|t| t.lag_max_us)),
+        longest_poll_cell(Some(p)),
         p99(submit),
         Cell::plain(format_us(figures.queue_wait.p50_us)),
         Cell::plain(format_us(figures.run.p50_us)),

@@ -191,6 +191,48 @@ fn server_summary(t: &crate::telemetry::ServerTelemetry) -> String {
         let failed: u64 = t.scrape_failures.values().sum();
         let _ = write!(out, "; {} scrapes, {failed} failed", t.scrapes);
     }
-    out.push_str("\n\n");
+    out.push('\n');
+    out.push_str(&polls_summary(t));
+    out.push('\n');
     out
+}
+
+/// Which code blocked, when the server times its polls: the routes and tasks
+/// with long polls, longest first (at most five), or that none was long.
+fn polls_summary(t: &crate::telemetry::ServerTelemetry) -> String {
+    use crate::report::polls::{loop_kept_running, source_name};
+    let Some(polls) = &t.polls else {
+        return String::new();
+    };
+    let long: Vec<String> = polls
+        .sources
+        .iter()
+        .filter(|s| s.long_polls > 0)
+        .take(5)
+        .map(|s| {
+            format!(
+                "{} {} ({} of {} polls long)",
+                source_name(&s.kind, &s.name),
+                format_us(s.longest_us),
+                s.long_polls,
+                s.polls
+            )
+        })
+        .collect();
+    if long.is_empty() {
+        return format!(
+            "longest polls: none reached {} (every route and task kept its polls short)\n",
+            format_us(polls.threshold_us)
+        );
+    }
+    let ran = if loop_kept_running(t) == Some(true) {
+        "; the lag probe stayed far below the longest, so the loop kept running"
+    } else {
+        ""
+    };
+    format!(
+        "longest polls (≥ {}): {}{ran}\n",
+        format_us(polls.threshold_us),
+        long.join(", ")
+    )
 }

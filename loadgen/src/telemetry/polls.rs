@@ -169,11 +169,12 @@ fn difference(before: Option<&SourcePolls>, after: &SourcePolls) -> Option<(u64,
         (Some(b), Some(mut a)) => a.subtract(&b).ok().map(|_| a.max() as f64 / 1e3),
         _ => None,
     };
-    let longest_us = match in_between {
-        Some(us) => us,
-        // Without histograms: the longest poll so far, if it grew in between.
-        None if after.max_s > before.map_or(0.0, |b| b.max_s) => after.max_s * 1e6,
-        None => 0.0,
+    // A longest-so-far that grew in between is the phase's longest, exactly;
+    // otherwise the histograms' difference says (to its precision).
+    let longest_us = if after.max_s > before.map_or(0.0, |b| b.max_s) {
+        after.max_s * 1e6
+    } else {
+        in_between.unwrap_or(0.0)
     };
     Some((polls, long_polls, longest_us))
 }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::{ApiError, AppState};
-use crate::telemetry::exposition;
+use crate::telemetry::{exposition, MetricsReport};
 
 fn disabled() -> ApiError {
     ApiError::new(
@@ -19,16 +19,28 @@ fn disabled() -> ApiError {
     )
 }
 
+/// Every process's figures. Copying and encoding the histograms takes about a
+/// millisecond, so it runs on the blocking pool: a scrape must not be the long
+/// poll it reports.
+async fn report(state: &AppState) -> Result<MetricsReport, ApiError> {
+    let telemetry = Arc::clone(state.telemetry.as_ref().ok_or_else(disabled)?);
+    let variant = state.variant.name();
+    tokio::task::spawn_blocking(move || telemetry.report(variant))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
 /// `GET /metrics`: every process's figures in Prometheus text format.
 pub async fn prometheus(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let telemetry = state.telemetry.as_ref().ok_or_else(disabled)?;
-    let report = telemetry.report(state.variant.name());
-    let body = exposition::render(&report.variant, &report.processes);
+    let report = report(&state).await?;
+    let body =
+        tokio::task::spawn_blocking(move || exposition::render(&report.variant, &report.processes))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, exposition::CONTENT_TYPE)], body).into_response())
 }
 
 /// `GET /metrics.json`: the same figures as JSON, histograms included.
 pub async fn json(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let telemetry = state.telemetry.as_ref().ok_or_else(disabled)?;
-    Ok(Json(telemetry.report(state.variant.name())).into_response())
+    Ok(Json(report(&state).await?).into_response())
 }
