@@ -85,10 +85,11 @@ fn phase_cell(phase: &PhaseReport) -> Cell {
         .filter(|s| s.long_polls > 0)
         .count();
     Cell::plain(format!(
-        "{} {} ({} long{}{})",
+        "{} {} ({} of {} polls long{}{})",
         source_name(&longest.kind, &longest.name),
         format_us(longest.longest_us),
         longest.long_polls,
+        longest.polls,
         match others {
             0 => String::new(),
             n => format!("; {n} other source{} long", if n == 1 { "" } else { "s" }),
@@ -113,7 +114,8 @@ impl RunReport {
         if !self.variants.iter().flat_map(|v| &v.phases).any(timed) {
             return None;
         }
-        // Phases in the order they ran, as the variants ran them.
+        // Phases in the order they ran: idle first, recovery last (a variant
+        // that skipped the top step would otherwise put recovery before it).
         let mut names: Vec<&str> = Vec::new();
         for v in &self.variants {
             for p in &v.phases {
@@ -122,6 +124,11 @@ impl RunReport {
                 }
             }
         }
+        names.sort_by_key(|n| match *n {
+            "idle" => 0,
+            "recovery" => 2,
+            _ => 1,
+        });
         let mut header = vec![Cell::plain("variant")];
         header.extend(names.iter().map(|n| Cell::plain(*n)));
         let mut rows = vec![header];
@@ -139,7 +146,7 @@ impl RunReport {
     }
 
     /// What [`RunReport::polls_table`] shows, under its title in every rendering.
-    pub const POLLS_CAPTION: &'static str = "Per phase, the route or background task with the longest single poll (one uninterrupted run of its future on a worker thread: nothing else on that thread ran meanwhile), as the server timed it, and how many of its polls reached the long-poll threshold (1 ms); \"loop ran\": the server's lag probe saw less than a quarter of that poll, so other work kept running (block_in_place hands the worker's queue to another thread; a multi-thread runtime's other workers go on).";
+    pub const POLLS_CAPTION: &'static str = "Per phase, the route or background task with the longest single poll (one uninterrupted run of its future on a worker thread: nothing else on that thread ran meanwhile), as the server timed it, and how many of its polls reached the long-poll threshold (1 ms). A poll is timed by the wall clock, so one the kernel took off the CPU (other threads wanting the cores) reads long too: code that blocks makes nearly every poll of its route long, preemption only a few. \"loop ran\": the server's lag probe saw less than a quarter of that poll, so other work kept running (block_in_place hands the worker's queue to another thread; a multi-thread runtime's other workers go on).";
 }
 
 #[cfg(test)]
