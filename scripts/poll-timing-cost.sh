@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# What timing every poll costs (the pollwatch layer and task wrapper): closed-loop
+# GET /health on one reference server with poll timing on and off
+# (`--no-poll-timing`), alternating on/off round by round so drift on a shared
+# machine hits both alike, then `loadgen compare off on` over the rounds
+# (medians and ranges of throughput and latency; on ÷ off).
+#
+#   scripts/poll-timing-cost.sh [ROUNDS] [SECONDS] [VARIANT]
+#
+# Writes each round's bench report and the comparison under
+# results/poll-timing-cost/<UTC timestamp>/. All traffic goes to 127.0.0.1.
+# A benchmark, not a test: it asserts nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${1:-5}
+SECONDS_PER_RUN=${2:-10}
+VARIANT=${3:-rayon}
+
+cargo build -p loadgen -p servers
+loadgen=target/debug/loadgen   # the dev profile is optimised (opt-level 3)
+servers=target/debug/servers
+
+out="results/poll-timing-cost/$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$out/on" "$out/off"
+server_pid=""
+stop_server() {
+  if [ -n "$server_pid" ]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+  fi
+}
+trap stop_server EXIT
+
+# One round: start the server (extra flags in "$@"), load it, stop it.
+measure() {
+  local side=$1 round=$2
+  shift 2
+  local announce
+  announce=$(mktemp)
+  "$servers" --variant "$VARIANT" --port 0 "$@" >"$announce" 2>/dev/null &
+  server_pid=$!
+  for _ in $(seq 100); do
+    grep -q '^listening on ' "$announce" && break
+    sleep 0.1
+  done
+  local url
+  url=$(sed -n 's/^listening on //p' "$announce" | head -1)
+  rm -f "$announce"
+  [ -n "$url" ] || { echo "the server did not start" >&2; exit 1; }
+  "$loadgen" bench --url "$url/health" --connections 16 \
+    --duration "${SECONDS_PER_RUN}s" --warmup 2s \
+    --json "$out/$side/round-$round.json" >/dev/null
+  stop_server
+}
+
+for round in $(seq "$ROUNDS"); do
+  echo "round $round/$ROUNDS: poll timing on" >&2
+  measure on "$round"
+  echo "round $round/$ROUNDS: poll timing off" >&2
+  measure off "$round" --no-poll-timing
+done
+
+# A round's answers per second (the first stream's, the only one).
+throughput() { grep -o '"ok_throughput": *[0-9.e+]*' "$1" | head -1 | sed 's/.*: *//'; }
+
+{
+  echo "# Poll timing cost: $ROUNDS rounds of ${SECONDS_PER_RUN} s, closed-loop GET /health on $VARIANT, 16 connections"
+  echo
+  echo "Environment: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr)."
+  echo "Base: poll timing off (--no-poll-timing); current: on. Throughput ratio on ÷ off"
+  echo "below 1 is what timing every poll costs; loadgen and the server share the cores."
+  echo
+  echo "| round | off (answers/s) | on (answers/s) | on ÷ off |"
+  echo "|---|---|---|---|"
+  for round in $(seq "$ROUNDS"); do
+    off=$(throughput "$out/off/round-$round.json")
+    on=$(throughput "$out/on/round-$round.json")
+    awk -v r="$round" -v off="$off" -v on="$on" \
+      'BEGIN { printf "| %d | %.0f | %.0f | %.3f |\n", r, off, on, on / off }'
+  done
+  # The median and range of the per-round ratios.
+  for round in $(seq "$ROUNDS"); do
+    awk -v off="$(throughput "$out/off/round-$round.json")" \
+      -v on="$(throughput "$out/on/round-$round.json")" 'BEGIN { printf "%.4f\n", on / off }'
+  done | sort -n | awk '{ r[NR] = $1 } END {
+    m = (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
+    printf "\nThroughput ratio on ÷ off: median %.3f, range %.3f–%.3f over %d rounds.\n", m, r[1], r[NR], NR }'
+  echo
+  echo '```'
+  "$loadgen" compare "$out/off" "$out/on" || true
+  echo '```'
+} >"$out/summary.md"
+cat "$out/summary.md"
