@@ -212,10 +212,13 @@ pub struct Snapshot {
     pub long_polls_total: u64,
 }
 
+/// What a source is known by: its kind and name.
+type SourceKey = (SourceKind, Arc<str>);
+
 /// Times polls and keeps their figures per route and per task. One per process
 /// is the usual; tests make several.
 pub struct PollWatch {
-    sources: RwLock<HashMap<(SourceKind, Arc<str>), Arc<Source>>>,
+    sources: RwLock<HashMap<SourceKey, Arc<Source>>>,
     log: Arc<LongPollLog>,
 }
 

@@ -79,7 +79,7 @@ impl LongPolls {
                 None => counts.push((name.clone(), 1)),
             }
         }
-        counts.sort_by(|a, b| b.1.cmp(&a.1));
+        counts.sort_by_key(|c| std::cmp::Reverse(c.1));
         let mut sources: Vec<String> = counts.into_iter().map(|(n, _)| n).collect();
         if sources.len() > POLL_COLOURS {
             sources.truncate(POLL_COLOURS - 1);
