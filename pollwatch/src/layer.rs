@@ -1,6 +1,6 @@
 //! The tower layer timing each request's future under the route axum matched.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use axum::extract::MatchedPath;
@@ -8,7 +8,7 @@ use http::Request;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::registry::{PollWatch, SourceKind};
+use crate::registry::{PollWatch, Source, SourceKind};
 use crate::timed::Timed;
 
 /// The route name of requests no route matched (the fallback's).
@@ -32,7 +32,10 @@ impl<S> Layer<S> for PollTimingLayer {
     fn layer(&self, inner: S) -> PollTiming<S> {
         PollTiming {
             inner,
-            watch: Arc::clone(&self.watch),
+            shared: Arc::new(Shared {
+                watch: Arc::clone(&self.watch),
+                last: OnceLock::new(),
+            }),
         }
     }
 }
@@ -41,7 +44,18 @@ impl<S> Layer<S> for PollTimingLayer {
 #[derive(Clone)]
 pub struct PollTiming<S> {
     inner: S,
+    /// One reference count for what the clones share (axum clones a route's
+    /// service for every request).
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     watch: Arc<PollWatch>,
+    /// The source of the first route this service saw. `Router::layer` wraps
+    /// each route on its own, so every request of this service matched the same
+    /// route and the registry is not asked again (a read of an initialised
+    /// `OnceLock` writes nothing shared).
+    last: OnceLock<&'static Source>,
 }
 
 impl<S, B> Service<Request<B>> for PollTiming<S>
@@ -63,7 +77,15 @@ where
             .extensions()
             .get::<MatchedPath>()
             .map_or(UNMATCHED, MatchedPath::as_str);
-        let source = self.watch.source(SourceKind::Route, route);
+        let shared = &self.shared;
+        let source = match shared.last.get() {
+            Some(source) if source.name() == route => *source,
+            _ => {
+                let source = shared.watch.source(SourceKind::Route, route);
+                let _ = shared.last.set(source);
+                source
+            }
+        };
         Timed::new(self.inner.call(request), source)
     }
 }

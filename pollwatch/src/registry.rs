@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -52,26 +52,56 @@ impl SourceKind {
     }
 }
 
-/// Everything recorded about one route or task.
+/// Everything one shard recorded about one route or task.
+#[derive(Default)]
 struct Stats {
-    histogram: Histogram<u64>,
+    /// Made on the shard's first poll, so threads that never poll this source
+    /// cost nothing.
+    histogram: Option<Histogram<u64>>,
     max_ns: u64,
     /// When the longest poll ended, in ns since the watch started.
     max_ended_ns: u64,
     over_threshold: u64,
 }
 
-/// One route or task being timed. Its figures sit behind a mutex that each poll
-/// takes once: uncontended in the common case, since a future is polled by one
-/// thread at a time.
+/// Shards per source. Each thread records into one (by a per-thread index), so
+/// the worker threads polling the same route do not pass one lock's cache line
+/// back and forth on every poll; a snapshot merges them.
+const SHARDS: usize = 8;
+
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's shard.
+    static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+}
+
+/// A shard on a cache line of its own.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(Mutex<Stats>);
+
+/// One route or task being timed. Sources live as long as the process (at most
+/// a few hundred per watch; see [`PollWatch::source`]), so a timed future refers
+/// to its source without touching a shared reference count on every request.
 pub struct Source {
     kind: SourceKind,
     name: Arc<str>,
-    stats: Mutex<Stats>,
+    shards: [Shard; SHARDS],
     log: Arc<LongPollLog>,
 }
 
 impl Source {
+    /// Its kind.
+    pub fn kind(&self) -> SourceKind {
+        self.kind
+    }
+
+    /// Its route pattern or task name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Records one poll that ran from `started` to `ended` (what [`Timed`] does on
     /// every poll; public for polls timed elsewhere, such as a runtime's own poll
     /// hooks).
@@ -79,8 +109,12 @@ impl Source {
         let ns = duration_ns(ended.saturating_duration_since(started));
         let long = ns >= self.log.threshold_ns;
         {
-            let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
-            stats.histogram.saturating_record(ns);
+            let shard = &self.shards[SHARD.with(|s| *s)];
+            let mut stats = shard.0.lock().unwrap_or_else(PoisonError::into_inner);
+            stats
+                .histogram
+                .get_or_insert_with(new_histogram)
+                .saturating_record(ns);
             if ns > stats.max_ns {
                 stats.max_ns = ns;
                 stats.max_ended_ns = self.log.since_origin(ended);
@@ -92,6 +126,33 @@ impl Source {
         if long {
             self.log.long_poll(self, started, ns);
         }
+    }
+}
+
+impl Source {
+    /// The shards merged.
+    fn snapshot(&self) -> SourceSnapshot {
+        let mut merged = SourceSnapshot {
+            kind: self.kind,
+            name: self.name.to_string(),
+            histogram: new_histogram(),
+            max: Duration::ZERO,
+            max_ended: Duration::ZERO,
+            over_threshold: 0,
+        };
+        for shard in &self.shards {
+            let stats = shard.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(h) = &stats.histogram {
+                // Same bounds: adding cannot fail.
+                let _ = merged.histogram.add(h);
+            }
+            if Duration::from_nanos(stats.max_ns) > merged.max {
+                merged.max = Duration::from_nanos(stats.max_ns);
+                merged.max_ended = Duration::from_nanos(stats.max_ended_ns);
+            }
+            merged.over_threshold += stats.over_threshold;
+        }
+        merged
     }
 }
 
@@ -218,7 +279,7 @@ type SourceKey = (SourceKind, Arc<str>);
 /// Times polls and keeps their figures per route and per task. One per process
 /// is the usual; tests make several.
 pub struct PollWatch {
-    sources: RwLock<HashMap<SourceKey, Arc<Source>>>,
+    sources: RwLock<HashMap<SourceKey, &'static Source>>,
     log: Arc<LongPollLog>,
 }
 
@@ -270,8 +331,10 @@ impl PollWatch {
         tokio::spawn(self.task(name, future))
     }
 
-    /// The figures of `name`, made on first use.
-    pub fn source(&self, kind: SourceKind, name: &str) -> Arc<Source> {
+    /// The figures of `name`, made on first use. A source is never freed: there
+    /// are at most a few hundred per watch, and a watch usually lives as long as
+    /// its process.
+    pub fn source(&self, kind: SourceKind, name: &str) -> &'static Source {
         let key = (kind, Arc::<str>::from(name));
         if let Some(source) = self
             .sources
@@ -279,7 +342,7 @@ impl PollWatch {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&key)
         {
-            return Arc::clone(source);
+            return source;
         }
         let mut sources = self.sources.write().unwrap_or_else(PoisonError::into_inner);
         let key = if sources.len() >= MAX_SOURCES && !sources.contains_key(&key) {
@@ -287,46 +350,27 @@ impl PollWatch {
         } else {
             key
         };
-        let source = sources.entry(key.clone()).or_insert_with(|| {
-            Arc::new(Source {
+        sources.entry(key.clone()).or_insert_with(|| {
+            Box::leak(Box::new(Source {
                 kind,
                 name: key.1,
-                stats: Mutex::new(Stats {
-                    histogram: new_histogram(),
-                    max_ns: 0,
-                    max_ended_ns: 0,
-                    over_threshold: 0,
-                }),
+                shards: Default::default(),
                 log: Arc::clone(&self.log),
-            })
-        });
-        Arc::clone(source)
+            }))
+        })
     }
 
     /// Everything recorded so far.
     pub fn snapshot(&self) -> Snapshot {
         let now = Instant::now().saturating_duration_since(self.log.origin);
-        let sources: Vec<Arc<Source>> = self
+        let sources: Vec<&'static Source> = self
             .sources
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
-            .cloned()
+            .copied()
             .collect();
-        let mut sources: Vec<SourceSnapshot> = sources
-            .iter()
-            .map(|s| {
-                let stats = s.stats.lock().unwrap_or_else(PoisonError::into_inner);
-                SourceSnapshot {
-                    kind: s.kind,
-                    name: s.name.to_string(),
-                    histogram: stats.histogram.clone(),
-                    max: Duration::from_nanos(stats.max_ns),
-                    max_ended: Duration::from_nanos(stats.max_ended_ns),
-                    over_threshold: stats.over_threshold,
-                }
-            })
-            .collect();
+        let mut sources: Vec<SourceSnapshot> = sources.iter().map(|s| s.snapshot()).collect();
         sources.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
         let recent = self
             .log
@@ -378,8 +422,8 @@ mod tests {
     fn the_same_name_is_one_source_and_names_past_the_cap_are_folded() {
         let watch = PollWatch::new();
         let a = watch.source(SourceKind::Route, "/a");
-        assert!(Arc::ptr_eq(&a, &watch.source(SourceKind::Route, "/a")));
-        assert!(!Arc::ptr_eq(&a, &watch.source(SourceKind::Task, "/a")));
+        assert!(std::ptr::eq(a, watch.source(SourceKind::Route, "/a")));
+        assert!(!std::ptr::eq(a, watch.source(SourceKind::Task, "/a")));
         for i in 0..MAX_SOURCES + 5 {
             watch.source(SourceKind::Task, &format!("task-{i}"));
         }

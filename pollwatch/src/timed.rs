@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -17,12 +16,12 @@ pin_project! {
     pub struct Timed<F> {
         #[pin]
         inner: F,
-        source: Arc<Source>,
+        source: &'static Source,
     }
 }
 
 impl<F> Timed<F> {
-    pub(crate) fn new(inner: F, source: Arc<Source>) -> Timed<F> {
+    pub(crate) fn new(inner: F, source: &'static Source) -> Timed<F> {
         Timed { inner, source }
     }
 }
