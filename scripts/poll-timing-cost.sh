@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What timing every poll costs (the pollwatch layer and task wrapper): closed-loop
 # GET /health on one reference server with poll timing on and off
-# (`--no-poll-timing`), alternating on/off round by round so drift on a shared
-# machine hits both alike, then `loadgen compare off on` over the rounds
+# (`--no-poll-timing`), one of each per round, which goes first alternating
+# round by round, so drift and order on a shared machine hit both alike, then `loadgen compare off on` over the rounds
 # (medians and ranges of throughput and latency; on ÷ off).
 #
 #   scripts/poll-timing-cost.sh [ROUNDS] [SECONDS] [VARIANT]
@@ -56,10 +56,16 @@ measure() {
 }
 
 for round in $(seq "$ROUNDS"); do
-  echo "round $round/$ROUNDS: poll timing on" >&2
-  measure on "$round"
-  echo "round $round/$ROUNDS: poll timing off" >&2
-  measure off "$round" --no-poll-timing
+  # Which goes first alternates, so an order effect hits both alike.
+  if [ $((round % 2)) -eq 1 ]; then
+    echo "round $round/$ROUNDS: poll timing on, then off" >&2
+    measure on "$round"
+    measure off "$round" --no-poll-timing
+  else
+    echo "round $round/$ROUNDS: poll timing off, then on" >&2
+    measure off "$round" --no-poll-timing
+    measure on "$round"
+  fi
 done
 
 # A round's answers per second (the first stream's, the only one).

@@ -34,7 +34,7 @@ impl<S> Layer<S> for PollTimingLayer {
             inner,
             shared: Arc::new(Shared {
                 watch: Arc::clone(&self.watch),
-                last: OnceLock::new(),
+                first: OnceLock::new(),
             }),
         }
     }
@@ -51,11 +51,12 @@ pub struct PollTiming<S> {
 
 struct Shared {
     watch: Arc<PollWatch>,
-    /// The source of the first route this service saw. `Router::layer` wraps
-    /// each route on its own, so every request of this service matched the same
-    /// route and the registry is not asked again (a read of an initialised
-    /// `OnceLock` writes nothing shared).
-    last: OnceLock<&'static Source>,
+    /// The first route this service saw, and its source. Added with
+    /// `Router::layer` (or `route_layer`), the layer wraps each route on its
+    /// own, so every request of this service matches that route and the
+    /// registry is not asked again (a read of an initialised `OnceLock` writes
+    /// nothing shared); wrapped around a whole router, it asks for the others.
+    first: OnceLock<(Box<str>, &'static Source)>,
 }
 
 impl<S, B> Service<Request<B>> for PollTiming<S>
@@ -78,11 +79,11 @@ where
             .get::<MatchedPath>()
             .map_or(UNMATCHED, MatchedPath::as_str);
         let shared = &self.shared;
-        let source = match shared.last.get() {
-            Some(source) if source.name() == route => *source,
+        let source = match shared.first.get() {
+            Some((name, source)) if **name == *route => *source,
             _ => {
                 let source = shared.watch.source(SourceKind::Route, route);
-                let _ = shared.last.set(source);
+                let _ = shared.first.set((route.into(), source));
                 source
             }
         };

@@ -89,8 +89,7 @@ pub fn write_families(out: &mut String, watches: &[(Vec<(&str, String)>, &Snapsh
             let mut bucket = labels.clone();
             bucket.push(("le", "+Inf".into()));
             f.sample("_bucket", &bucket, s.histogram.len() as f64);
-            let sum_s = s.histogram.mean() * s.histogram.len() as f64 / 1e9;
-            f.sample("_sum", &labels, sum_s);
+            f.sample("_sum", &labels, s.sum.as_secs_f64());
             f.sample("_count", &labels, s.histogram.len() as f64);
         }
     }

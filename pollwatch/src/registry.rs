@@ -19,9 +19,11 @@ pub const DEFAULT_THRESHOLD: Duration = Duration::from_millis(1);
 /// How many of the most recent long polls are kept with their times.
 pub const RECENT_LONG_POLLS: usize = 256;
 
-/// Distinct routes and tasks kept; more task names than this (names built from
-/// data, say) are counted together under `(other)`, so memory stays bounded.
-const MAX_SOURCES: usize = 256;
+/// Distinct routes, and distinct tasks, kept: more names of one kind than this
+/// (task names built from data, say) are counted together under `(other)`.
+/// Memory is per source and per thread that polls it: one histogram of about
+/// 192 KiB each (a route polled by two runtime workers costs two).
+const MAX_SOURCES_PER_KIND: usize = 128;
 
 /// At most one `tracing` warning per this long; the ones in between are counted.
 const WARN_EVERY: Duration = Duration::from_secs(1);
@@ -50,6 +52,19 @@ impl SourceKind {
             SourceKind::Task => "task",
         }
     }
+
+    /// The kind [`SourceKind::label`] names, if any.
+    pub fn from_label(label: &str) -> Option<SourceKind> {
+        match label {
+            "route" => Some(SourceKind::Route),
+            "task" => Some(SourceKind::Task),
+            _ => None,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// Everything one shard recorded about one route or task.
@@ -62,6 +77,9 @@ struct Stats {
     /// When the longest poll ended, in ns since the watch started.
     max_ended_ns: u64,
     over_threshold: u64,
+    /// Every poll's duration added up, exactly (the histogram's sum is only as
+    /// exact as its buckets).
+    sum_ns: u64,
 }
 
 /// Shards per source. Each thread records into one (by a per-thread index), so
@@ -122,6 +140,7 @@ impl Source {
             if long {
                 stats.over_threshold += 1;
             }
+            stats.sum_ns = stats.sum_ns.saturating_add(ns);
         }
         if long {
             self.log.long_poll(self, started, ns);
@@ -139,6 +158,7 @@ impl Source {
             max: Duration::ZERO,
             max_ended: Duration::ZERO,
             over_threshold: 0,
+            sum: Duration::ZERO,
         };
         for shard in &self.shards {
             let stats = shard.0.lock().unwrap_or_else(PoisonError::into_inner);
@@ -151,6 +171,7 @@ impl Source {
                 merged.max_ended = Duration::from_nanos(stats.max_ended_ns);
             }
             merged.over_threshold += stats.over_threshold;
+            merged.sum += Duration::from_nanos(stats.sum_ns);
         }
         merged
     }
@@ -256,6 +277,8 @@ pub struct SourceSnapshot {
     /// When the longest poll ended, since the watch started.
     pub max_ended: Duration,
     pub over_threshold: u64,
+    /// Every poll's duration added up.
+    pub sum: Duration,
 }
 
 /// Everything a watch has recorded, at one moment.
@@ -273,13 +296,11 @@ pub struct Snapshot {
     pub long_polls_total: u64,
 }
 
-/// What a source is known by: its kind and name.
-type SourceKey = (SourceKind, Arc<str>);
-
 /// Times polls and keeps their figures per route and per task. One per process
 /// is the usual; tests make several.
 pub struct PollWatch {
-    sources: RwLock<HashMap<SourceKey, &'static Source>>,
+    /// Routes, then tasks, by name (looked up by `&str`, without allocating).
+    sources: RwLock<[HashMap<Box<str>, &'static Source>; 2]>,
     log: Arc<LongPollLog>,
 }
 
@@ -292,7 +313,7 @@ impl PollWatch {
     /// A watch counting polls of at least `threshold` as long.
     pub fn with_threshold(threshold: Duration) -> Arc<PollWatch> {
         Arc::new(PollWatch {
-            sources: RwLock::new(HashMap::new()),
+            sources: RwLock::new(Default::default()),
             log: Arc::new(LongPollLog {
                 origin: Instant::now(),
                 threshold_ns: duration_ns(threshold).max(1),
@@ -331,29 +352,27 @@ impl PollWatch {
         tokio::spawn(self.task(name, future))
     }
 
-    /// The figures of `name`, made on first use. A source is never freed: there
-    /// are at most a few hundred per watch, and a watch usually lives as long as
-    /// its process.
+    /// The figures of `name`, made on first use. A source is never freed (it is
+    /// leaked, so timed futures hold a plain reference): there are at most
+    /// [`MAX_SOURCES_PER_KIND`] of each kind per watch, and a watch usually
+    /// lives as long as its process.
     pub fn source(&self, kind: SourceKind, name: &str) -> &'static Source {
-        let key = (kind, Arc::<str>::from(name));
-        if let Some(source) = self
-            .sources
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
+        if let Some(source) =
+            self.sources.read().unwrap_or_else(PoisonError::into_inner)[kind.index()].get(name)
         {
             return source;
         }
         let mut sources = self.sources.write().unwrap_or_else(PoisonError::into_inner);
-        let key = if sources.len() >= MAX_SOURCES && !sources.contains_key(&key) {
-            (kind, Arc::<str>::from("(other)"))
+        let of_kind = &mut sources[kind.index()];
+        let name = if of_kind.len() >= MAX_SOURCES_PER_KIND && !of_kind.contains_key(name) {
+            "(other)"
         } else {
-            key
+            name
         };
-        sources.entry(key.clone()).or_insert_with(|| {
+        of_kind.entry(name.into()).or_insert_with(|| {
             Box::leak(Box::new(Source {
                 kind,
-                name: key.1,
+                name: Arc::from(name),
                 shards: Default::default(),
                 log: Arc::clone(&self.log),
             }))
@@ -362,13 +381,12 @@ impl PollWatch {
 
     /// Everything recorded so far.
     pub fn snapshot(&self) -> Snapshot {
-        let now = Instant::now().saturating_duration_since(self.log.origin);
         let sources: Vec<&'static Source> = self
             .sources
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .copied()
+            .iter()
+            .flat_map(|of_kind| of_kind.values().copied())
             .collect();
         let mut sources: Vec<SourceSnapshot> = sources.iter().map(|s| s.snapshot()).collect();
         sources.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
@@ -377,6 +395,8 @@ impl PollWatch {
             .recent
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        // Read last, so no poll in the snapshot started or ended after it.
+        let now = Instant::now().saturating_duration_since(self.log.origin);
         Snapshot {
             threshold: self.threshold(),
             now,
@@ -424,11 +444,21 @@ mod tests {
         let a = watch.source(SourceKind::Route, "/a");
         assert!(std::ptr::eq(a, watch.source(SourceKind::Route, "/a")));
         assert!(!std::ptr::eq(a, watch.source(SourceKind::Task, "/a")));
-        for i in 0..MAX_SOURCES + 5 {
+        for i in 0..MAX_SOURCES_PER_KIND + 5 {
             watch.source(SourceKind::Task, &format!("task-{i}"));
         }
+        // Tasks past the cap do not crowd out routes.
+        watch.source(SourceKind::Route, "/b");
         let s = watch.snapshot();
-        assert_eq!(s.sources.len(), MAX_SOURCES + 1);
-        assert!(s.sources.iter().any(|s| s.name == "(other)"));
+        let tasks = s.sources.iter().filter(|s| s.kind == SourceKind::Task);
+        assert_eq!(tasks.count(), MAX_SOURCES_PER_KIND + 1);
+        assert!(s
+            .sources
+            .iter()
+            .any(|s| s.name == "(other)" && s.kind == SourceKind::Task));
+        assert!(s
+            .sources
+            .iter()
+            .any(|s| s.name == "/b" && s.kind == SourceKind::Route));
     }
 }

@@ -1,7 +1,8 @@
 //! Which code blocked, as each server reports it: a `/work/cpu` job that runs on
 //! the event loop shows as a poll of the route as long as the job; handed to a
 //! blocking thread, its polls stay short. A background job that runs inline is
-//! named by its task, not by `POST /jobs`. Ratios against the job's length only.
+//! named by its task, not by `POST /jobs`. Ratios against the job's length only,
+//! with room for a poll the kernel preempts on a busy machine.
 
 mod support;
 
@@ -47,7 +48,11 @@ fn a_job_on_the_event_loop_is_one_long_poll_of_its_route_and_a_handed_off_one_is
     let handed_off = longest_poll_of_work_cpu("spawn-blocking");
     let job = JOB.as_secs_f64();
     assert!(inline >= job / 2.0, "blocking-in-async: {inline} s");
-    assert!(handed_off < job / 20.0, "spawn-blocking: {handed_off} s");
+    // Wide margin: a poll the kernel preempts on a busy machine reads long too.
+    assert!(
+        handed_off * 5.0 < inline,
+        "spawn-blocking: {handed_off} s, inline {inline} s"
+    );
 }
 
 /// The one process of the server's `/metrics.json`, its poll figures.
@@ -91,7 +96,7 @@ fn a_background_job_that_blocks_is_named_by_its_task_not_by_the_route() {
     let route = source(&figures, "route", "/jobs").expect("POST /jobs was timed");
     let job = JOB.as_secs_f64();
     assert!(task["max_s"].as_f64().unwrap() >= job / 2.0, "{figures}");
-    assert!(route["max_s"].as_f64().unwrap() < job / 10.0, "{figures}");
+    assert!(route["max_s"].as_f64().unwrap() < job / 4.0, "{figures}");
     let culprits: Vec<(&str, &str)> = figures["long_polls"]
         .as_array()
         .unwrap()

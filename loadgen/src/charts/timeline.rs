@@ -36,8 +36,7 @@ pub struct Timeline {
     throughput: Vec<(f64, f64)>,
     throughput_label: String,
     footer: String,
-    /// Long polls: (start, duration in ms, index into `poll_sources`).
-    long_polls: Vec<(f64, f64, usize)>,
+    long_polls: Vec<LongPollBar>,
     /// The routes and tasks with long polls, most long polls first (the rest
     /// folded into the last, `other`).
     poll_sources: Vec<String>,
@@ -46,11 +45,12 @@ pub struct Timeline {
 /// Routes and tasks given their own colour; the rest share one.
 const POLL_COLOURS: usize = 4;
 
-/// The long polls of every phase (each placed at `offset` and cut to its
-/// measured window), with their sources.
+/// The long polls of every phase, each cut to its phase's measured window and
+/// placed at the phase's `offset`, with their sources.
 #[derive(Default)]
 struct LongPolls {
-    marks: Vec<(f64, f64, String)>,
+    /// (start, end, duration in ms, source).
+    marks: Vec<(f64, f64, f64, String)>,
 }
 
 impl LongPolls {
@@ -59,10 +59,14 @@ impl LongPolls {
             return;
         };
         for m in &polls.marks {
-            let end = m.start_s + m.duration_us / 1e6;
-            if end > 0.0 && m.start_s < measured_s {
+            let (start, end) = (
+                m.start_s.max(0.0),
+                (m.start_s + m.duration_us / 1e6).min(measured_s),
+            );
+            if start < end {
                 self.marks.push((
-                    offset + m.start_s.max(0.0),
+                    offset + start,
+                    offset + end,
                     m.duration_us / 1e3,
                     source_name(&m.kind, &m.name),
                 ));
@@ -71,9 +75,9 @@ impl LongPolls {
     }
 
     /// (marks, sources): the most frequent sources get their own index.
-    fn finish(self) -> (Vec<(f64, f64, usize)>, Vec<String>) {
+    fn finish(self) -> (Vec<LongPollBar>, Vec<String>) {
         let mut counts: Vec<(String, usize)> = Vec::new();
-        for (_, _, name) in &self.marks {
+        for (_, _, _, name) in &self.marks {
             match counts.iter_mut().find(|(n, _)| n == name) {
                 Some((_, c)) => *c += 1,
                 None => counts.push((name.clone(), 1)),
@@ -88,16 +92,27 @@ impl LongPolls {
         let marks = self
             .marks
             .into_iter()
-            .map(|(t, ms, name)| {
-                let i = sources
+            .map(|(start, end, ms, name)| LongPollBar {
+                start,
+                end,
+                ms,
+                source: sources
                     .iter()
                     .position(|s| *s == name)
-                    .unwrap_or(sources.len() - 1);
-                (t, ms, i)
+                    .unwrap_or(sources.len() - 1),
             })
             .collect();
         (marks, sources)
     }
+}
+
+/// One long poll as drawn: from `start` to `end` at the height of its length.
+struct LongPollBar {
+    start: f64,
+    end: f64,
+    ms: f64,
+    /// Index into the timeline's `poll_sources`.
+    source: usize,
 }
 
 fn point(offset: f64, i: &IntervalReport) -> Point {
@@ -220,7 +235,7 @@ impl Chart for Timeline {
         let y_max = answered
             .map(|p| p.max)
             .chain(self.server_lag.iter().map(|p| p.1))
-            .chain(self.long_polls.iter().map(|p| p.1))
+            .chain(self.long_polls.iter().map(|p| p.ms))
             .fold(0.0, f64::max)
             .max(y_min * 10.0)
             * 3.0;
@@ -326,17 +341,10 @@ impl Chart for Timeline {
         }
         for (i, source) in self.poll_sources.iter().enumerate() {
             let c = color(5 + i);
-            let bars = self
-                .long_polls
-                .iter()
-                .filter(|p| p.2 == i)
-                .map(|&(t, ms, _)| {
-                    let y = ms.max(y_min);
-                    PathElement::new(
-                        vec![(t, y), ((t + ms / 1e3).min(end), y)],
-                        c.stroke_width(3),
-                    )
-                });
+            let bars = self.long_polls.iter().filter(|p| p.source == i).map(|p| {
+                let y = p.ms.max(y_min);
+                PathElement::new(vec![(p.start, y), (p.end, y)], c.stroke_width(3))
+            });
             chart
                 .draw_series(bars)
                 .map_err(plot_error)?

@@ -34,12 +34,17 @@ pub fn longest_long_poll(t: &ServerTelemetry) -> Option<&SourcePhasePolls> {
 }
 
 /// Whether the phase's longest poll went by without the loop stalling for a
-/// good part of it (`None` without lag figures or without a long poll).
+/// good part of it (`None` without lag figures, without a long poll, or when
+/// the poll's length is only a bucket's upper bound).
 pub fn loop_kept_running(t: &ServerTelemetry) -> Option<bool> {
-    let longest = longest_long_poll(t)?;
+    let longest = longest_long_poll(t).filter(|s| s.longest_exact)?;
     let lag = t.lag_max_us?;
     Some(lag < longest.longest_us * STALL_SHARE)
 }
+
+/// What to show when the phase's polls cannot be told (fewer than two
+/// snapshots bracketed it): not "nothing was long".
+const NOT_COMPARED: &str = "? (one scrape)";
 
 /// The comparison table's cell: `/work/cpu 20.1ms` (`, loop ran` when the lag
 /// probe did not stall with it), `< 1ms` when no poll was long, `–` without
@@ -51,6 +56,9 @@ pub fn longest_poll_cell(phase: Option<&PhaseReport>) -> Cell {
     let Some(polls) = &t.polls else {
         return Cell::plain("–");
     };
+    if !polls.compared {
+        return Cell::plain(NOT_COMPARED);
+    }
     let Some(longest) = longest_long_poll(t) else {
         return Cell::plain(format!("< {}", format_us(polls.threshold_us)));
     };
@@ -75,6 +83,9 @@ fn phase_cell(phase: &PhaseReport) -> Cell {
     let Some(polls) = &t.polls else {
         return Cell::plain("–");
     };
+    if !polls.compared {
+        return Cell::plain(NOT_COMPARED);
+    }
     let Some(longest) = longest_long_poll(t) else {
         return Cell::plain(format!("none ≥ {}", format_us(polls.threshold_us)));
     };
@@ -146,7 +157,7 @@ impl RunReport {
     }
 
     /// What [`RunReport::polls_table`] shows, under its title in every rendering.
-    pub const POLLS_CAPTION: &'static str = "Per phase, the route or background task with the longest single poll (one uninterrupted run of its future on a worker thread: nothing else on that thread ran meanwhile), as the server timed it, and how many of its polls reached the long-poll threshold (1 ms). A poll is timed by the wall clock, so one the kernel took off the CPU (other threads wanting the cores) reads long too: code that blocks makes nearly every poll of its route long, preemption only a few. \"loop ran\": the server's lag probe saw less than a quarter of that poll, so other work kept running (block_in_place hands the worker's queue to another thread; a multi-thread runtime's other workers go on).";
+    pub const POLLS_CAPTION: &'static str = "Per phase, the route or background task with the longest single poll (one uninterrupted run of its future on a worker thread: nothing else on that thread ran meanwhile), as the server timed it, and how many of its polls reached the server's long-poll threshold (1 ms on the reference servers); \"?\": the server answered fewer than two scrapes around the phase, so its polls cannot be told. A poll is timed by the wall clock, so one the kernel took off the CPU (other threads wanting the cores) reads long too: code that blocks makes nearly every poll of its route long, preemption only a few. \"loop ran\": the server's lag probe saw less than a quarter of that poll, so other work kept running (block_in_place hands the worker's queue to another thread; a multi-thread runtime's other workers go on).";
 }
 
 #[cfg(test)]
@@ -159,12 +170,14 @@ mod tests {
             lag_max_us,
             polls: Some(PhasePolls {
                 threshold_us: 1_000.0,
+                compared: true,
                 sources: vec![SourcePhasePolls {
                     kind: "task".into(),
                     name: "cpu".into(),
                     polls: 10,
                     long_polls,
                     longest_us,
+                    longest_exact: true,
                 }],
                 marks: Vec::new(),
                 marks_left_out: 0,

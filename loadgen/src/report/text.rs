@@ -204,6 +204,9 @@ fn polls_summary(t: &crate::telemetry::ServerTelemetry) -> String {
     let Some(polls) = &t.polls else {
         return String::new();
     };
+    if !polls.compared {
+        return "longest polls: unknown (the server answered fewer than two scrapes)\n".into();
+    }
     let long: Vec<String> = polls
         .sources
         .iter()

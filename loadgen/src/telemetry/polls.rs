@@ -4,31 +4,42 @@
 //! under the client's latency.
 //!
 //! Poll figures are cumulative, like the rest of the telemetry: a phase's are the
-//! difference between the last good snapshot at or before the start of
-//! measurement and the last one, per process (matched by pid). Long polls come
-//! with their start on the server's clock and the time the snapshot was taken on
-//! the same clock; the scrape's own send and answer times place that moment on
-//! the client's clock (to within the scrape's round trip).
+//! difference, per process (matched by pid), between its last snapshot and its
+//! latest one taken at or before the start of measurement (else its earliest; a
+//! process that first appears in the last snapshot started during the phase).
+//! Long polls come with their start on the server's clock and the time the
+//! snapshot was taken on the same clock; the middle of the scrape's round trip
+//! places that moment on the client's clock.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
-use servers::telemetry::polls::SourcePolls;
-use servers::telemetry::{MetricsReport, PollFigures};
+use servers::telemetry::polls::{duration_from_secs, LongPollRecord, SourcePolls};
+use servers::telemetry::{MetricsReport, PollFigures, ProcessSnapshot};
 
 use super::scraper::Sample;
+use super::series::{offset, taken};
 use crate::stats::{decode, new_histogram};
 
 /// At most this many long polls are kept per phase (the longest when there are
 /// more); the rest are counted in [`PhasePolls::marks_left_out`].
 pub const MAX_MARKS: usize = 2_000;
 
+/// The longest a poll can be recorded as (the histograms' bound); longer or
+/// unreadable figures from a server are clamped or dropped.
+const LONGEST_S: f64 = 3_600.0;
+
 /// Which code blocked during one phase.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PhasePolls {
     /// How long a poll had to run to count as long, in µs (the server's).
     pub threshold_us: f64,
+    /// Whether two snapshots bracketed the phase, so that `sources` are the
+    /// phase's own. Without them (the server answered one scrape, or none)
+    /// nothing can be said, which is not the same as nothing blocking.
+    #[serde(default)]
+    pub compared: bool,
     /// Per route and task polled in the phase, the longest poll first.
     pub sources: Vec<SourcePhasePolls>,
     /// The phase's long polls, in time order.
@@ -47,16 +58,17 @@ pub struct SourcePhasePolls {
     pub polls: u64,
     /// Polls at or over the threshold.
     pub long_polls: u64,
-    /// The longest poll in the phase, in µs (to the histogram's precision; an
-    /// upper bound at the buckets' resolution from a Prometheus scrape).
+    /// The longest poll in the phase, in µs.
     pub longest_us: f64,
+    /// Whether `longest_us` was measured (the server's longest so far, grown in
+    /// the phase, or a difference of full histograms, to three digits) rather
+    /// than the upper bound of a Prometheus bucket.
+    #[serde(default = "measured")]
+    pub longest_exact: bool,
 }
 
-impl SourcePhasePolls {
-    /// `route /work/cpu` or `task cpu`.
-    pub fn label(&self) -> String {
-        format!("{} {}", self.kind, self.name)
-    }
+fn measured() -> bool {
+    true
 }
 
 /// One long poll on the phase's clock.
@@ -72,39 +84,50 @@ pub struct LongPollMark {
     pub process: Option<usize>,
 }
 
+/// A sample with figures, and the moment they were most likely taken: the
+/// middle of the scrape's round trip.
+struct Scraped<'a> {
+    sample: &'a Sample,
+    report: &'a MetricsReport,
+    at: SystemTime,
+}
+
 impl PhasePolls {
     /// The phase's poll figures from its samples (oldest first), or `None` when
     /// no snapshot carried any.
     pub fn from_samples(samples: &[Sample], measured_from: SystemTime) -> Option<PhasePolls> {
-        let good: Vec<(&Sample, &MetricsReport)> = samples
+        let good: Vec<Scraped> = samples
             .iter()
-            .filter_map(|s| match &s.scrape {
-                Some(Ok(report)) => Some((s, report)),
+            .filter_map(|sample| match &sample.scrape {
+                Some(Ok(report)) => Some(Scraped {
+                    sample,
+                    report,
+                    at: sample.at + sample.scrape_took / 2,
+                }),
                 _ => None,
             })
             .collect();
-        let with_polls = |r: &MetricsReport| r.processes.iter().any(|p| p.polls.is_some());
-        if !good.iter().any(|(_, r)| with_polls(r)) {
+        let last = good.last()?;
+        if !good
+            .iter()
+            .any(|g| g.report.processes.iter().any(|p| p.polls.is_some()))
+        {
             return None;
         }
-        let start = good
-            .iter()
-            .rev()
-            .find(|(s, _)| s.at + s.scrape_took <= measured_from)
-            .or(good.first());
-        let mut polls = PhasePolls::default();
-        if let (Some((_, first)), Some((_, last))) = (start, good.last()) {
-            polls.sources = phase_sources(first, last);
-            polls.threshold_us = last
+        let (sources, compared) = phase_sources(&good, measured_from);
+        let (marks, marks_left_out) = marks(&good, measured_from);
+        Some(PhasePolls {
+            threshold_us: last
+                .report
                 .processes
                 .iter()
-                .find_map(|p| Some(p.polls.as_ref()?.threshold_s * 1e6))
-                .unwrap_or(0.0);
-        }
-        let (marks, left_out) = marks(&good, measured_from);
-        polls.marks = marks;
-        polls.marks_left_out = left_out;
-        Some(polls)
+                .find_map(|p| Some(finite_s(p.polls.as_ref()?.threshold_s) * 1e6))
+                .unwrap_or(0.0),
+            compared,
+            sources,
+            marks,
+            marks_left_out,
+        })
     }
 
     /// The source with the longest poll in the phase, if any was polled.
@@ -113,23 +136,77 @@ impl PhasePolls {
     }
 }
 
-/// Per (kind, name), the polls between `before` and `after`, summed over the
-/// processes in both; longest first.
-fn phase_sources(before: &MetricsReport, after: &MetricsReport) -> Vec<SourcePhasePolls> {
+/// A number of seconds from a server, as one: not negative, finite, at most
+/// [`LONGEST_S`].
+fn finite_s(seconds: f64) -> f64 {
+    if seconds.is_finite() {
+        seconds.clamp(0.0, LONGEST_S)
+    } else {
+        0.0
+    }
+}
+
+/// When `server_s` on the clock of `figures` happened, in seconds from
+/// `measured_from`: the snapshot was taken `age_s` before `at` (a sibling's
+/// file is older than the answer), at `now_s` on that clock. `None` when the
+/// figures cannot be placed.
+fn on_phase_clock(
+    server_s: f64,
+    figures: &PollFigures,
+    age_s: f64,
+    at: SystemTime,
+    measured_from: SystemTime,
+) -> Option<f64> {
+    if !server_s.is_finite() || !figures.now_s.is_finite() {
+        return None;
+    }
+    let before =
+        duration_from_secs(figures.now_s - server_s).checked_add(duration_from_secs(age_s))?;
+    Some(offset(measured_from, at.checked_sub(before)?))
+}
+
+/// Per (kind, name), the polls of the phase summed over its processes, longest
+/// first; and whether any process had a snapshot before the last to compare with.
+fn phase_sources(good: &[Scraped], measured_from: SystemTime) -> (Vec<SourcePhasePolls>, bool) {
+    let Some(last) = good.last() else {
+        return (Vec::new(), false);
+    };
     let mut merged: BTreeMap<(String, String), SourcePhasePolls> = BTreeMap::new();
-    for a in &after.processes {
-        let Some(b) = before.processes.iter().find(|b| b.pid == a.pid) else {
+    let mut compared = false;
+    for after in &last.report.processes {
+        let Some(figures) = &after.polls else {
             continue;
         };
-        let (Some(pa), Some(pb)) = (&a.polls, &b.polls) else {
-            continue;
+        let earlier = &good[..good.len() - 1];
+        let baseline = earlier
+            .iter()
+            .rev()
+            .filter(|g| taken(g.sample) <= measured_from)
+            .find_map(|g| process_of(g.report, after.pid))
+            .or_else(|| earlier.iter().find_map(|g| process_of(g.report, after.pid)));
+        let before = match baseline {
+            // A stale file of a sibling, or a restarted process behind the same
+            // stand-in id: nothing to subtract from.
+            Some(before) if before.uptime_s >= after.uptime_s => continue,
+            Some(before) => before.polls.as_ref(),
+            // Seen only now, though earlier scrapes answered: it started in the
+            // phase, and all its polls are the phase's.
+            None if !earlier.is_empty() => None,
+            None => continue,
         };
-        for source in &pa.sources {
-            let earlier = pb
-                .sources
-                .iter()
-                .find(|s| s.kind == source.kind && s.name == source.name);
-            let Some((polls, long_polls, longest_us)) = difference(earlier, source) else {
+        compared = true;
+        for source in &figures.sources {
+            let earlier = before.and_then(|b| {
+                b.sources
+                    .iter()
+                    .find(|s| s.kind == source.kind && s.name == source.name)
+            });
+            // The longest-so-far grew in the phase only if it ended in it.
+            let max_in_phase = source.max_ended_s.is_none_or(|ended| {
+                on_phase_clock(ended, figures, after.age_s, last.at, measured_from)
+                    .is_none_or(|t| t >= 0.0)
+            });
+            let Some(difference) = difference(earlier, source, max_in_phase) else {
                 continue;
             };
             let entry = merged
@@ -139,21 +216,44 @@ fn phase_sources(before: &MetricsReport, after: &MetricsReport) -> Vec<SourcePha
                     name: source.name.clone(),
                     polls: 0,
                     long_polls: 0,
-                    longest_us: 0.0,
+                    // Below any difference, so the first one sets both.
+                    longest_us: -1.0,
+                    longest_exact: true,
                 });
-            entry.polls += polls;
-            entry.long_polls += long_polls;
-            entry.longest_us = entry.longest_us.max(longest_us);
+            entry.polls += difference.polls;
+            entry.long_polls += difference.long_polls;
+            if difference.longest_us > entry.longest_us {
+                entry.longest_us = difference.longest_us;
+                entry.longest_exact = difference.exact;
+            }
         }
     }
     let mut sources: Vec<SourcePhasePolls> = merged.into_values().collect();
     sources.sort_by(|a, b| b.longest_us.total_cmp(&a.longest_us));
-    sources
+    (sources, compared)
 }
 
-/// One source's polls, long polls and longest poll (µs) between two snapshots;
-/// `None` if it was not polled in between.
-fn difference(before: Option<&SourcePolls>, after: &SourcePolls) -> Option<(u64, u64, f64)> {
+/// The process `pid` of `report`, if it is there.
+fn process_of(report: &MetricsReport, pid: u32) -> Option<&ProcessSnapshot> {
+    report.processes.iter().find(|p| p.pid == pid)
+}
+
+/// One source's polls between two snapshots.
+struct Difference {
+    polls: u64,
+    long_polls: u64,
+    longest_us: f64,
+    exact: bool,
+}
+
+/// One source's polls between two snapshots; `None` if it was not polled in
+/// between. `max_in_phase`: whether a longest-so-far that grew ended in the
+/// phase (not in the warm-up before it).
+fn difference(
+    before: Option<&SourcePolls>,
+    after: &SourcePolls,
+    max_in_phase: bool,
+) -> Option<Difference> {
     let polls = after.polls.saturating_sub(before.map_or(0, |b| b.polls));
     if polls == 0 {
         return None;
@@ -169,62 +269,59 @@ fn difference(before: Option<&SourcePolls>, after: &SourcePolls) -> Option<(u64,
         (Some(b), Some(mut a)) => a.subtract(&b).ok().map(|_| a.max() as f64 / 1e3),
         _ => None,
     };
-    // A longest-so-far that grew in between is the phase's longest, exactly;
-    // otherwise the histograms' difference says (to its precision).
-    let longest_us = if after.max_s > before.map_or(0.0, |b| b.max_s) {
-        after.max_s * 1e6
+    let max_s = finite_s(after.max_s);
+    // A longest-so-far that grew in the phase is the phase's longest, exactly;
+    // otherwise the histograms' difference says (to three digits, or to the
+    // bucket's upper bound from Prometheus text).
+    let (longest_us, exact) = if max_in_phase && max_s > before.map_or(0.0, |b| finite_s(b.max_s)) {
+        (max_s * 1e6, true)
     } else {
-        in_between.unwrap_or(0.0)
+        (
+            in_between.unwrap_or(0.0),
+            in_between.is_some() && !after.buckets_only,
+        )
     };
-    Some((polls, long_polls, longest_us))
+    Some(Difference {
+        polls,
+        long_polls,
+        longest_us,
+        exact,
+    })
 }
 
 /// The long polls of every snapshot, each once (by process and sequence
 /// number), placed on the phase's clock; and how many the scrapes missed.
-fn marks(
-    good: &[(&Sample, &MetricsReport)],
-    measured_from: SystemTime,
-) -> (Vec<LongPollMark>, u64) {
-    // Per pid, the last sequence number seen.
-    let mut seen: HashMap<u32, u64> = HashMap::new();
+fn marks(good: &[Scraped], measured_from: SystemTime) -> (Vec<LongPollMark>, u64) {
+    // Per pid, the sequence number of the next long poll not yet seen.
+    let mut next: HashMap<u32, u64> = HashMap::new();
     let mut marks = Vec::new();
     let mut left_out = 0;
-    for (sample, report) in good {
-        let taken = sample.at + sample.scrape_took;
-        for process in &report.processes {
+    for g in good {
+        for process in &g.report.processes {
             let Some(figures) = &process.polls else {
                 continue;
             };
-            let last = seen.get(&process.pid).copied();
+            let seen_up_to = next.get(&process.pid).copied();
             let new = figures
                 .long_polls
                 .iter()
-                .filter(|p| last.is_none_or(|last| p.seq > last));
+                .filter(|p| seen_up_to.is_none_or(|n| p.seq >= n));
             for record in new {
-                marks.push(place(
-                    record,
-                    figures,
-                    process.age_s,
-                    process.process,
-                    taken,
-                    measured_from,
-                ));
+                if let Some(mark) = place(record, figures, process, g.at, measured_from) {
+                    marks.push(mark);
+                }
             }
-            if let (Some(last), Some(oldest)) = (last, figures.long_polls.first()) {
-                // Sequence numbers the server handed out that no scrape caught.
-                left_out += oldest.seq.saturating_sub(last + 1);
+            if let (Some(n), Some(oldest)) = (seen_up_to, figures.long_polls.first()) {
+                // Sequence numbers handed out that no scrape caught.
+                left_out += oldest.seq.saturating_sub(n);
             }
-            if figures.long_polls_total > 0 {
-                seen.insert(process.pid, figures.long_polls_total - 1);
-            }
+            let total = figures.long_polls_total.max(seen_up_to.unwrap_or(0));
+            next.insert(process.pid, total);
         }
     }
     // Long polls from before the phase's first sample belong to an earlier phase.
-    if let Some((first, _)) = good.first() {
-        let earliest = match first.at.duration_since(measured_from) {
-            Ok(d) => d.as_secs_f64(),
-            Err(e) => -e.duration().as_secs_f64(),
-        };
+    if let Some(first) = good.first() {
+        let earliest = offset(measured_from, first.sample.at);
         marks.retain(|m| m.start_s + m.duration_us / 1e6 >= earliest);
     }
     marks.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
@@ -246,37 +343,29 @@ fn marks(
     (marks, left_out)
 }
 
-/// `record` on the phase's clock: the snapshot was taken `age_s` before the
-/// scrape was answered, at `now_s` on the server's clock.
+/// `record` on the phase's clock; `None` if its figures are unreadable.
 fn place(
-    record: &servers::telemetry::polls::LongPollRecord,
+    record: &LongPollRecord,
     figures: &PollFigures,
-    age_s: f64,
-    process: Option<usize>,
-    taken: SystemTime,
+    process: &ProcessSnapshot,
+    at: SystemTime,
     measured_from: SystemTime,
-) -> LongPollMark {
-    let before_taken = (figures.now_s - record.started_s).max(0.0) + age_s.max(0.0);
-    let started = taken
-        .checked_sub(Duration::from_secs_f64(before_taken))
-        .unwrap_or(taken);
-    let start_s = match started.duration_since(measured_from) {
-        Ok(d) => d.as_secs_f64(),
-        Err(e) => -e.duration().as_secs_f64(),
-    };
-    LongPollMark {
+) -> Option<LongPollMark> {
+    if !record.duration_s.is_finite() || record.duration_s < 0.0 {
+        return None;
+    }
+    Some(LongPollMark {
         kind: record.kind.clone(),
         name: record.name.clone(),
-        start_s,
-        duration_us: record.duration_s * 1e6,
-        process,
-    }
+        start_s: on_phase_clock(record.started_s, figures, process.age_s, at, measured_from)?,
+        duration_us: finite_s(record.duration_s) * 1e6,
+        process: process.process,
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use servers::telemetry::polls::LongPollRecord;
-    use servers::telemetry::ProcessSnapshot;
+    use std::time::Duration;
 
     use super::*;
     use crate::stats::encode;
@@ -312,7 +401,9 @@ mod tests {
                 long_polls: polls_ms.iter().filter(|&&ms| ms >= 1).count() as u64,
                 max_s: polls_ms.iter().copied().max().unwrap_or(0) as f64 / 1e3,
                 max_ended_s: None,
+                sum_s: 0.0,
                 histogram: Some(encode(&h)),
+                buckets_only: false,
             }],
             long_polls: long
                 .iter()
@@ -376,6 +467,78 @@ mod tests {
             .collect();
         assert_eq!(starts, [0.5, 1.8]);
         assert_eq!(polls.marks_left_out, 2);
+        assert!(polls.compared);
+    }
+
+    #[test]
+    fn one_answered_scrape_says_nothing_rather_than_nothing_blocked() {
+        let origin = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let samples = [
+            sample(origin, 0.0, report(50.0, &[0, 300], &[], 0)),
+            Sample {
+                scrape: Some(Err(crate::telemetry::scraper::ScrapeFailure::Timeout)),
+                ..sample(origin, 1.0, report(51.0, &[], &[], 0))
+            },
+        ];
+        let polls = PhasePolls::from_samples(&samples, origin).unwrap();
+        assert!(!polls.compared);
+        assert!(polls.sources.is_empty());
+    }
+
+    #[test]
+    fn a_longest_so_far_is_the_phases_only_if_it_ended_in_the_phase() {
+        let origin = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        // The first scrape is half a second before measurement starts; the
+        // longest-so-far grows to 300 ms by the last. Without histograms to
+        // subtract, only where that poll ended decides.
+        let longest = |ended_server_s: f64| {
+            let before = report(50.0, &[0], &[], 0);
+            let mut after = report(51.5, &[0, 300, 2, 2], &[], 0);
+            let source = &mut after.processes[0].polls.as_mut().unwrap().sources[0];
+            source.max_ended_s = Some(ended_server_s);
+            source.histogram = None;
+            let samples = [sample(origin, 0.0, before), sample(origin, 1.5, after)];
+            let polls =
+                PhasePolls::from_samples(&samples, origin + Duration::from_millis(500)).unwrap();
+            let cpu = polls.longest().unwrap().clone();
+            (cpu.longest_us, cpu.longest_exact)
+        };
+        // Ended at 50.4 on the server's clock: 0.1 s before measurement began.
+        assert_eq!(longest(50.4), (0.0, false));
+        // Ended at 51.0: in the phase.
+        assert_eq!(longest(51.0), (300_000.0, true));
+    }
+
+    #[test]
+    fn hostile_figures_are_dropped_not_panicked_on() {
+        let origin = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let mut r = report(
+            f64::MAX,
+            &[5],
+            &[
+                (0, -f64::MAX, 1e300),
+                (1, f64::NAN, 0.01),
+                (2, 1.0, f64::INFINITY),
+            ],
+            3,
+        );
+        let source = &mut r.processes[0].polls.as_mut().unwrap().sources[0];
+        source.max_s = f64::INFINITY;
+        source.max_ended_s = Some(f64::NEG_INFINITY);
+        let samples = [
+            sample(origin, 0.0, report(1.0, &[], &[], 0)),
+            sample(origin, 1.0, r),
+        ];
+        let polls = PhasePolls::from_samples(&samples, origin).unwrap();
+        for m in &polls.marks {
+            assert!(m.start_s.is_finite() && m.duration_us.is_finite(), "{m:?}");
+        }
+        for s in &polls.sources {
+            assert!(
+                s.longest_us.is_finite() && s.longest_us <= LONGEST_S * 1e6,
+                "{s:?}"
+            );
+        }
     }
 
     #[test]

@@ -25,8 +25,10 @@
 //!   is, so an interval's longest poll is an upper bound at the buckets'
 //!   resolution), `server_poll_duration_max_seconds` (gauge),
 //!   `server_long_polls_total` (counter), `server_long_poll_threshold_seconds`
-//!   (gauge). The text format has no list of individual long polls, so these
-//!   give figures per phase but no marks on a timeline.
+//!   (gauge); read with their quotes and escapes (a route `/jobs/{id}` holds a
+//!   brace), which `prometheus-parse` does not do. The text format has no list
+//!   of individual long polls, so these give figures per phase but no marks on
+//!   a timeline.
 //!
 //! Parsing is `prometheus-parse`'s.
 
@@ -34,14 +36,19 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use prometheus_parse::{Sample, Scrape, Value};
+
+/// One bucket of a Prometheus histogram: its upper bound (seconds) and the
+/// cumulative count up to it.
+struct Bucket {
+    less_than: f64,
+    count: f64,
+}
 use servers::telemetry::polls::SourcePolls;
 use servers::telemetry::runtime::RuntimeFigures;
 use servers::telemetry::{JobFigures, LagFigures, MetricsReport, PollFigures, ProcessSnapshot};
 
 /// The lag histogram's family.
 const LAG: &str = "server_event_loop_lag_seconds";
-/// The poll histogram's family.
-const POLLS: &str = "server_poll_duration_seconds";
 
 /// `text` as a metrics report, or why it is not one.
 pub fn parse(text: &str, at: SystemTime) -> Result<MetricsReport, String> {
@@ -56,9 +63,12 @@ pub fn parse(text: &str, at: SystemTime) -> Result<MetricsReport, String> {
         metric.starts_with("server_event_loop_lag")
             || metric.starts_with("tokio_worker_busy_seconds")
             || metric.starts_with("server_requests_total")
-            || metric.starts_with(POLLS)
     };
-    if !scrape.samples.iter().any(|s| known(&s.metric)) {
+    let mut polls = poll_figures(text);
+    for process in polls.keys() {
+        processes.entry(*process).or_default();
+    }
+    if polls.is_empty() && !scrape.samples.iter().any(|s| known(&s.metric)) {
         return Err(format!(
             "none of the names loadgen reads ({LAG}, tokio_worker_busy_seconds_total, server_requests_total, …)"
         ));
@@ -78,7 +88,11 @@ pub fn parse(text: &str, at: SystemTime) -> Result<MetricsReport, String> {
         variant,
         processes: processes
             .into_iter()
-            .map(|(process, samples)| snapshot(process, &samples, wall))
+            .map(|(process, samples)| {
+                let mut snapshot = snapshot(process, &samples, wall);
+                snapshot.polls = polls.remove(&process);
+                snapshot
+            })
             .collect(),
     })
 }
@@ -119,7 +133,12 @@ fn snapshot(process: Option<usize>, samples: &[&Sample], wall: f64) -> ProcessSn
     let histogram = samples
         .iter()
         .find_map(|s| match &s.value {
-            Value::Histogram(buckets) if s.metric == LAG => Some(bucket_histogram(buckets)),
+            Value::Histogram(buckets) if s.metric == LAG => Some(bucket_histogram(
+                &buckets
+                    .iter()
+                    .map(|b| (b.less_than, b.count))
+                    .collect::<Vec<_>>(),
+            )),
             _ => None,
         })
         .unwrap_or_else(servers::telemetry::histogram::new_histogram);
@@ -164,62 +183,172 @@ fn snapshot(process: Option<usize>, samples: &[&Sample], wall: f64) -> ProcessSn
         },
         connections_accepted: count("server_connections_accepted_total"),
         requests: count("server_requests_total"),
-        polls: polls(samples),
+        polls: None,
     }
 }
 
-/// The poll figures per `route` or `task` label, if the process exposes any.
-fn polls(samples: &[&Sample]) -> Option<PollFigures> {
-    let source_of = |s: &Sample| -> Option<(String, String)> {
-        ["route", "task"]
-            .into_iter()
-            .find_map(|kind| Some((kind.to_owned(), s.labels.get(kind)?.to_owned())))
+/// A sample's labels, in order: (name, value).
+type Labels = Vec<(String, String)>;
+
+/// One sample line of the text format: name, labels, value. Label values are
+/// read with their quotes and escapes (a route such as `/jobs/{id}` holds a
+/// brace, a task name may hold a comma or a quote), which `prometheus-parse`
+/// does not do.
+fn sample_line(line: &str) -> Option<(&str, Labels, f64)> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    let name_end = line.find(|c: char| c == '{' || c.is_whitespace())?;
+    let (name, mut rest) = line.split_at(name_end);
+    let mut labels = Vec::new();
+    if let Some(inside) = rest.strip_prefix('{') {
+        let mut chars = inside.char_indices().peekable();
+        loop {
+            while chars
+                .next_if(|(_, c)| c.is_whitespace() || *c == ',')
+                .is_some()
+            {}
+            let (at, c) = chars.next()?;
+            if c == '}' {
+                rest = &inside[at + 1..];
+                break;
+            }
+            let mut key = String::from(c);
+            while let Some((_, c)) = chars.next_if(|(_, c)| *c != '=') {
+                key.push(c);
+            }
+            chars.next()?; // '='
+            if chars.next()?.1 != '"' {
+                return None;
+            }
+            let mut value = String::new();
+            loop {
+                match chars.next()?.1 {
+                    '"' => break,
+                    '\\' => match chars.next()?.1 {
+                        'n' => value.push('\n'),
+                        other => value.push(other),
+                    },
+                    other => value.push(other),
+                }
+            }
+            labels.push((key.trim().to_owned(), value));
+        }
+    }
+    let value = rest.split_whitespace().next()?;
+    let value = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().ok()?,
     };
-    let mut sources: BTreeMap<(String, String), SourcePolls> = BTreeMap::new();
-    for s in samples {
-        let Some(key) = source_of(s) else { continue };
+    Some((name, labels, value))
+}
+
+/// The samples of [`pollwatch`]'s families that carry a route or task.
+enum PollFamily {
+    Bucket,
+    Sum,
+    Max,
+    Long,
+}
+
+/// The poll figures per process (`process` label) and per `route` or `task`
+/// label, from the families [`pollwatch`] writes; empty when there are none.
+fn poll_figures(text: &str) -> BTreeMap<Option<usize>, PollFigures> {
+    type Key = (Option<usize>, String, String);
+    let mut buckets: BTreeMap<Key, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut sources: BTreeMap<Key, SourcePolls> = BTreeMap::new();
+    let mut thresholds: BTreeMap<Option<usize>, f64> = BTreeMap::new();
+    for (name, labels, value) in text.lines().filter_map(sample_line) {
+        let label = |key: &str| {
+            labels
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        let process = label("process").and_then(|p| p.parse().ok());
+        if name == "server_long_poll_threshold_seconds" {
+            thresholds.insert(process, value);
+            continue;
+        }
+        let family = match name {
+            "server_poll_duration_seconds_bucket" => PollFamily::Bucket,
+            "server_poll_duration_seconds_sum" => PollFamily::Sum,
+            "server_poll_duration_max_seconds" => PollFamily::Max,
+            "server_long_polls_total" => PollFamily::Long,
+            _ => continue,
+        };
+        let Some((kind, source)) = ["route", "task"]
+            .into_iter()
+            .find_map(|kind| Some((kind, label(kind)?)))
+        else {
+            continue;
+        };
+        let key = (process, kind.to_owned(), source.to_owned());
         let entry = sources.entry(key.clone()).or_insert_with(|| SourcePolls {
-            kind: key.0,
-            name: key.1,
+            kind: kind.to_owned(),
+            name: source.to_owned(),
             polls: 0,
             long_polls: 0,
             max_s: 0.0,
             max_ended_s: None,
+            sum_s: 0.0,
             histogram: None,
+            buckets_only: true,
         });
-        match (&s.value, s.metric.as_str()) {
-            (Value::Histogram(buckets), POLLS) => {
-                let h = bucket_histogram(buckets);
-                entry.polls = h.len();
-                entry.histogram = Some(servers::telemetry::histogram::encode(&h));
+        let count = if value.is_finite() {
+            value.max(0.0)
+        } else {
+            0.0
+        };
+        match family {
+            PollFamily::Bucket => {
+                let le = match label("le") {
+                    Some("+Inf") => f64::INFINITY,
+                    Some(le) => le.parse().unwrap_or(f64::NAN),
+                    None => f64::NAN,
+                };
+                if !le.is_nan() {
+                    buckets.entry(key).or_default().push((le, count));
+                }
             }
-            (Value::Gauge(v) | Value::Untyped(v), "server_poll_duration_max_seconds") => {
-                entry.max_s = *v;
-            }
-            (Value::Counter(v) | Value::Untyped(v), "server_long_polls_total") => {
-                entry.long_polls = v.max(0.0) as u64;
-            }
-            _ => {}
+            PollFamily::Sum => entry.sum_s = count,
+            PollFamily::Max => entry.max_s = count,
+            PollFamily::Long => entry.long_polls = count as u64,
         }
     }
-    if sources.is_empty() {
-        return None;
+    let mut figures: BTreeMap<Option<usize>, PollFigures> = BTreeMap::new();
+    for (key, mut source) in sources {
+        // A source is one only with its histogram: other families with a
+        // `route` label are some other exporter's.
+        let Some(buckets) = buckets.get(&key) else {
+            continue;
+        };
+        let h = bucket_histogram(buckets);
+        source.polls = h.len();
+        source.histogram = Some(servers::telemetry::histogram::encode(&h));
+        figures
+            .entry(key.0)
+            .or_insert_with(|| PollFigures {
+                threshold_s: thresholds.get(&key.0).copied().unwrap_or(0.0),
+                ..PollFigures::default()
+            })
+            .sources
+            .push(source);
     }
-    Some(PollFigures {
-        threshold_s: scalar(samples, "server_long_poll_threshold_seconds").unwrap_or(0.0),
-        now_s: 0.0,
-        sources: sources.into_values().collect(),
-        long_polls: Vec::new(),
-        long_polls_total: 0,
-    })
+    figures
 }
 
-/// A Prometheus histogram's buckets (seconds) as an HdrHistogram in ns: each
-/// bucket's own samples recorded at its upper bound, the `+Inf` bucket's at
-/// twice the last finite bound.
-fn bucket_histogram(buckets: &[prometheus_parse::HistogramCount]) -> hdrhistogram::Histogram<u64> {
+/// A Prometheus histogram's buckets (upper bound in seconds, cumulative count)
+/// as an HdrHistogram in ns: each bucket's own samples recorded at its upper
+/// bound, the `+Inf` bucket's at twice the last finite bound.
+fn bucket_histogram(buckets: &[(f64, f64)]) -> hdrhistogram::Histogram<u64> {
     let mut histogram = servers::telemetry::histogram::new_histogram();
-    let mut buckets = buckets.to_vec();
+    let mut buckets: Vec<Bucket> = buckets
+        .iter()
+        .map(|&(less_than, count)| Bucket { less_than, count })
+        .collect();
     buckets.sort_by(|a, b| a.less_than.total_cmp(&b.less_than));
     let mut below = 0.0;
     // From the buckets the server declares, not the ones filled yet.
@@ -328,6 +457,44 @@ server_uptime_seconds{variant=\"rayon\"} 12.5
     }
 
     #[test]
+    fn route_patterns_and_task_names_survive_the_text_format() {
+        let watch = pollwatch::PollWatch::new();
+        let t0 = std::time::Instant::now();
+        let ms = std::time::Duration::from_millis;
+        for (kind, name) in [
+            (pollwatch::SourceKind::Route, "/jobs/{id}"),
+            (pollwatch::SourceKind::Task, "say \"hi\",x=1 \\ {}"),
+        ] {
+            watch.source(kind, name).record(t0, t0 + ms(3));
+        }
+        let text = watch.prometheus(&[("process", "1".into())]);
+        let report = parse(&text, SystemTime::now()).unwrap();
+        assert_eq!(report.processes.len(), 1);
+        assert_eq!(report.processes[0].process, Some(1));
+        let polls = report.processes[0].polls.as_ref().unwrap();
+        let names: Vec<(&str, &str, u64)> = polls
+            .sources
+            .iter()
+            .map(|s| (s.kind.as_str(), s.name.as_str(), s.long_polls))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("route", "/jobs/{id}", 1),
+                ("task", "say \"hi\",x=1 \\ {}", 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn other_families_with_a_route_label_are_not_poll_timings() {
+        let text = "# TYPE http_requests_total counter\nhttp_requests_total{route=\"/x\"} 5\n\
+            # TYPE server_requests_total counter\nserver_requests_total 5\n";
+        let report = parse(text, SystemTime::now()).unwrap();
+        assert!(report.processes[0].polls.is_none());
+    }
+
+    #[test]
     fn reads_poll_timings_by_route_and_task() {
         let watch = pollwatch::PollWatch::new();
         let t0 = std::time::Instant::now();
@@ -349,6 +516,7 @@ server_uptime_seconds{variant=\"rayon\"} 12.5
         assert!((r.max_s - 0.03).abs() < 1e-9);
         assert_eq!((t.name.as_str(), t.polls, t.long_polls), ("profile", 1, 1));
         // The longest poll read back from the buckets: the upper bound of 700 ms's.
+        assert!(t.buckets_only);
         let h = servers::telemetry::histogram::decode(t.histogram.as_ref().unwrap()).unwrap();
         assert!((1.0e9..1.01e9).contains(&(h.max() as f64)), "{}", h.max());
     }

@@ -96,12 +96,12 @@ pub struct ServerFigures {
 }
 
 /// When a sample's figures were taken: its send time plus the time to answer.
-fn taken(s: &Sample) -> SystemTime {
+pub(super) fn taken(s: &Sample) -> SystemTime {
     s.at + s.scrape_took
 }
 
 /// Seconds from `origin` to `t`, negative if `t` is earlier.
-fn offset(origin: SystemTime, t: SystemTime) -> f64 {
+pub(super) fn offset(origin: SystemTime, t: SystemTime) -> f64 {
     match t.duration_since(origin) {
         Ok(d) => d.as_secs_f64(),
         Err(e) => -e.duration().as_secs_f64(),

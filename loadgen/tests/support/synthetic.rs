@@ -109,6 +109,7 @@ fn phase_polls(ms: u64) -> PhasePolls {
         polls,
         long_polls,
         longest_us,
+        longest_exact: true,
     };
     let mut sources = vec![source("/health", 900, 0, 40.0)];
     let mut marks = Vec::new();
@@ -126,6 +127,7 @@ fn phase_polls(ms: u64) -> PhasePolls {
     }
     PhasePolls {
         threshold_us: 1_000.0,
+        compared: true,
         sources,
         marks,
         marks_left_out: 0,

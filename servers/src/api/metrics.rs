@@ -1,6 +1,8 @@
 //! `GET /metrics` (Prometheus text) and `GET /metrics.json` (the same figures for
-//! the load generator). Both are served by the event loop like any request, so a
-//! blocked server is slow to answer them too, which is itself worth knowing.
+//! the load generator). Both are received and answered by the event loop like
+//! any request, so a blocked server is slow to answer them too, which is itself
+//! worth knowing; the figures themselves are built on the telemetry's own
+//! reporter thread (see [`crate::telemetry::reporter`]).
 
 use std::sync::Arc;
 
@@ -10,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::{ApiError, AppState};
-use crate::telemetry::{exposition, MetricsReport};
+use crate::telemetry::exposition;
 
 fn disabled() -> ApiError {
     ApiError::new(
@@ -19,28 +21,34 @@ fn disabled() -> ApiError {
     )
 }
 
-/// Every process's figures. Copying and encoding the histograms takes about a
-/// millisecond, so it runs on the blocking pool: a scrape must not be the long
-/// poll it reports.
-async fn report(state: &AppState) -> Result<MetricsReport, ApiError> {
-    let telemetry = Arc::clone(state.telemetry.as_ref().ok_or_else(disabled)?);
-    let variant = state.variant.name();
-    tokio::task::spawn_blocking(move || telemetry.report(variant))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+fn busy() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too many scrapes are waiting for the telemetry already; try again",
+    )
 }
 
 /// `GET /metrics`: every process's figures in Prometheus text format.
 pub async fn prometheus(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let report = report(&state).await?;
-    let body =
-        tokio::task::spawn_blocking(move || exposition::render(&report.variant, &report.processes))
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let telemetry = state.telemetry.as_ref().ok_or_else(disabled)?;
+    let variant = state.variant.name();
+    let body = telemetry
+        .off_loop(move |t| {
+            let report = t.report(variant);
+            exposition::render(&report.variant, &report.processes)
+        })
+        .await
+        .ok_or_else(busy)?;
     Ok(([(header::CONTENT_TYPE, exposition::CONTENT_TYPE)], body).into_response())
 }
 
 /// `GET /metrics.json`: the same figures as JSON, histograms included.
 pub async fn json(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    Ok(Json(report(&state).await?).into_response())
+    let telemetry = state.telemetry.as_ref().ok_or_else(disabled)?;
+    let variant = state.variant.name();
+    let report = telemetry
+        .off_loop(move |t| t.report(variant))
+        .await
+        .ok_or_else(busy)?;
+    Ok(Json(report).into_response())
 }

@@ -20,6 +20,7 @@ pub mod histogram;
 pub mod jobs;
 pub mod lag;
 pub mod polls;
+pub mod reporter;
 pub mod runtime;
 pub mod traffic;
 
@@ -85,6 +86,7 @@ pub struct Telemetry {
     group: Option<Group>,
     started: Instant,
     polls: Option<Arc<pollwatch::PollWatch>>,
+    reporter: reporter::Reporter,
 }
 
 impl Telemetry {
@@ -104,11 +106,22 @@ impl Telemetry {
             group,
             started: Instant::now(),
             polls,
+            reporter: reporter::Reporter::start()?,
         });
         if let Some(group) = &telemetry.group {
             group.start_publishing(Arc::clone(&telemetry))?;
         }
         Ok(telemetry)
+    }
+
+    /// `work` on the telemetry's own reporter thread, off the event loop (see
+    /// [`reporter`]); `None` when too many scrapes are waiting already.
+    pub async fn off_loop<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&Telemetry) -> T + Send + 'static,
+    ) -> Option<T> {
+        let telemetry = Arc::clone(self);
+        self.reporter.run(move || work(&telemetry)).await
     }
 
     /// The watch timing this process's polls (`None` with `--no-poll-timing`).

@@ -43,10 +43,18 @@ pub struct SourcePolls {
     /// Prometheus scrape, which does not say.
     #[serde(default)]
     pub max_ended_s: Option<f64>,
-    /// Every poll's duration in ns (the lag histogram's form); `None` from a
-    /// Prometheus scrape, which has buckets only.
+    /// Every poll's duration added up, in seconds.
+    #[serde(default)]
+    pub sum_s: f64,
+    /// Every poll's duration in ns (the lag histogram's form); `None` when
+    /// unreadable.
     #[serde(default)]
     pub histogram: Option<String>,
+    /// Whether `histogram` was rebuilt from a Prometheus histogram's buckets
+    /// (each poll at its bucket's upper bound), so that its values are upper
+    /// bounds rather than measurements.
+    #[serde(default)]
+    pub buckets_only: bool,
 }
 
 /// One long poll.
@@ -58,6 +66,13 @@ pub struct LongPollRecord {
     /// When it started, on the `now_s` clock.
     pub started_s: f64,
     pub duration_s: f64,
+}
+
+/// `seconds` as a duration, whatever the number: negative or NaN is zero, too
+/// large for a `Duration` (or infinite) is the largest one. The figures come
+/// from other processes' files and from the network.
+pub fn duration_from_secs(seconds: f64) -> Duration {
+    Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX)
 }
 
 impl PollFigures {
@@ -78,7 +93,9 @@ impl PollFigures {
                     long_polls: source.over_threshold,
                     max_s: source.max.as_secs_f64(),
                     max_ended_s: Some(source.max_ended.as_secs_f64()),
+                    sum_s: source.sum.as_secs_f64(),
                     histogram: Some(encode(&source.histogram)),
+                    buckets_only: false,
                 })
                 .collect(),
             long_polls: s
@@ -100,11 +117,8 @@ impl PollFigures {
     /// answering `/metrics` writes its siblings' figures. Sources without a
     /// readable histogram are left out.
     pub fn to_snapshot(&self) -> Snapshot {
-        let kind = |k: &str| match k {
-            "task" => SourceKind::Task,
-            _ => SourceKind::Route,
-        };
-        let secs = |s: f64| Duration::from_secs_f64(s.max(0.0));
+        let kind = |k: &str| SourceKind::from_label(k).unwrap_or(SourceKind::Route);
+        let secs = duration_from_secs;
         Snapshot {
             threshold: secs(self.threshold_s),
             now: secs(self.now_s),
@@ -119,6 +133,7 @@ impl PollFigures {
                         max: secs(s.max_s),
                         max_ended: secs(s.max_ended_s.unwrap_or(0.0)),
                         over_threshold: s.long_polls,
+                        sum: secs(s.sum_s),
                     })
                 })
                 .collect(),
@@ -167,13 +182,21 @@ mod tests {
     }
 
     #[test]
-    fn poll_histograms_have_the_lag_histograms_bounds() {
-        // One decoder (with its bounds check) reads both.
+    fn any_number_of_seconds_is_a_duration() {
+        assert_eq!(duration_from_secs(f64::NAN), Duration::ZERO);
+        assert_eq!(duration_from_secs(-3.0), Duration::ZERO);
+        assert_eq!(duration_from_secs(f64::INFINITY), Duration::MAX);
+        assert_eq!(duration_from_secs(1e300), Duration::MAX);
+        assert_eq!(duration_from_secs(1.5), Duration::from_millis(1_500));
+    }
+
+    #[test]
+    fn histograms_have_the_bounds_the_decoder_checks() {
+        use super::super::histogram::{HIGHEST_NS, LOWEST_NS, SIGFIG};
         let h = pollwatch::new_histogram();
-        let ours = super::super::histogram::new_histogram();
         assert_eq!(
             (h.low(), h.high(), h.sigfig()),
-            (ours.low(), ours.high(), ours.sigfig())
+            (LOWEST_NS, HIGHEST_NS, SIGFIG)
         );
     }
 }
