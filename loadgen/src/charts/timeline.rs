@@ -139,7 +139,7 @@ fn lag_points(telemetry: &ServerTelemetry, offset: f64, measured_s: f64) -> Vec<
         .iter()
         .filter_map(|i| {
             let end = i.start_s + i.length_s;
-            let figures = i.server.as_ref()?;
+            let figures = i.server.as_ref().filter(|f| f.has_lag())?;
             (end > 0.0 && i.start_s < measured_s)
                 .then(|| (offset + end.min(measured_s), figures.lag_max_us / 1e3))
         })

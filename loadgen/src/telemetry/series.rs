@@ -95,6 +95,14 @@ pub struct ServerFigures {
     pub processes: usize,
 }
 
+impl ServerFigures {
+    /// Whether the server reported any lag in the span (a probe's wake-ups, or a
+    /// stall in progress); a server without a lag probe reports none.
+    pub fn has_lag(&self) -> bool {
+        self.lag_samples > 0 || self.lag_max_us > 0.0
+    }
+}
+
 /// When a sample's figures were taken: its send time plus the time to answer.
 pub(super) fn taken(s: &Sample) -> SystemTime {
     s.at + s.scrape_took
@@ -238,7 +246,9 @@ impl ServerTelemetry {
             .intervals
             .iter()
             .filter(|i| i.start_s + i.length_s > 0.0)
-            .filter_map(|i| i.server.as_ref().map(|s| s.lag_max_us))
+            .filter_map(|i| i.server.as_ref())
+            .filter(|s| s.has_lag())
+            .map(|s| s.lag_max_us)
             .reduce(f64::max);
 
         // The whole phase: from the last good report taken at or before the start
@@ -257,8 +267,18 @@ impl ServerTelemetry {
             .or(good.first());
         if let (Some((_, first)), Some((_, last))) = (start, good.last()) {
             if let Some(whole) = difference(first, last) {
-                telemetry.lag = Some(Percentiles::of(&whole.lag));
-                telemetry.busy_ratio = Some(whole.busy_ratio());
+                // A server that exposes no lag probe or no worker busy time (a
+                // Prometheus scrape of a server of one's own) has none to show.
+                if !whole.lag.is_empty() {
+                    telemetry.lag = Some(Percentiles::of(&whole.lag));
+                }
+                if whole
+                    .pairs
+                    .iter()
+                    .any(|(_, a)| !a.runtime.busy_s.is_empty())
+                {
+                    telemetry.busy_ratio = Some(whole.busy_ratio());
+                }
             }
         }
         // Traffic from the very first good scrape: the phase's connections are
