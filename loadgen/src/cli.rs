@@ -223,6 +223,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_telemetry: bool,
 
+    /// Run the servers without timing every poll of their routes and tasks
+    /// (which code blocked), to measure what that costs; the rest of the
+    /// telemetry stays.
+    #[arg(long)]
+    pub no_poll_timing: bool,
+
     /// A known regression, for measuring `compare`: every server's /health waits
     /// this long before answering (scripts/compare-power.sh uses it).
     #[arg(long, value_parser = duration)]

@@ -40,6 +40,9 @@ pub struct Launch {
     pub workers: Option<usize>,
     /// Whether the server runs its telemetry (`--no-telemetry` otherwise).
     pub telemetry: bool,
+    /// Whether it times every poll (`--no-poll-timing` otherwise; only with
+    /// telemetry).
+    pub poll_timing: bool,
     /// `--inject-delay` for the server: a known regression of every `/health`.
     pub inject_delay: Option<Duration>,
     /// Start a slow upstream HTTP service (`serve upstream`) beside each server,
@@ -172,6 +175,8 @@ impl ServerProcess {
         }
         if !launch.telemetry {
             args.push("--no-telemetry".into());
+        } else if !launch.poll_timing {
+            args.push("--no-poll-timing".into());
         }
         if let Some(delay) = launch.inject_delay {
             args.extend([

@@ -18,7 +18,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -110,9 +109,12 @@ fn all_gone(pids: &[u32]) -> bool {
     pids.iter().all(|&p| !process_alive(p))
 }
 
-/// Whether the server's port can be bound again (nothing listens on it any more).
+/// Whether nothing listens on the server's port any more. (Binding it again is
+/// not the test: connections the killed processes held can linger in FIN_WAIT
+/// on the port for a moment, bound with `SO_REUSEPORT`, after every listener is
+/// gone.)
 fn port_is_free(server: &Server) -> bool {
-    TcpListener::bind(server.addr).is_ok()
+    listening_sockets(server.addr.port()).is_empty()
 }
 
 #[test]

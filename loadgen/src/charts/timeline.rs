@@ -45,6 +45,9 @@ pub struct Timeline {
 /// Routes and tasks given their own colour; the rest share one.
 const POLL_COLOURS: usize = 4;
 
+/// The colours of long polls: none of the latency lines' or the throughput's.
+const POLL_PALETTE: [usize; POLL_COLOURS] = [5, 2, 9, 6];
+
 /// The long polls of every phase, each cut to its phase's measured window and
 /// placed at the phase's `offset`, with their sources.
 #[derive(Default)]
@@ -340,7 +343,7 @@ impl Chart for Timeline {
                 .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 5, purple.filled()));
         }
         for (i, source) in self.poll_sources.iter().enumerate() {
-            let c = color(5 + i);
+            let c = color(POLL_PALETTE[i % POLL_PALETTE.len()]);
             let bars = self.long_polls.iter().filter(|p| p.source == i).map(|p| {
                 let y = p.ms.max(y_min);
                 PathElement::new(vec![(p.start, y), (p.end, y)], c.stroke_width(3))

@@ -111,6 +111,7 @@ fn prepare(args: &RunArgs, dir: PathBuf) -> Result<RunPlan, CommandError> {
             cpus: placement.server_cpus.clone(),
             workers: args.workers,
             telemetry: !args.no_telemetry,
+            poll_timing: !args.no_poll_timing,
             inject_delay: args.inject_delay,
             upstream: (settings.scenario == Scenario::Upstream)
                 .then(|| Duration::from_secs_f64(settings.heavy_ms / 1e3)),

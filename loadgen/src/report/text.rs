@@ -205,7 +205,7 @@ fn polls_summary(t: &crate::telemetry::ServerTelemetry) -> String {
         return String::new();
     };
     if !polls.compared {
-        return "longest polls: unknown (the server answered fewer than two scrapes)\n".into();
+        return "longest polls: unknown (no two snapshots of a process to compare)\n".into();
     }
     let long: Vec<String> = polls
         .sources

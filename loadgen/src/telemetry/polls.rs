@@ -7,6 +7,8 @@
 //! difference, per process (matched by pid), between its last snapshot and its
 //! latest one taken at or before the start of measurement (else its earliest; a
 //! process that first appears in the last snapshot started during the phase).
+//! As for the lag figures, that baseline can be up to one scrape interval into
+//! the warm-up, whose polls then count with the phase's.
 //! Long polls come with their start on the server's clock and the time the
 //! snapshot was taken on the same clock; the middle of the scrape's round trip
 //! places that moment on the client's clock.
@@ -35,9 +37,10 @@ const LONGEST_S: f64 = 3_600.0;
 pub struct PhasePolls {
     /// How long a poll had to run to count as long, in µs (the server's).
     pub threshold_us: f64,
-    /// Whether two snapshots bracketed the phase, so that `sources` are the
-    /// phase's own. Without them (the server answered one scrape, or none)
-    /// nothing can be said, which is not the same as nothing blocking.
+    /// Whether some process had a snapshot to compare its last one with (an
+    /// earlier one, or none at all because it started in the phase), so that
+    /// `sources` are the phase's own. Without one (the server answered a single
+    /// scrape) nothing can be said, which is not the same as nothing blocking.
     #[serde(default)]
     pub compared: bool,
     /// Per route and task polled in the phase, the longest poll first.
@@ -60,9 +63,9 @@ pub struct SourcePhasePolls {
     pub long_polls: u64,
     /// The longest poll in the phase, in µs.
     pub longest_us: f64,
-    /// Whether `longest_us` was measured (the server's longest so far, grown in
-    /// the phase, or a difference of full histograms, to three digits) rather
-    /// than the upper bound of a Prometheus bucket.
+    /// Whether `longest_us` was measured (the server's longest so far, grown
+    /// since the baseline, or a difference of full histograms, to three digits)
+    /// rather than the upper bound of a Prometheus bucket.
     #[serde(default = "measured")]
     pub longest_exact: bool,
 }
@@ -201,12 +204,7 @@ fn phase_sources(good: &[Scraped], measured_from: SystemTime) -> (Vec<SourcePhas
                     .iter()
                     .find(|s| s.kind == source.kind && s.name == source.name)
             });
-            // The longest-so-far grew in the phase only if it ended in it.
-            let max_in_phase = source.max_ended_s.is_none_or(|ended| {
-                on_phase_clock(ended, figures, after.age_s, last.at, measured_from)
-                    .is_none_or(|t| t >= 0.0)
-            });
-            let Some(difference) = difference(earlier, source, max_in_phase) else {
+            let Some(difference) = difference(earlier, source) else {
                 continue;
             };
             let entry = merged
@@ -247,14 +245,11 @@ struct Difference {
 }
 
 /// One source's polls between two snapshots; `None` if it was not polled in
-/// between. `max_in_phase`: whether a longest-so-far that grew ended in the
-/// phase (not in the warm-up before it).
-fn difference(
-    before: Option<&SourcePolls>,
-    after: &SourcePolls,
-    max_in_phase: bool,
-) -> Option<Difference> {
-    let polls = after.polls.saturating_sub(before.map_or(0, |b| b.polls));
+/// between. Fewer polls after than before means the counters were reset (a
+/// restarted process behind the same stand-in id): everything after counts.
+fn difference(before: Option<&SourcePolls>, after: &SourcePolls) -> Option<Difference> {
+    let before = before.filter(|b| b.polls <= after.polls);
+    let polls = after.polls - before.map_or(0, |b| b.polls);
     if polls == 0 {
         return None;
     }
@@ -270,10 +265,10 @@ fn difference(
         _ => None,
     };
     let max_s = finite_s(after.max_s);
-    // A longest-so-far that grew in the phase is the phase's longest, exactly;
+    // A longest-so-far that grew in between is the longest in between, exactly;
     // otherwise the histograms' difference says (to three digits, or to the
     // bucket's upper bound from Prometheus text).
-    let (longest_us, exact) = if max_in_phase && max_s > before.map_or(0.0, |b| finite_s(b.max_s)) {
+    let (longest_us, exact) = if max_s > before.map_or(0.0, |b| finite_s(b.max_s)) {
         (max_s * 1e6, true)
     } else {
         (
@@ -486,27 +481,26 @@ mod tests {
     }
 
     #[test]
-    fn a_longest_so_far_is_the_phases_only_if_it_ended_in_the_phase() {
+    fn the_longest_comes_from_the_longest_so_far_or_else_the_histograms() {
         let origin = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
-        // The first scrape is half a second before measurement starts; the
-        // longest-so-far grows to 300 ms by the last. Without histograms to
-        // subtract, only where that poll ended decides.
-        let longest = |ended_server_s: f64| {
-            let before = report(50.0, &[0], &[], 0);
-            let mut after = report(51.5, &[0, 300, 2, 2], &[], 0);
-            let source = &mut after.processes[0].polls.as_mut().unwrap().sources[0];
-            source.max_ended_s = Some(ended_server_s);
-            source.histogram = None;
-            let samples = [sample(origin, 0.0, before), sample(origin, 1.5, after)];
-            let polls =
-                PhasePolls::from_samples(&samples, origin + Duration::from_millis(500)).unwrap();
+        let longest = |earlier: &[u64], later: &[u64], histograms: bool| {
+            let before = report(50.0, earlier, &[], 0);
+            let mut after = report(51.0, later, &[], 0);
+            if !histograms {
+                after.processes[0].polls.as_mut().unwrap().sources[0].histogram = None;
+            }
+            let samples = [sample(origin, 0.0, before), sample(origin, 1.0, after)];
+            let polls = PhasePolls::from_samples(&samples, origin).unwrap();
             let cpu = polls.longest().unwrap().clone();
             (cpu.longest_us, cpu.longest_exact)
         };
-        // Ended at 50.4 on the server's clock: 0.1 s before measurement began.
-        assert_eq!(longest(50.4), (0.0, false));
-        // Ended at 51.0: in the phase.
-        assert_eq!(longest(51.0), (300_000.0, true));
+        // The longest so far grew: it is the phase's.
+        assert_eq!(longest(&[40], &[40, 300, 2], false), (300_000.0, true));
+        // It did not: the histograms' difference finds the phase's 30 ms.
+        let (us, exact) = longest(&[400], &[400, 30, 2], true);
+        assert!((us - 30_000.0).abs() < 50.0 && exact, "{us}");
+        // Neither way to tell: nothing is claimed.
+        assert_eq!(longest(&[400], &[400, 30, 2], false), (0.0, false));
     }
 
     #[test]
@@ -519,8 +513,9 @@ mod tests {
                 (0, -f64::MAX, 1e300),
                 (1, f64::NAN, 0.01),
                 (2, 1.0, f64::INFINITY),
+                (3, f64::MAX - 1.0, 0.01),
             ],
-            3,
+            4,
         );
         let source = &mut r.processes[0].polls.as_mut().unwrap().sources[0];
         source.max_s = f64::INFINITY;
@@ -530,9 +525,10 @@ mod tests {
             sample(origin, 1.0, r),
         ];
         let polls = PhasePolls::from_samples(&samples, origin).unwrap();
-        for m in &polls.marks {
-            assert!(m.start_s.is_finite() && m.duration_us.is_finite(), "{m:?}");
-        }
+        // Only the readable one is placed.
+        assert_eq!(polls.marks.len(), 1, "{:?}", polls.marks);
+        assert!(polls.marks[0].start_s.is_finite() && polls.marks[0].duration_us == 10_000.0);
+        assert_eq!(polls.sources.len(), 1);
         for s in &polls.sources {
             assert!(
                 s.longest_us.is_finite() && s.longest_us <= LONGEST_S * 1e6,

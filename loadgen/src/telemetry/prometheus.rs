@@ -30,19 +30,13 @@
 //!   of individual long polls, so these give figures per phase but no marks on
 //!   a timeline.
 //!
-//! Parsing is `prometheus-parse`'s.
+//! Parsing is `prometheus-parse`'s, except for the poll families (above).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use prometheus_parse::{Sample, Scrape, Value};
 
-/// One bucket of a Prometheus histogram: its upper bound (seconds) and the
-/// cumulative count up to it.
-struct Bucket {
-    less_than: f64,
-    count: f64,
-}
 use servers::telemetry::polls::SourcePolls;
 use servers::telemetry::runtime::RuntimeFigures;
 use servers::telemetry::{JobFigures, LagFigures, MetricsReport, PollFigures, ProcessSnapshot};
@@ -187,6 +181,13 @@ fn snapshot(process: Option<usize>, samples: &[&Sample], wall: f64) -> ProcessSn
     }
 }
 
+/// One bucket of a Prometheus histogram: its upper bound (seconds) and the
+/// cumulative count up to it.
+struct Bucket {
+    less_than: f64,
+    count: f64,
+}
+
 /// A sample's labels, in order: (name, value).
 type Labels = Vec<(String, String)>;
 
@@ -202,7 +203,7 @@ fn sample_line(line: &str) -> Option<(&str, Labels, f64)> {
     let name_end = line.find(|c: char| c == '{' || c.is_whitespace())?;
     let (name, mut rest) = line.split_at(name_end);
     let mut labels = Vec::new();
-    if let Some(inside) = rest.strip_prefix('{') {
+    if let Some(inside) = rest.trim_start().strip_prefix('{') {
         let mut chars = inside.char_indices().peekable();
         loop {
             while chars
@@ -219,6 +220,7 @@ fn sample_line(line: &str) -> Option<(&str, Labels, f64)> {
                 key.push(c);
             }
             chars.next()?; // '='
+            while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
             if chars.next()?.1 != '"' {
                 return None;
             }
@@ -236,12 +238,8 @@ fn sample_line(line: &str) -> Option<(&str, Labels, f64)> {
             labels.push((key.trim().to_owned(), value));
         }
     }
-    let value = rest.split_whitespace().next()?;
-    let value = match value {
-        "+Inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        v => v.parse().ok()?,
-    };
+    // Rust's parser reads `+Inf`, `-Inf` and `NaN` as the format writes them.
+    let value = rest.split_whitespace().next()?.parse().ok()?;
     Some((name, labels, value))
 }
 
@@ -484,6 +482,33 @@ server_uptime_seconds{variant=\"rayon\"} 12.5
                 ("task", "say \"hi\",x=1 \\ {}", 1)
             ]
         );
+    }
+
+    #[test]
+    fn sample_lines_with_spaces_timestamps_and_odd_values_are_read() {
+        let line = |l: &str| sample_line(l).map(|(n, labels, v)| (n.to_owned(), labels, v));
+        let (name, labels, value) = line("m {a = \"x, y}\", b=\"\"} +Inf 1700000000").unwrap();
+        assert_eq!(name, "m");
+        assert_eq!(
+            labels,
+            [
+                ("a".to_owned(), "x, y}".to_owned()),
+                ("b".to_owned(), String::new())
+            ]
+        );
+        assert!(value.is_infinite());
+        assert!(line("m 3").is_some_and(|(_, l, v)| l.is_empty() && v == 3.0));
+        for bad in [
+            "m{a=\"x\" 1",
+            "m{a=x} 1",
+            "m{a=\"x\\",
+            "m{a} 1",
+            "m{a=\"x\"}",
+            "# HELP m x",
+            "",
+        ] {
+            assert!(line(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use axum::Json;
 
 use super::{ApiError, AppState};
 use crate::telemetry::exposition;
+use crate::telemetry::reporter::Refused;
 
 fn disabled() -> ApiError {
     ApiError::new(
@@ -21,11 +22,17 @@ fn disabled() -> ApiError {
     )
 }
 
-fn busy() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "too many scrapes are waiting for the telemetry already; try again",
-    )
+fn refused(why: Refused) -> ApiError {
+    match why {
+        Refused::Busy => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many scrapes are waiting for the telemetry already; try again",
+        ),
+        Refused::Failed => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "building the telemetry report failed (see the server's log)",
+        ),
+    }
 }
 
 /// `GET /metrics`: every process's figures in Prometheus text format.
@@ -38,7 +45,7 @@ pub async fn prometheus(State(state): State<Arc<AppState>>) -> Result<Response, 
             exposition::render(&report.variant, &report.processes)
         })
         .await
-        .ok_or_else(busy)?;
+        .map_err(refused)?;
     Ok(([(header::CONTENT_TYPE, exposition::CONTENT_TYPE)], body).into_response())
 }
 
@@ -49,6 +56,6 @@ pub async fn json(State(state): State<Arc<AppState>>) -> Result<Response, ApiErr
     let report = telemetry
         .off_loop(move |t| t.report(variant))
         .await
-        .ok_or_else(busy)?;
+        .map_err(refused)?;
     Ok(Json(report).into_response())
 }

@@ -115,11 +115,11 @@ impl Telemetry {
     }
 
     /// `work` on the telemetry's own reporter thread, off the event loop (see
-    /// [`reporter`]); `None` when too many scrapes are waiting already.
+    /// [`reporter`]).
     pub async fn off_loop<T: Send + 'static>(
         self: &Arc<Self>,
         work: impl FnOnce(&Telemetry) -> T + Send + 'static,
-    ) -> Option<T> {
+    ) -> Result<T, reporter::Refused> {
         let telemetry = Arc::clone(self);
         self.reporter.run(move || work(&telemetry)).await
     }

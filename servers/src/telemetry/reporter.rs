@@ -4,7 +4,8 @@
 //! on tokio's blocking pool it would queue behind the jobs of a variant that
 //! fills that pool. One thread of its own, with a short queue, does neither.
 
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 
 /// Scrapes waiting at most; more at once are refused (503), not queued.
 const QUEUE: usize = 16;
@@ -24,26 +25,37 @@ impl Reporter {
             .name("telemetry-reporter".into())
             .spawn(move || {
                 for job in queue {
-                    job();
+                    // A job that panics costs its own answer, not the thread.
+                    let _ = catch_unwind(AssertUnwindSafe(job));
                 }
             })?;
         Ok(Reporter { jobs })
     }
 
-    /// `work` run on the reporter thread, its result awaited; `None` when the
-    /// queue is full (or the thread is gone).
+    /// `work` run on the reporter thread, its result awaited.
     pub async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Option<T> {
+    ) -> Result<T, Refused> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.jobs
-            .try_send(Box::new(move || {
-                let _ = reply.send(work());
-            }))
-            .ok()?;
-        answer.await.ok()
+        let job: Job = Box::new(move || {
+            let _ = reply.send(work());
+        });
+        self.jobs.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => Refused::Busy,
+            TrySendError::Disconnected(_) => Refused::Failed,
+        })?;
+        answer.await.map_err(|_| Refused::Failed)
     }
+}
+
+/// Why the reporter gave no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Its queue was full: too many scrapes at once.
+    Busy,
+    /// The work panicked (or the thread is gone).
+    Failed,
 }
 
 #[cfg(test)]
@@ -56,6 +68,12 @@ mod tests {
         let caller = std::thread::current().id();
         let ran_on = reporter.run(|| std::thread::current().id()).await.unwrap();
         assert_ne!(ran_on, caller);
+        // A job that panics fails alone; the thread goes on.
+        assert_eq!(
+            reporter.run(|| panic!("on purpose")).await,
+            Err::<(), _>(Refused::Failed)
+        );
+        assert_eq!(reporter.run(|| 7).await, Ok(7));
 
         // Hold the thread, fill the queue: the next one is refused at once.
         let (release, held) = std::sync::mpsc::channel::<()>();
@@ -73,14 +91,15 @@ mod tests {
         for q in &mut queued {
             assert!(futures_poll_once(q).await.is_none(), "queued, not refused");
         }
-        assert!(
-            reporter.run(|| ()).await.is_none(),
-            "past the queue: refused"
+        assert_eq!(
+            reporter.run(|| ()).await,
+            Err(Refused::Busy),
+            "past the queue"
         );
         release.send(()).unwrap();
-        assert!(busy.await.is_some());
+        assert!(busy.await.is_ok());
         for q in queued {
-            assert!(q.await.is_some());
+            assert!(q.await.is_ok());
         }
     }
 
