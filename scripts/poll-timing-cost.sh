@@ -2,8 +2,11 @@
 # What timing every poll costs (the pollwatch layer and task wrapper): closed-loop
 # GET /health on one reference server with poll timing on and off
 # (`--no-poll-timing`), one of each per round, which goes first alternating
-# round by round, so drift and order on a shared machine hit both alike, then `loadgen compare off on` over the rounds
-# (medians and ranges of throughput and latency; on ÷ off).
+# round by round, so drift and order on a shared machine hit both alike. Per
+# round: throughput, and the server's CPU per answer (sampled from /proc by
+# `bench --server-pid`), which moves less with the client's share of the cores;
+# then `loadgen compare off on` over the rounds (medians and ranges of throughput
+# and latency; on ÷ off). Needs jq.
 #
 #   scripts/poll-timing-cost.sh [ROUNDS] [SECONDS] [VARIANT]
 #
@@ -12,6 +15,7 @@
 # A benchmark, not a test: it asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+command -v jq >/dev/null || { echo "poll-timing-cost.sh needs jq (apt-get install jq)" >&2; exit 1; }
 
 ROUNDS=${1:-5}
 SECONDS_PER_RUN=${2:-10}
@@ -50,7 +54,7 @@ measure() {
   rm -f "$announce"
   [ -n "$url" ] || { echo "the server did not start" >&2; exit 1; }
   "$loadgen" bench --url "$url/health" --connections 16 \
-    --duration "${SECONDS_PER_RUN}s" --warmup 2s \
+    --duration "${SECONDS_PER_RUN}s" --warmup 2s --server-pid "$server_pid" \
     --json "$out/$side/round-$round.json" >/dev/null
   stop_server
 }
@@ -69,30 +73,46 @@ for round in $(seq "$ROUNDS"); do
 done
 
 # A round's answers per second (the first stream's, the only one).
-throughput() { grep -o '"ok_throughput": *[0-9.e+]*' "$1" | head -1 | sed 's/.*: *//'; }
+throughput() { jq '.streams[0].ok_throughput' "$1"; }
+# The server's CPU per answer in µs: its CPU seconds over the measured intervals
+# ÷ the answers in them.
+cpu_per_answer() {
+  jq '([.server_telemetry.intervals[] | (.server_cpu // 0) * .length_s] | add) * 1e6
+      / (.streams[0].ok_throughput * .config.duration_s)' "$1"
+}
+# The median and range of the numbers on stdin, one per line.
+summarise() {
+  sort -n | awk -v what="$1" '{ r[NR] = $1 } END {
+    m = (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
+    printf "%s: median %.3f, range %.3f–%.3f over %d rounds.\n", what, m, r[1], r[NR], NR }'
+}
 
 {
   echo "# Poll timing cost: $ROUNDS rounds of ${SECONDS_PER_RUN} s, closed-loop GET /health on $VARIANT, 16 connections"
   echo
   echo "Environment: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr)."
   echo "Base: poll timing off (--no-poll-timing); current: on. Throughput ratio on ÷ off"
-  echo "below 1 is what timing every poll costs; loadgen and the server share the cores."
+  echo "below 1, or a CPU-per-answer ratio above 1, is what timing every poll costs;"
+  echo "loadgen and the server share the cores."
   echo
-  echo "| round | off (answers/s) | on (answers/s) | on ÷ off |"
-  echo "|---|---|---|---|"
+  echo "| round | off (answers/s) | on (answers/s) | on ÷ off | off (server µs CPU/answer) | on (server µs CPU/answer) | on ÷ off |"
+  echo "|---|---|---|---|---|---|---|"
   for round in $(seq "$ROUNDS"); do
-    off=$(throughput "$out/off/round-$round.json")
-    on=$(throughput "$out/on/round-$round.json")
-    awk -v r="$round" -v off="$off" -v on="$on" \
-      'BEGIN { printf "| %d | %.0f | %.0f | %.3f |\n", r, off, on, on / off }'
+    awk -v r="$round" \
+      -v off="$(throughput "$out/off/round-$round.json")" -v on="$(throughput "$out/on/round-$round.json")" \
+      -v coff="$(cpu_per_answer "$out/off/round-$round.json")" -v con="$(cpu_per_answer "$out/on/round-$round.json")" \
+      'BEGIN { printf "| %d | %.0f | %.0f | %.3f | %.2f | %.2f | %.3f |\n", r, off, on, on / off, coff, con, con / coff }'
   done
-  # The median and range of the per-round ratios.
+  echo
   for round in $(seq "$ROUNDS"); do
     awk -v off="$(throughput "$out/off/round-$round.json")" \
       -v on="$(throughput "$out/on/round-$round.json")" 'BEGIN { printf "%.4f\n", on / off }'
-  done | sort -n | awk '{ r[NR] = $1 } END {
-    m = (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
-    printf "\nThroughput ratio on ÷ off: median %.3f, range %.3f–%.3f over %d rounds.\n", m, r[1], r[NR], NR }'
+  done | summarise "Throughput ratio on ÷ off"
+  echo
+  for round in $(seq "$ROUNDS"); do
+    awk -v off="$(cpu_per_answer "$out/off/round-$round.json")" \
+      -v on="$(cpu_per_answer "$out/on/round-$round.json")" 'BEGIN { printf "%.4f\n", on / off }'
+  done | summarise "Server CPU per answer, on ÷ off"
   echo
   echo '```'
   "$loadgen" compare "$out/off" "$out/on" || true
