@@ -12,6 +12,7 @@
 # This is a benchmark, not a test: it asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/announced-url.sh
 
 ROUNDS=${1:-5}
 SECONDS_PER_RUN=${2:-10}
@@ -34,11 +35,7 @@ server_log="$out/server.log"
 target/release/servers --variant "$VARIANT" >"$out/server.stdout" 2>"$server_log" &
 server_pid=$!
 trap 'kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-  grep -q '^listening on ' "$out/server.stdout" 2>/dev/null && break
-  sleep 0.05
-done
-base=$(sed -n 's/^listening on //p' "$out/server.stdout")
+base=$(announced_url "$out/server.stdout" 5) || exit 1
 url="$base/health"
 echo "server: $VARIANT at $base; $ROUNDS rounds of $SECONDS_PER_RUN s at $CONNECTIONS connections"
 

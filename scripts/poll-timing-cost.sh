@@ -15,6 +15,7 @@
 # A benchmark, not a test: it asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/announced-url.sh
 command -v jq >/dev/null || { echo "poll-timing-cost.sh needs jq (apt-get install jq)" >&2; exit 1; }
 
 ROUNDS=${1:-5}
@@ -45,14 +46,9 @@ measure() {
   announce=$(mktemp)
   "$servers" --variant "$VARIANT" --port 0 "$@" >"$announce" 2>/dev/null &
   server_pid=$!
-  for _ in $(seq 100); do
-    grep -q '^listening on ' "$announce" && break
-    sleep 0.1
-  done
   local url
-  url=$(sed -n 's/^listening on //p' "$announce" | head -1)
+  url=$(announced_url "$announce" 10) || exit 1
   rm -f "$announce"
-  [ -n "$url" ] || { echo "the server did not start" >&2; exit 1; }
   "$loadgen" bench --url "$url/health" --connections 16 \
     --duration "${SECONDS_PER_RUN}s" --warmup 2s --server-pid "$server_pid" \
     --json "$out/$side/round-$round.json" >/dev/null
@@ -97,22 +93,24 @@ summarise() {
   echo
   echo "| round | off (answers/s) | on (answers/s) | on ÷ off | off (server µs CPU/answer) | on (server µs CPU/answer) | on ÷ off |"
   echo "|---|---|---|---|---|---|---|"
+  # Each round's row; its two ratios also go to one file each, summarised below.
+  : >"$out/throughput-ratios"
+  : >"$out/cpu-ratios"
   for round in $(seq "$ROUNDS"); do
-    awk -v r="$round" \
+    awk -v r="$round" -v ratios="$out/throughput-ratios" -v cpu_ratios="$out/cpu-ratios" \
       -v off="$(throughput "$out/off/round-$round.json")" -v on="$(throughput "$out/on/round-$round.json")" \
       -v coff="$(cpu_per_answer "$out/off/round-$round.json")" -v con="$(cpu_per_answer "$out/on/round-$round.json")" \
-      'BEGIN { printf "| %d | %.0f | %.0f | %.3f | %.2f | %.2f | %.3f |\n", r, off, on, on / off, coff, con, con / coff }'
+      'BEGIN {
+        printf "| %d | %.0f | %.0f | %.3f | %.2f | %.2f | %.3f |\n", r, off, on, on / off, coff, con, con / coff
+        printf "%.4f\n", on / off >> ratios
+        printf "%.4f\n", con / coff >> cpu_ratios
+      }'
   done
   echo
-  for round in $(seq "$ROUNDS"); do
-    awk -v off="$(throughput "$out/off/round-$round.json")" \
-      -v on="$(throughput "$out/on/round-$round.json")" 'BEGIN { printf "%.4f\n", on / off }'
-  done | summarise "Throughput ratio on ÷ off"
+  summarise "Throughput ratio on ÷ off" <"$out/throughput-ratios"
   echo
-  for round in $(seq "$ROUNDS"); do
-    awk -v off="$(cpu_per_answer "$out/off/round-$round.json")" \
-      -v on="$(cpu_per_answer "$out/on/round-$round.json")" 'BEGIN { printf "%.4f\n", on / off }'
-  done | summarise "Server CPU per answer, on ÷ off"
+  summarise "Server CPU per answer, on ÷ off" <"$out/cpu-ratios"
+  rm -f "$out/throughput-ratios" "$out/cpu-ratios"
   echo
   echo '```'
   "$loadgen" compare "$out/off" "$out/on" || true

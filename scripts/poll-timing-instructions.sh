@@ -14,6 +14,7 @@
 # valgrind and jq. A benchmark, not a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/announced-url.sh
 for tool in valgrind jq; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install $tool)" >&2; exit 1; }
 done
@@ -42,13 +43,8 @@ measure() {
   valgrind --tool=callgrind --callgrind-out-file="$work/$side.out" \
     "$servers" --variant "$VARIANT" --port 0 "$@" >"$work/$side.announce" 2>"$work/$side.log" &
   local pid=$!
-  for _ in $(seq 300); do
-    grep -q '^listening on ' "$work/$side.announce" && break
-    sleep 0.1
-  done
   local url
-  url=$(sed -n 's/^listening on //p' "$work/$side.announce" | head -1)
-  [ -n "$url" ] || { echo "the server did not start under valgrind" >&2; exit 1; }
+  url=$(announced_url "$work/$side.announce" 30) || exit 1
   "$loadgen" bench --url "$url/health" --rate "$RATE" --connections 4 \
     --duration "${SECONDS_PER_RUN}s" --warmup 2s --json "$work/$side.json" >/dev/null
   kill -TERM "$pid"
