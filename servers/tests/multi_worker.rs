@@ -109,11 +109,16 @@ fn all_gone(pids: &[u32]) -> bool {
     pids.iter().all(|&p| !process_alive(p))
 }
 
-/// Whether nothing listens on the server's port any more. (Binding it again is
+/// Whether nothing listens on the server's port any more, waiting a moment for
+/// the kernel to finish closing what the dead processes held. (Binding it again is
 /// not the test: connections the killed processes held can linger in FIN_WAIT
 /// on the port for a moment, bound with `SO_REUSEPORT`, after every listener is
 /// gone.)
 fn port_is_free(server: &Server) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !listening_sockets(server.addr.port()).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     listening_sockets(server.addr.port()).is_empty()
 }
 
@@ -170,7 +175,10 @@ fn sigterm_reaches_every_process_and_frees_the_port() {
                 "{variant}: worker {pid} is not a child"
             );
         }
-        assert!(!port_is_free(&server), "{variant}: nothing listens");
+        assert!(
+            !listening_sockets(server.addr.port()).is_empty(),
+            "{variant}: nothing listens"
+        );
         server.signal(libc::SIGTERM);
         let status = server
             .wait_exit(LIMIT)

@@ -311,15 +311,24 @@ pub fn timed_get(addr: SocketAddr, path: &str) -> (Response, Duration) {
     (response, start.elapsed())
 }
 
-/// Whether process `pid` still exists and is not a zombie.
+/// Whether any thread of process `pid` still runs (exists and is not a zombie).
+///
+/// The leader's own state is not enough: when a multi-threaded process is killed,
+/// its main thread can be a zombie while the runtime's threads are still exiting,
+/// and the descriptors they share (a listening socket) close only with the last.
 pub fn process_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
-            !matches!(state.and_then(|s| s.chars().next()), Some('Z') | Some('X'))
-        }
-        Err(_) => false,
-    }
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                let (_, rest) = stat.rsplit_once(')')?;
+                rest.trim_start().chars().next()
+            })
+            .is_some_and(|state| !matches!(state, 'Z' | 'X'))
+    })
 }
 
 /// The parent pid of process `pid`.
