@@ -135,6 +135,29 @@ pub struct Cli {
     #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
     pub shutdown_grace: Duration,
 
+    /// Most connections served at once; more wait in the kernel's accept queue.
+    /// Lowered to fit the open-file limit (raised to its hard limit at start).
+    #[arg(long, default_value = "10000")]
+    pub max_connections: NonZeroUsize,
+
+    /// How long a client has to send a complete request head, counted from its
+    /// connection opening or its previous response ending (so it is also the
+    /// keep-alive idle timeout); a slower client is disconnected. A request
+    /// being answered is never cut by it.
+    #[arg(long, default_value = "30s", value_parser = parse_positive_duration)]
+    pub header_timeout: Duration,
+
+    /// Skip a queued heavy job whose client has gone before a thread takes it
+    /// (counted in /metrics as server_jobs_skipped_abandoned_total). Off by
+    /// default, so each strategy queues as its library does.
+    #[arg(long)]
+    pub skip_abandoned: bool,
+
+    /// Most finished background jobs kept for --job-ttl; with that many kept,
+    /// POST /jobs answers 503 until the oldest expire.
+    #[arg(long, default_value = "100000")]
+    pub finished_jobs_kept: NonZeroUsize,
+
     /// Turn off the event-loop lag probe and the /metrics and /metrics.json
     /// endpoints (to measure what the telemetry itself costs).
     #[arg(long)]
@@ -339,6 +362,12 @@ impl Cli {
             upstream: self.upstream,
             allow_remote: self.allow_remote,
             shutdown_grace: self.shutdown_grace,
+            connections: crate::connections::ConnectionLimits {
+                max_connections: self.max_connections.get(),
+                header_timeout: Some(self.header_timeout),
+            },
+            skip_abandoned: self.skip_abandoned,
+            finished_jobs_kept: self.finished_jobs_kept.get(),
             process_index: self.process_index,
             listen_fd: self.listen_fd,
             ns_per_unit: self.ns_per_unit,

@@ -30,6 +30,15 @@ pub struct ServerConfig {
     /// Whether `--upstream` may name a non-loopback address.
     pub allow_remote: bool,
     pub shutdown_grace: Duration,
+    /// The connection cap and header timeout (`--max-connections`,
+    /// `--header-timeout`).
+    pub connections: crate::connections::ConnectionLimits,
+    /// Whether a queued heavy job whose client has gone is skipped instead of run
+    /// (`--skip-abandoned`).
+    pub skip_abandoned: bool,
+    /// Most finished background jobs kept for their ttl (`--finished-jobs-kept`);
+    /// with that many, `POST /jobs` is refused until the oldest expire.
+    pub finished_jobs_kept: usize,
     /// Which process of a multi-worker group this is; `None` everywhere else
     /// (including a multi-worker supervisor).
     pub process_index: Option<usize>,

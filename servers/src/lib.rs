@@ -9,6 +9,7 @@ pub mod api;
 pub mod background;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod limits;
 mod listener;
 pub mod multi_worker;

@@ -207,6 +207,14 @@ fn spawn_process(
             "--shutdown-grace",
             &humantime::format_duration(config.shutdown_grace).to_string(),
         ])
+        .args([
+            "--max-connections",
+            &config.connections.max_connections.to_string(),
+        ])
+        .args([
+            "--finished-jobs-kept",
+            &config.finished_jobs_kept.to_string(),
+        ])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
@@ -217,6 +225,15 @@ fn spawn_process(
     };
     if !config.poll_timing {
         command.arg("--no-poll-timing");
+    }
+    if let Some(timeout) = config.connections.header_timeout {
+        command.args([
+            "--header-timeout",
+            &humantime::format_duration(timeout).to_string(),
+        ]);
+    }
+    if config.skip_abandoned {
+        command.arg("--skip-abandoned");
     }
     if let Some(max_units) = config.max_units {
         command.args(["--max-units", &max_units.to_string()]);

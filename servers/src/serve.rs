@@ -13,6 +13,7 @@ use crate::background::redis_queue::{QueueSettings, RedisQueue};
 use crate::background::table::JobTable;
 use crate::background::JobStore;
 use crate::config::{build_profile, cores, ServerConfig};
+use crate::connections;
 use crate::limits::Limits;
 use crate::listener;
 use crate::shutdown::Shutdown;
@@ -204,12 +205,18 @@ fn serve_on(config: &ServerConfig, calibration: Calibration, bound: Bound) -> an
         },
         jobs: match redis {
             Some(queue) => JobStore::Redis(queue),
-            None => JobStore::Memory(JobTable::new(config.jobs_capacity, config.job_ttl)),
+            None => JobStore::Memory(JobTable::new(
+                config.jobs_capacity,
+                config.finished_jobs_kept,
+                config.job_ttl,
+            )),
         },
         telemetry,
+        skip_abandoned: config.skip_abandoned,
     });
 
     let grace = config.shutdown_grace;
+    let limits = config.connections;
     let result = runtime.block_on(async move {
         let shutdown = Shutdown::install()?;
         match &bound {
@@ -229,12 +236,12 @@ fn serve_on(config: &ServerConfig, calibration: Calibration, bound: Bound) -> an
         match bound {
             Bound::Tcp(listener) => {
                 let listener = traffic::counted(tokio::net::TcpListener::from_std(listener)?);
-                until_shutdown(axum::serve(listener, router), &shutdown, grace).await?;
+                connections::serve(listener, router, limits, &shutdown, grace).await;
             }
             Bound::Unix(listener, _file) => {
                 listener.set_nonblocking(true)?;
                 let listener = traffic::counted(tokio::net::UnixListener::from_std(listener)?);
-                until_shutdown(axum::serve(listener, router), &shutdown, grace).await?;
+                connections::serve(listener, router, limits, &shutdown, grace).await;
             }
         }
         tracing::info!("stopped");
@@ -242,27 +249,6 @@ fn serve_on(config: &ServerConfig, calibration: Calibration, bound: Bound) -> an
     });
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
     result
-}
-
-/// Runs `server` until a shutdown is requested and it has drained, or the grace
-/// period after the request has passed.
-async fn until_shutdown<L>(
-    server: axum::serve::Serve<L, axum::Router, axum::Router>,
-    shutdown: &Shutdown,
-    grace: std::time::Duration,
-) -> anyhow::Result<()>
-where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-{
-    let server = server.with_graceful_shutdown(shutdown.clone().requested());
-    tokio::select! {
-        served = server => served.context("server failed")?,
-        () = shutdown.clone().deadline(grace) => {
-            tracing::warn!(?grace, "in-flight requests did not finish in time; exiting anyway");
-        }
-    }
-    Ok(())
 }
 
 /// Prints the line the load generator waits for. It must be the first line on stdout

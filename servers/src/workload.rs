@@ -82,6 +82,47 @@ pub struct Job {
     pub arrived: Instant,
     /// Told when the work begins, for a background job whose status is tracked.
     pub started: Option<Arc<Started>>,
+    /// Set when the client that waits for the job has gone (`--skip-abandoned`):
+    /// the work is then skipped if it has not begun.
+    pub client_gone: Option<Arc<ClientGone>>,
+}
+
+/// Whether the client waiting for a job went away (its request's future was
+/// dropped: hyper drops it when the connection closes). Read once, by whatever
+/// thread is about to start the job.
+#[derive(Debug, Default)]
+pub struct ClientGone(std::sync::atomic::AtomicBool);
+
+impl ClientGone {
+    /// Whether the client has gone.
+    pub fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Held by the request waiting for a job; dropped before [`ClientWatch::stayed`]
+/// (the request's future was dropped), it marks the job's client as gone.
+pub struct ClientWatch(Option<Arc<ClientGone>>);
+
+impl ClientWatch {
+    /// A watch and the flag it sets, for the job.
+    pub fn new() -> (ClientWatch, Arc<ClientGone>) {
+        let flag = Arc::new(ClientGone::default());
+        (ClientWatch(Some(Arc::clone(&flag))), flag)
+    }
+
+    /// The client got its answer: nothing to mark.
+    pub fn stayed(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for ClientWatch {
+    fn drop(&mut self) {
+        if let Some(flag) = self.0.take() {
+            flag.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 /// When a job's work began, set once by whichever thread starts it: how a
@@ -145,6 +186,7 @@ impl Job {
             work,
             arrived: Instant::now(),
             started: None,
+            client_gone: None,
         }
     }
 
@@ -163,8 +205,22 @@ impl Job {
         }
     }
 
-    /// Runs the whole job on the calling thread, blocking it until done.
+    /// Whether the job's client has gone, so the work need not start (only with
+    /// `--skip-abandoned`; counted).
+    pub fn skip(&self) -> bool {
+        let gone = self.client_gone.as_ref().is_some_and(|g| g.is_set());
+        if gone {
+            crate::telemetry::JOBS.skipped_abandoned();
+        }
+        gone
+    }
+
+    /// Runs the whole job on the calling thread, blocking it until done; skips it
+    /// (an empty report nobody reads) if its client has gone (`--skip-abandoned`).
     pub fn run(self) -> JobReport {
+        if self.skip() {
+            return self.report(Instant::now(), None, Some("the client had gone".into()));
+        }
         let _running = self.begin();
         let started = Instant::now();
         let (checksum, error) = match self.work {

@@ -174,9 +174,14 @@ fn snapshot(process: Option<usize>, samples: &[&Sample], wall: f64) -> ProcessSn
             queued: count("server_jobs_queued"),
             completed: count("server_jobs_completed_total"),
             rejected: count("server_jobs_rejected_total"),
+            skipped_abandoned: count("server_jobs_skipped_abandoned_total"),
         },
         connections_accepted: count("server_connections_accepted_total"),
         requests: count("server_requests_total"),
+        connections_open: count("server_connections_open"),
+        connection_limit: count("server_connections_max"),
+        connection_limit_waits: count("server_connection_limit_waits_total"),
+        header_timeouts: count("server_header_timeouts_total"),
         polls: None,
     }
 }

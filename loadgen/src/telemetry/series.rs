@@ -350,6 +350,10 @@ mod tests {
                 },
                 connections_accepted: 0,
                 requests: 0,
+                connections_open: 0,
+                connection_limit: 0,
+                connection_limit_waits: 0,
+                header_timeouts: 0,
                 polls: None,
             }],
         }

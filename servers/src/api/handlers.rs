@@ -38,6 +38,7 @@ pub async fn work_cpu(
             work: Work::Cpu { units },
             arrived,
             started: None,
+            client_gone: None,
         })
         .await?;
     let mut body = report.to_json();
@@ -60,6 +61,7 @@ pub async fn work_io(
             },
             arrived,
             started: None,
+            client_gone: None,
         })
         .await?;
     Ok(Json(json!({
@@ -88,6 +90,7 @@ pub async fn work_upstream(
             },
             arrived,
             started: None,
+            client_gone: None,
         })
         .await?;
     Ok(Json(json!({

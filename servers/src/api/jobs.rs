@@ -26,6 +26,12 @@ impl From<Refusal> for ApiError {
                 format!("{capacity} background jobs are already queued or running; retry later"),
                 RETRY_AFTER_FULL,
             ),
+            Refusal::Kept { kept, retry_after } => ApiError::unavailable(
+                format!(
+                    "{kept} finished background jobs are kept for their status reads; retry once the oldest expire"
+                ),
+                retry_after.max(Duration::from_secs(1)),
+            ),
             Refusal::Unavailable(why) => ApiError::unavailable(
                 format!("the job queue is unavailable: {why}"),
                 RETRY_AFTER_FULL,
@@ -58,6 +64,7 @@ pub async fn submit(
                 work: spec.work(),
                 arrived: Instant::now(),
                 started: Some(started),
+                client_gone: None,
             };
             // A strategy with admission control decides now, before the 202.
             let running = match state.start_job(job) {

@@ -23,7 +23,7 @@ use crate::limits::Limits;
 use crate::strategy::{Rejection, Strategy};
 use crate::telemetry::{traffic, Telemetry, JOBS};
 use crate::variant::Variant;
-use crate::workload::{Calibration, Job, JobReport};
+use crate::workload::{Calibration, ClientWatch, Job, JobReport};
 
 /// Largest request body accepted; no endpoint needs one, so this only guards memory.
 const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -49,6 +49,8 @@ pub struct AppState {
     pub jobs: JobStore,
     /// `None` with `--no-telemetry`.
     pub telemetry: Option<Arc<Telemetry>>,
+    /// Whether queued jobs whose client has gone are skipped (`--skip-abandoned`).
+    pub skip_abandoned: bool,
 }
 
 impl AppState {
@@ -80,9 +82,18 @@ impl AppState {
         })
     }
 
-    /// Runs `job` through the variant's strategy to its end.
-    pub async fn run_job(&self, job: Job) -> Result<JobReport, Rejection> {
-        self.start_job(job)?.await
+    /// Runs `job` through the variant's strategy to its end. With
+    /// `--skip-abandoned`, a job still queued when its client goes (this future
+    /// dropped) is skipped by the thread that would have run it.
+    pub async fn run_job(&self, mut job: Job) -> Result<JobReport, Rejection> {
+        if !self.skip_abandoned {
+            return self.start_job(job)?.await;
+        }
+        let (watch, gone) = ClientWatch::new();
+        job.client_gone = Some(gone);
+        let result = self.start_job(job)?.await;
+        watch.stayed();
+        result
     }
 }
 

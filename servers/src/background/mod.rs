@@ -121,6 +121,12 @@ pub struct Backlog {
 pub enum Refusal {
     /// As many jobs as the capacity are already queued or running.
     Full { capacity: usize },
+    /// As many finished jobs as may be kept are kept (each for the ttl): room comes
+    /// back when the oldest expires, in about `retry_after`.
+    Kept {
+        kept: usize,
+        retry_after: std::time::Duration,
+    },
     /// The backend (e.g. Redis) could not be reached.
     Unavailable(String),
 }

@@ -43,6 +43,10 @@ impl Strategy for RedisQueueStrategy {
                     capacity,
                     retry_after: Duration::from_secs(1),
                 },
+                Refusal::Kept { kept, retry_after } => Rejection::QueueFull {
+                    capacity: kept,
+                    retry_after,
+                },
                 Refusal::Unavailable(_) => Rejection::WorkerLost,
             })?;
             loop {

@@ -55,7 +55,7 @@ pub fn render(variant: &str, processes: &[ProcessSnapshot]) -> String {
 
     type Pick = fn(&ProcessSnapshot) -> f64;
     // (name, type, help, value): one sample per process.
-    let simple: [(&'static str, &str, &str, Pick); 14] = [
+    let simple: [(&'static str, &str, &str, Pick); 19] = [
         (
             "server_event_loop_lag_max_seconds",
             "gauge",
@@ -139,6 +139,36 @@ pub fn render(variant: &str, processes: &[ProcessSnapshot]) -> String {
             "counter",
             "HTTP requests the process received.",
             |p| p.requests as f64,
+        ),
+        (
+            "server_connections_open",
+            "gauge",
+            "Connections the process serves now.",
+            |p| p.connections_open as f64,
+        ),
+        (
+            "server_connections_max",
+            "gauge",
+            "Most connections the process serves at once; more wait in the accept queue.",
+            |p| p.connection_limit as f64,
+        ),
+        (
+            "server_connection_limit_waits_total",
+            "counter",
+            "Times the accept loop found every connection slot taken.",
+            |p| p.connection_limit_waits as f64,
+        ),
+        (
+            "server_header_timeouts_total",
+            "counter",
+            "Connections closed because no complete request head arrived in time.",
+            |p| p.header_timeouts as f64,
+        ),
+        (
+            "server_jobs_skipped_abandoned_total",
+            "counter",
+            "Queued heavy jobs not run because their client had gone (--skip-abandoned).",
+            |p| p.jobs.skipped_abandoned as f64,
         ),
     ];
     for (name, kind, help, pick) in simple {

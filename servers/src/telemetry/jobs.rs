@@ -19,6 +19,7 @@ pub struct JobGauges {
     running: AtomicU64,
     completed: AtomicU64,
     rejected: AtomicU64,
+    skipped_abandoned: AtomicU64,
 }
 
 /// The counters at one moment.
@@ -34,6 +35,10 @@ pub struct JobFigures {
     pub completed: u64,
     /// Refused (queue full) since the process started.
     pub rejected: u64,
+    /// Not run because the client had gone before a thread took the job
+    /// (`--skip-abandoned`); absent (0) from servers older than the field.
+    #[serde(default)]
+    pub skipped_abandoned: u64,
 }
 
 /// Marks one job as accepted until dropped (also when the client goes away and the
@@ -50,6 +55,7 @@ impl JobGauges {
             running: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            skipped_abandoned: AtomicU64::new(0),
         }
     }
 
@@ -75,6 +81,11 @@ impl JobGauges {
         self.rejected.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A queued job was not run: its client had gone before a thread took it.
+    pub fn skipped_abandoned(&self) {
+        self.skipped_abandoned.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The counters now. A job whose client hung up can still be running (a started
     /// blocking job cannot be stopped) after it stopped being in flight, so queued
     /// is clamped at zero.
@@ -87,6 +98,7 @@ impl JobGauges {
             queued: in_flight.saturating_sub(running),
             completed: self.completed.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
+            skipped_abandoned: self.skipped_abandoned.load(Ordering::Relaxed),
         }
     }
 }

@@ -73,6 +73,18 @@ pub struct ProcessSnapshot {
     /// HTTP requests this process received since it started (absent: 0).
     #[serde(default)]
     pub requests: u64,
+    /// Connections this process serves now, and the most it serves at once (0 from
+    /// servers older than the fields).
+    #[serde(default)]
+    pub connections_open: u64,
+    #[serde(default)]
+    pub connection_limit: u64,
+    /// Times the accept loop found every connection slot taken.
+    #[serde(default)]
+    pub connection_limit_waits: u64,
+    /// Connections closed because no complete request head came in time.
+    #[serde(default)]
+    pub header_timeouts: u64,
     /// Poll timings by route and task; `None` with `--no-poll-timing` and from
     /// servers older than the field.
     #[serde(default)]
@@ -141,6 +153,10 @@ impl Telemetry {
             jobs: JOBS.figures(),
             connections_accepted: TRAFFIC.connections_accepted(),
             requests: TRAFFIC.requests(),
+            connections_open: TRAFFIC.connections_open(),
+            connection_limit: TRAFFIC.connection_limit(),
+            connection_limit_waits: TRAFFIC.connection_limit_waits(),
+            header_timeouts: TRAFFIC.header_timeouts(),
             polls: self.polls.as_deref().map(PollFigures::of),
         }
     }

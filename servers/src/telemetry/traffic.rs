@@ -1,7 +1,10 @@
 //! Counts of the traffic a process took: connections it accepted and requests it
 //! served. In a `multi-worker` group they show which process the load reached: with
 //! one shared accept queue a stuck process stops accepting, with `SO_REUSEPORT` the
-//! kernel keeps hashing connections to it.
+//! kernel keeps hashing connections to it. Also the connection limits at work
+//! (see [`crate::connections`]): connections open against the cap, how often the
+//! accept loop waited at the cap, and connections closed for not sending a
+//! request head in time.
 //!
 //! Like the job counters, they are process-wide relaxed atomics, always on: the
 //! accept point ([`counted`], around the listener) and the router (a middleware)
@@ -21,6 +24,19 @@ pub static TRAFFIC: TrafficCounters = TrafficCounters::new();
 pub struct TrafficCounters {
     connections_accepted: AtomicU64,
     requests: AtomicU64,
+    connections_open: AtomicU64,
+    connection_limit: AtomicU64,
+    connection_limit_waits: AtomicU64,
+    header_timeouts: AtomicU64,
+}
+
+/// Marks one connection as open until dropped.
+pub struct OpenConnection(&'static TrafficCounters);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl TrafficCounters {
@@ -28,7 +44,53 @@ impl TrafficCounters {
         TrafficCounters {
             connections_accepted: AtomicU64::new(0),
             requests: AtomicU64::new(0),
+            connections_open: AtomicU64::new(0),
+            connection_limit: AtomicU64::new(0),
+            connection_limit_waits: AtomicU64::new(0),
+            header_timeouts: AtomicU64::new(0),
         }
+    }
+
+    /// A connection is being served; it counts as open until the guard drops.
+    pub fn connection_opened(&'static self) -> OpenConnection {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(self)
+    }
+
+    /// The most connections the process serves at once (`--max-connections`, after
+    /// the open-file limit).
+    pub fn set_connection_limit(&self, limit: usize) {
+        self.connection_limit.store(limit as u64, Ordering::Relaxed);
+    }
+
+    /// The accept loop found every connection slot taken and waits for one.
+    pub fn connection_limit_wait(&self) {
+        self.connection_limit_waits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection was closed because its request head did not arrive in time.
+    pub fn header_timeout(&self) {
+        self.header_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections being served now.
+    pub fn connections_open(&self) -> u64 {
+        self.connections_open.load(Ordering::Relaxed)
+    }
+
+    /// See [`TrafficCounters::set_connection_limit`]; 0 before serving starts.
+    pub fn connection_limit(&self) -> u64 {
+        self.connection_limit.load(Ordering::Relaxed)
+    }
+
+    /// Times the accept loop waited at the connection limit.
+    pub fn connection_limit_waits(&self) -> u64 {
+        self.connection_limit_waits.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed by the header timeout.
+    pub fn header_timeouts(&self) -> u64 {
+        self.header_timeouts.load(Ordering::Relaxed)
     }
 
     /// The listener handed over a new connection.

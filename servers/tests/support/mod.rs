@@ -277,6 +277,11 @@ impl KeepAlive {
         }
     }
 
+    /// The connection itself, to read or write past the helpers.
+    pub fn stream(&mut self) -> &mut TcpStream {
+        self.reader.get_mut()
+    }
+
     /// `GET path` on this connection, keeping it open.
     pub fn get(&mut self, path: &str) -> Response {
         self.timed_get(path).0
