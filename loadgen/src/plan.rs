@@ -127,6 +127,12 @@ pub struct Plan {
 /// Longest stream name.
 const MAX_NAME: usize = 64;
 
+/// Most intervals a run may have per stream. A report keeps every interval's
+/// figures in memory (and in `report.json`), so this bounds what a long run costs:
+/// a day at `--interval 10ms` would be 8.6 million per stream. A finer time series
+/// of a long run is the interval log's job (`--hlog`, written as the run goes).
+pub const MAX_INTERVALS: u64 = 100_000;
+
 /// A stream name names files (`NAME.hgrm`) and hlog tags: letters, digits, `-`,
 /// `_` and `.`, not starting with `.`, at most 64 characters, so that no name
 /// can point outside the output folder.
@@ -176,6 +182,18 @@ impl Plan {
         }
         if t.interval < Duration::from_millis(10) {
             return Err(ConfigError("--interval must be at least 10ms".into()));
+        }
+        let intervals = (t.duration.as_secs_f64() / t.interval.as_secs_f64()).ceil();
+        if intervals > MAX_INTERVALS as f64 {
+            let shortest = Duration::from_millis(
+                (t.duration.as_secs_f64() * 1e3 / MAX_INTERVALS as f64).ceil() as u64,
+            );
+            return Err(ConfigError(format!(
+                "--duration {} at --interval {} is {intervals} intervals per stream, and a report keeps at most {MAX_INTERVALS}: use --interval {} or longer",
+                humantime::format_duration(t.duration),
+                humantime::format_duration(t.interval),
+                humantime::format_duration(shortest),
+            )));
         }
         if self.streams.is_empty() {
             return Err(ConfigError("the scenario has no [[stream]]".into()));
@@ -257,6 +275,23 @@ mod tests {
                 ..Timing::default()
             },
         }
+    }
+
+    #[test]
+    fn a_run_has_at_most_max_intervals_per_stream() {
+        let mut day = plan(Load::Closed { connections: 1 }, Duration::from_secs(86_400));
+        day.timing.interval = Duration::from_millis(10);
+        let error = day.validate().unwrap_err().0;
+        assert!(error.contains("8640000 intervals"), "{error}");
+        assert!(error.contains("use --interval 864ms or longer"), "{error}");
+        day.timing.interval = Duration::from_millis(864);
+        assert!(day.validate().is_ok());
+        let outcome = std::mem::size_of::<crate::engine::IntervalOutcome>() as u64;
+        // What the cap bounds: the figures kept per stream stay in tens of MB.
+        assert!(
+            outcome * MAX_INTERVALS < 64 << 20,
+            "{outcome} bytes an interval"
+        );
     }
 
     #[test]

@@ -6,12 +6,17 @@
 //! `NAME-ttfb`), readable
 //! by HdrHistogram's `HistogramLogProcessor` (`-tag NAME`) and the hdrhistogram
 //! crate's `IntervalLogIterator`. Writing happens on a thread of its own so the run
-//! loop never waits on the disk, and only the current interval is ever held in
-//! memory. The file appears under its final name only once complete.
+//! loop never waits on the disk. What waits for that thread is bounded: histograms
+//! queued for writing may hold at most [`QUEUE_BUDGET_BYTES`]; one that would go
+//! past it is dropped, counted, and the count is written at the end of the log
+//! and reported (a disk that slow would otherwise either grow loadgen without
+//! bound or, if the run loop waited for it, delay the sends being measured). The
+//! file appears under its final name only once complete.
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
@@ -23,6 +28,14 @@ use crate::files::PendingFile;
 
 /// Interval maxima are written in milliseconds, as HdrHistogram's own tools do.
 const MAX_VALUE_DIVISOR: f64 = 1_000_000.0;
+
+/// Most memory the histograms waiting for the writer thread may hold.
+pub const QUEUE_BUDGET_BYTES: usize = 64 * 1024 * 1024;
+
+/// Memory a queued histogram holds: its counts array.
+fn held_bytes(histogram: &Histogram<u64>) -> usize {
+    histogram.distinct_values() * std::mem::size_of::<u64>()
+}
 
 enum Message {
     /// Measurement started at this time: write the header.
@@ -42,6 +55,11 @@ enum Message {
 pub struct HlogWriter {
     messages: Option<mpsc::Sender<Message>>,
     thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+    /// Bytes of histograms sent and not yet written.
+    queued: Arc<AtomicUsize>,
+    /// Histograms dropped because the queue was at its budget.
+    dropped: AtomicUsize,
+    budget: usize,
 }
 
 impl HlogWriter {
@@ -52,6 +70,8 @@ impl HlogWriter {
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
         let description = description.to_owned();
         let (messages, received) = mpsc::channel::<Message>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let written = Arc::clone(&queued);
         let thread = std::thread::Builder::new()
             .name("loadgen-hlog".into())
             .spawn(move || -> anyhow::Result<()> {
@@ -71,9 +91,13 @@ impl HlogWriter {
                                 start,
                                 length,
                                 histogram,
-                            } => log
-                                .write_histogram(&histogram, start, length, Tag::new(&tag))
-                                .map_err(|e| anyhow::anyhow!("writing the interval log: {e}"))?,
+                            } => {
+                                log.write_histogram(&histogram, start, length, Tag::new(&tag))
+                                    .map_err(|e| {
+                                        anyhow::anyhow!("writing the interval log: {e}")
+                                    })?;
+                                written.fetch_sub(held_bytes(&histogram), Ordering::Relaxed);
+                            }
                             Message::Comment(text) => log.write_comment(&text)?,
                             Message::Begin(_) => {}
                         }
@@ -85,7 +109,22 @@ impl HlogWriter {
         Ok(HlogWriter {
             messages: Some(messages),
             thread: Some(thread),
+            queued,
+            dropped: AtomicUsize::new(0),
+            budget: QUEUE_BUDGET_BYTES,
         })
+    }
+
+    /// The same writer with a smaller queue budget (for tests of the bound).
+    #[doc(hidden)]
+    pub fn with_queue_budget(mut self, bytes: usize) -> HlogWriter {
+        self.budget = bytes;
+        self
+    }
+
+    /// Histograms dropped so far because the writer fell behind.
+    pub fn dropped(&self) -> usize {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Measurement started at `base_time`: interval timestamps count from it.
@@ -126,6 +165,12 @@ impl HlogWriter {
                 .into_iter()
                 .filter_map(|(kind, h)| Some((format!("{}-{kind}", record.stream), h?))),
         ) {
+            let bytes = held_bytes(histogram);
+            if self.queued.load(Ordering::Relaxed) + bytes > self.budget {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            self.queued.fetch_add(bytes, Ordering::Relaxed);
             // A send error means the writer thread failed; `finish` reports why.
             let _ = messages.send(Message::Interval {
                 tag,
@@ -136,8 +181,18 @@ impl HlogWriter {
         }
     }
 
-    /// Writes what is queued and puts the file in place.
+    /// Writes what is queued and puts the file in place. Histograms dropped
+    /// because the writer fell behind are noted in the log and on stderr.
     pub fn finish(mut self) -> anyhow::Result<()> {
+        let dropped = self.dropped();
+        if dropped > 0 {
+            let note = format!(
+                "{dropped} interval histograms were not written: the disk fell behind and the queue reached {} MiB",
+                self.budget / (1024 * 1024)
+            );
+            eprintln!("loadgen: warning: {note}");
+            self.comment(note);
+        }
         drop(self.messages.take());
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(result)) => result,
@@ -174,4 +229,70 @@ fn write_header(
         file,
         "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::Recorded;
+
+    fn interval(recorded: &Recorded, second: u64) -> IntervalRecord<'_> {
+        IntervalRecord {
+            stream: "main",
+            start: Duration::from_secs(second),
+            length: Duration::from_secs(1),
+            recorded,
+        }
+    }
+
+    #[test]
+    fn histograms_past_the_queue_budget_are_dropped_counted_and_noted() {
+        let dir = std::env::temp_dir().join(format!("hlog-budget-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("run.hlog");
+        let mut recorded = Recorded::default();
+        recorded.corrected.record(1_000).unwrap();
+        recorded.uncorrected.record(1_000).unwrap();
+        // A budget smaller than one histogram: every one would pass it.
+        let one = held_bytes(&recorded.corrected);
+        let writer = HlogWriter::create(&path, "test")
+            .unwrap()
+            .with_queue_budget(one - 1);
+        writer.begin(SystemTime::now());
+        for second in 0..10 {
+            writer.record(&interval(&recorded, second), Duration::ZERO);
+        }
+        // Both histograms (corrected and uncorrected) of each of ten intervals.
+        assert_eq!(writer.dropped(), 20);
+        writer.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("#20 interval histograms were not written"),
+            "{text}"
+        );
+        let written = text.lines().filter(|l| !l.starts_with(['#', '"'])).count();
+        assert_eq!(written, 0, "{text}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn within_the_budget_nothing_is_dropped() {
+        let dir = std::env::temp_dir().join(format!("hlog-nodrop-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("run.hlog");
+        let recorded = Recorded::default();
+        let writer = HlogWriter::create(&path, "test").unwrap();
+        writer.begin(SystemTime::now());
+        for second in 0..10 {
+            writer.record(&interval(&recorded, second), Duration::ZERO);
+        }
+        assert_eq!(writer.dropped(), 0);
+        writer.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text.lines().filter(|l| !l.starts_with(['#', '"'])).count(),
+            20
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
