@@ -47,6 +47,10 @@ pub struct Counts {
     /// Still unanswered when the run stopped waiting at its end.
     #[serde(default)]
     pub abandoned: u64,
+    /// Answered with a body larger than loadgen keeps (only where it keeps
+    /// bodies: job submissions and status polls).
+    #[serde(default)]
+    pub too_large: u64,
     /// Open loop: sent more than [`LATE_THRESHOLD`] after the due time.
     pub late: u64,
 }
@@ -58,6 +62,7 @@ impl Counts {
             + self.timeouts
             + self.io_errors
             + self.abandoned
+            + self.too_large
             + self.status_4xx
             + self.status_5xx
     }
@@ -76,6 +81,7 @@ impl Counts {
         self.timeouts += o.timeouts;
         self.io_errors += o.io_errors;
         self.abandoned += o.abandoned;
+        self.too_large += o.too_large;
         self.late += o.late;
     }
 }
@@ -158,6 +164,7 @@ impl Recorded {
                 self.record_latency(s);
             }
             Err(Failure::Io) => c.io_errors += 1,
+            Err(Failure::TooLarge) => c.too_large += 1,
         }
     }
 

@@ -9,7 +9,7 @@ use http::StatusCode;
 
 use super::endpoint::{Endpoint, Stream};
 use super::request::PreparedRequest;
-use super::response::ResponseReader;
+use super::response::{ProtocolError, ResponseReader};
 
 /// Size of a connection's read buffer. A read that does not fill the space left
 /// tells tokio the socket is drained, which saves a `read` that would only say
@@ -29,6 +29,10 @@ pub enum SendError {
     /// response came back.
     #[error("no complete response (connection broken, or the response malformed)")]
     Failed,
+    /// The response's body, which the caller asked to keep, was larger than
+    /// [`super::response::MAX_KEPT_BODY_BYTES`]; the connection is dropped.
+    #[error("response body larger than the {0} bytes kept")]
+    TooLarge(usize),
 }
 
 /// An open connection.
@@ -101,6 +105,10 @@ impl Connection {
                     return Ok(complete.status);
                 }
                 Ok(None) => {}
+                Err(ProtocolError::BodyTooLarge(limit)) => {
+                    self.open = false;
+                    return Err(SendError::TooLarge(limit));
+                }
                 Err(_) => {
                     self.open = false;
                     return Err(SendError::Failed);

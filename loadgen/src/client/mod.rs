@@ -23,7 +23,7 @@ use http::StatusCode;
 pub use connection::{Connection, SendError};
 pub use endpoint::Endpoint;
 pub use request::{PreparedRequest, RequestError, USER_AGENT_VALUE};
-pub use response::ProtocolError;
+pub use response::{ProtocolError, MAX_KEPT_BODY_BYTES};
 pub use slot::Slot;
 
 /// Why a request got no response.
@@ -38,6 +38,9 @@ pub enum Failure {
     Io,
     /// Still unanswered when the run stopped waiting for it.
     Abandoned,
+    /// A body loadgen keeps (a job submission's or status poll's answer) was
+    /// larger than [`MAX_KEPT_BODY_BYTES`].
+    TooLarge,
 }
 
 /// One GET on a fresh connection, returning status and body: for control-plane
@@ -51,10 +54,11 @@ pub async fn get(
     let exchange = async {
         let mut connection = Connection::open(addr).await?;
         let mut body = Vec::new();
+        // The SendError stays in the chain, so a caller can tell "too large".
         let status = connection
             .send(&request, Some(&mut body))
             .await
-            .map_err(|e| anyhow::anyhow!("GET {path} on {addr}: {e}"))?;
+            .map_err(|e| anyhow::Error::new(e).context(format!("GET {path} on {addr}")))?;
         anyhow::Ok((status, Bytes::from(body)))
     };
     tokio::time::timeout(timeout, exchange)

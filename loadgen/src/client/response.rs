@@ -15,6 +15,12 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 const MAX_HEADERS: usize = 96;
 /// Most bytes of one chunk-size line or trailer line.
 const MAX_LINE_BYTES: usize = 4 * 1024;
+/// Most body bytes kept for a caller that asked to keep the body (control calls,
+/// `/metrics.json` scrapes, job submissions and status polls): a server streaming
+/// a chunked or until-close body, or declaring a 10 GB `Content-Length`, must not
+/// grow loadgen without bound. Bodies that are only counted (the load itself) are
+/// read and dropped whatever their length.
+pub const MAX_KEPT_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// Why a response could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +37,8 @@ pub enum ProtocolError {
     Truncated,
     #[error("unsupported protocol switch (101)")]
     Switched,
+    #[error("response body larger than the {0} bytes kept")]
+    BodyTooLarge(usize),
 }
 
 /// A complete response.
@@ -65,6 +73,8 @@ enum State {
 #[derive(Debug)]
 pub struct ResponseReader {
     state: State,
+    /// Most body bytes appended to a kept body.
+    body_limit: usize,
     /// The request was HEAD: the response has no body whatever its headers say.
     head_request: bool,
     status: StatusCode,
@@ -73,8 +83,15 @@ pub struct ResponseReader {
 
 impl ResponseReader {
     pub fn new(head_request: bool) -> Self {
+        Self::with_body_limit(head_request, MAX_KEPT_BODY_BYTES)
+    }
+
+    /// A reader that keeps at most `body_limit` body bytes (when asked to keep the
+    /// body at all).
+    pub fn with_body_limit(head_request: bool, body_limit: usize) -> Self {
         ResponseReader {
             state: State::Head,
+            body_limit,
             head_request,
             status: StatusCode::OK,
             keep_alive: true,
@@ -97,7 +114,7 @@ impl ResponseReader {
                     }
                 }
                 State::Length(remaining) => {
-                    let taken = take(buffer, remaining, body.as_deref_mut());
+                    let taken = take(buffer, remaining, body.as_deref_mut(), self.body_limit)?;
                     if taken == remaining {
                         self.state = State::Done;
                     } else {
@@ -121,7 +138,7 @@ impl ResponseReader {
                     };
                 }
                 State::ChunkData(remaining) => {
-                    let taken = take(buffer, remaining, body.as_deref_mut());
+                    let taken = take(buffer, remaining, body.as_deref_mut(), self.body_limit)?;
                     if taken == remaining {
                         self.state = State::ChunkEnd;
                     } else {
@@ -149,7 +166,7 @@ impl ResponseReader {
                     }
                 }
                 State::UntilClose => {
-                    take(buffer, u64::MAX, body.as_deref_mut());
+                    take(buffer, u64::MAX, body.as_deref_mut(), self.body_limit)?;
                     return Ok(None);
                 }
                 State::Done => {
@@ -292,16 +309,25 @@ impl Framing {
 }
 
 /// Consumes up to `limit` bytes from the front of `buffer`, copying them into
-/// `body` when given; returns how many.
-fn take(buffer: &mut BytesMut, limit: u64, body: Option<&mut Vec<u8>>) -> u64 {
+/// `body` when given; returns how many. A kept body that would pass `body_limit`
+/// bytes is an error instead (nothing more is copied).
+fn take(
+    buffer: &mut BytesMut,
+    limit: u64,
+    body: Option<&mut Vec<u8>>,
+    body_limit: usize,
+) -> Result<u64, ProtocolError> {
     let n = buffer
         .len()
         .min(usize::try_from(limit).unwrap_or(usize::MAX));
     if let Some(body) = body {
+        if body.len() + n > body_limit {
+            return Err(ProtocolError::BodyTooLarge(body_limit));
+        }
         body.extend_from_slice(&buffer[..n]);
     }
     buffer.advance(n);
-    n as u64
+    Ok(n as u64)
 }
 
 /// An incomplete chunk-size or trailer line: wait for more, unless it is already
@@ -463,5 +489,41 @@ mod tests {
         // Closed before any byte of an answer.
         let mut fresh = ResponseReader::new(false);
         assert_eq!(fresh.finish_at_close(), Err(ProtocolError::Truncated));
+    }
+
+    #[test]
+    fn a_kept_body_stops_at_its_limit_whatever_the_framing() {
+        let body = "x".repeat(100);
+        let chunked = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n{body}\r\n0\r\n\r\n"
+        );
+        for wire in [
+            format!("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{body}"),
+            format!("HTTP/1.1 200 OK\r\nContent-Length: 10000000000\r\n\r\n{body}"),
+            chunked,
+            format!("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{body}"),
+        ] {
+            // Kept, with room for 99 bytes: refused, and no more than that kept.
+            let mut reader = ResponseReader::with_body_limit(false, 99);
+            let mut buffer = BytesMut::from(wire.as_bytes());
+            let mut kept = Vec::new();
+            let result = reader.advance(&mut buffer, Some(&mut kept));
+            assert_eq!(result, Err(ProtocolError::BodyTooLarge(99)), "{wire}");
+            assert!(kept.len() <= 99);
+            // Not kept: the same bytes are read (and counted) as before.
+            let mut reader = ResponseReader::with_body_limit(false, 99);
+            let mut buffer = BytesMut::from(wire.as_bytes());
+            assert!(reader.advance(&mut buffer, None).is_ok(), "{wire}");
+        }
+        // Exactly at the limit is fine.
+        let mut reader = ResponseReader::with_body_limit(false, 100);
+        let wire = format!("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{body}");
+        let mut buffer = BytesMut::from(wire.as_bytes());
+        let mut kept = Vec::new();
+        assert!(matches!(
+            reader.advance(&mut buffer, Some(&mut kept)),
+            Ok(Some(_))
+        ));
+        assert_eq!(kept.len(), 100);
     }
 }

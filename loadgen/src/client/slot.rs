@@ -143,6 +143,10 @@ async fn send(
                 *connection = None;
                 return Err(Failure::Io);
             }
+            Err(SendError::TooLarge(_)) => {
+                *connection = None;
+                return Err(Failure::TooLarge);
+            }
         }
     }
     Err(Failure::Io)

@@ -84,6 +84,7 @@ pub fn stream_summary(s: &StreamReport) -> String {
         ("timeout", c.timeouts),
         ("io", c.io_errors),
         ("abandoned", c.abandoned),
+        ("too large", c.too_large),
     ];
     let _ = writeln!(out, "  failures    {}", nonzero(&failures));
     let _ = writeln!(

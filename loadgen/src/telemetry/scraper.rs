@@ -41,6 +41,8 @@ pub enum ScrapeFailure {
     Status(u16),
     /// A 200 whose body is not a metrics report.
     Unreadable,
+    /// A body larger than loadgen keeps ([`client::MAX_KEPT_BODY_BYTES`]).
+    TooLarge,
 }
 
 impl ScrapeFailure {
@@ -51,6 +53,7 @@ impl ScrapeFailure {
             ScrapeFailure::Connection => "connection".into(),
             ScrapeFailure::Status(code) => format!("status {code}"),
             ScrapeFailure::Unreadable => "unreadable".into(),
+            ScrapeFailure::TooLarge => "too large".into(),
         }
     }
 }
@@ -134,7 +137,17 @@ pub async fn scrape(
     let fetched = tokio::time::timeout(within, client::get(addr, path, within * 2)).await;
     let (status, body) = match fetched {
         Err(_) => return Err(ScrapeFailure::Timeout),
-        Ok(Err(_)) => return Err(ScrapeFailure::Connection),
+        Ok(Err(error)) => {
+            let too_large = matches!(
+                error.downcast_ref::<client::SendError>(),
+                Some(client::SendError::TooLarge(_))
+            );
+            return Err(if too_large {
+                ScrapeFailure::TooLarge
+            } else {
+                ScrapeFailure::Connection
+            });
+        }
         Ok(Ok(answer)) => answer,
     };
     if status != http::StatusCode::OK {
