@@ -131,6 +131,12 @@ pub struct Cli {
     #[arg(long, default_value = "60s", value_parser = parse_positive_duration)]
     pub job_ttl: Duration,
 
+    /// redis-queue: how long GET /work/cpu and /work/io wait for a queue worker to
+    /// finish their job, from the request's arrival; then 504 (a job no worker has
+    /// taken yet is withdrawn).
+    #[arg(long, default_value = "60s", value_parser = parse_positive_duration)]
+    pub wait_timeout: Duration,
+
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
     pub shutdown_grace: Duration,
@@ -242,8 +248,8 @@ pub struct QueueWorkerArgs {
     pub concurrency: Option<NonZeroUsize>,
 
     /// How long a taken job stays leased without a heartbeat; after that another
-    /// queue worker takes it over.
-    #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
+    /// queue worker takes it over. At least 10ms.
+    #[arg(long, default_value = "5s", value_parser = crate::queue_worker::parse_visibility_timeout)]
     pub visibility_timeout: Duration,
 
     /// How long one attempt of a job may run before it is given up.
@@ -321,6 +327,11 @@ impl Cli {
             }
             _ => {}
         }
+        if self.wait_timeout != crate::strategy::RedisQueueStrategy::DEFAULT_WAIT_TIMEOUT
+            && self.variant != Some(Variant::RedisQueue)
+        {
+            return Err("--wait-timeout is only for the redis-queue variant".into());
+        }
         let bounded_pool = self.variant == Some(Variant::BoundedPool);
         let bounded_pool_flags = self.unbounded_queue
             || self.queue_budget != Duration::from_millis(500)
@@ -376,6 +387,7 @@ impl Cli {
             max_attempts: self.max_attempts.get(),
             jobs_capacity: self.jobs_capacity.get(),
             job_ttl: self.job_ttl,
+            wait_timeout: self.wait_timeout,
             telemetry: !self.no_telemetry,
             poll_timing: !self.no_telemetry && !self.no_poll_timing,
             telemetry_dir: self.telemetry_dir,

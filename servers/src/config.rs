@@ -59,6 +59,9 @@ pub struct ServerConfig {
     pub jobs_capacity: usize,
     /// How long a finished background job's status is kept.
     pub job_ttl: Duration,
+    /// redis-queue: how long `/work/cpu` and `/work/io` wait for their job, from
+    /// the request's arrival, before answering 504 (`--wait-timeout`).
+    pub wait_timeout: Duration,
     /// Whether the lag probe and the `/metrics` endpoints run (`--no-telemetry`).
     pub telemetry: bool,
     /// Whether every poll of each route and background job task is timed

@@ -35,9 +35,10 @@ fn build_strategy(
     redis: Option<&RedisQueue>,
 ) -> anyhow::Result<Box<dyn Strategy>> {
     Ok(match config.variant {
-        Variant::RedisQueue => Box::new(RedisQueueStrategy::new(
-            redis.context("redis-queue needs --redis")?.clone(),
-        )),
+        Variant::RedisQueue => Box::new(
+            RedisQueueStrategy::new(redis.context("redis-queue needs --redis")?.clone())
+                .with_wait_timeout(config.wait_timeout),
+        ),
         Variant::BlockingInAsync
         | Variant::CurrentThread
         | Variant::MultiWorker
@@ -165,7 +166,9 @@ fn serve_on(config: &ServerConfig, calibration: Calibration, bound: Bound) -> an
                         max_attempts: config.max_attempts,
                     },
                 ))
-                .with_context(|| format!("cannot use Redis at {url}"))?,
+                .with_context(|| format!("cannot use Redis at {url}"))?
+                // Recorded in every job, for the queue worker to check again.
+                .with_limits(Limits::new(config, calibration)),
         ),
         None => None,
     };

@@ -63,6 +63,7 @@ impl From<Rejection> for ApiError {
             ),
             // The job's own call went wrong: the gateway's answer, not the server's.
             Rejection::Failed(error) => ApiError::new(StatusCode::BAD_GATEWAY, error),
+            Rejection::TimedOut(error) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, error),
         }
     }
 }

@@ -7,8 +7,9 @@
 //!   loop, and on `rayon` it does not. Bounded, finished jobs expire.
 //!
 //! - [`redis_queue`]: the `redis-queue` variant: jobs in Redis, run by separate
-//!   queue workers (`servers worker`); durable across restarts and lost queue
-//!   workers.
+//!   queue workers (`servers worker`); they survive API-server restarts and lost
+//!   queue workers, and Redis restarts only where Redis persists them
+//!   (`appendonly yes`).
 //!
 //! The types here are the HTTP shape shared by both backends.
 

@@ -45,6 +45,9 @@ pub enum Rejection {
     WorkerLost,
     /// The job ran and failed (an upstream call that got no good answer).
     Failed(String),
+    /// The job did not finish by the request's deadline (redis-queue's
+    /// `--wait-timeout`): 504, the message saying what became of it.
+    TimedOut(String),
 }
 
 /// The future a strategy returns for one job.
