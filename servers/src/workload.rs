@@ -142,6 +142,9 @@ impl Started {
     }
 }
 
+/// The error of a job skipped because its client had gone (`--skip-abandoned`).
+pub const SKIPPED: &str = "skipped: the client had gone";
+
 /// What a finished job reports back to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobReport {
@@ -158,6 +161,12 @@ pub struct JobReport {
 }
 
 impl JobReport {
+    /// Whether the job was skipped, not run (its client had gone): its times say
+    /// nothing about what a job costs, so estimates leave it out.
+    pub fn skipped(&self) -> bool {
+        self.error.as_deref() == Some(SKIPPED)
+    }
+
     /// The report as every endpoint shows it: times in microseconds, the checksum
     /// in hex (`null` for I/O work).
     pub fn to_json(&self) -> serde_json::Value {
@@ -219,7 +228,7 @@ impl Job {
     /// (an empty report nobody reads) if its client has gone (`--skip-abandoned`).
     pub fn run(self) -> JobReport {
         if self.skip() {
-            return self.report(Instant::now(), None, Some("the client had gone".into()));
+            return self.report(Instant::now(), None, Some(SKIPPED.into()));
         }
         let _running = self.begin();
         let started = Instant::now();

@@ -23,7 +23,7 @@ use support::{KeepAlive, Server};
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// The header timeout the slowloris test gives the server.
-const HEADER_TIMEOUT: Duration = Duration::from_millis(1500);
+const HEADER_TIMEOUT: Duration = Duration::from_millis(2500);
 /// Connections in the slowloris.
 const SLOW_CLIENTS: usize = 300;
 

@@ -415,6 +415,44 @@ fn work_cpu_with_no_worker_answers_504_at_its_deadline_without_polling() {
 }
 
 #[test]
+fn a_job_whose_client_hangs_up_before_any_worker_takes_it_is_withdrawn() {
+    let Some(redis) = ThrowawayRedis::start(Persistence::None) else {
+        return;
+    };
+    // A wait far longer than the test: only the hang-up can withdraw the jobs.
+    let server = Server::start(
+        "redis-queue",
+        &["--redis", &redis.url(), "--wait-timeout", "60s"],
+    );
+    let mut clients: Vec<std::net::TcpStream> = (0..5)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+            std::io::Write::write_all(
+                &mut stream,
+                b"GET /work/cpu?units=100 HTTP/1.1\r\nHost: x\r\n\r\n",
+            )
+            .unwrap();
+            stream
+        })
+        .collect();
+    let queued = |server: &Server| server.get("/backlog").json()["queued"].as_u64();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while queued(&server) != Some(5) {
+        assert!(Instant::now() < deadline, "the five jobs never queued");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    clients.clear();
+    while queued(&server) != Some(0) {
+        assert!(
+            Instant::now() < deadline,
+            "jobs whose clients hung up stayed queued: {}",
+            server.get("/backlog").body
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn a_job_still_running_at_the_deadline_answers_504_and_runs_on() {
     let Some(redis) = ThrowawayRedis::start(Persistence::None) else {
         return;
@@ -425,13 +463,14 @@ fn a_job_still_running_at_the_deadline_answers_504_and_runs_on() {
             "--redis",
             &redis.url(),
             "--wait-timeout",
-            "500ms",
+            "2s",
             "--max-io-ms",
             "5000",
         ],
     );
     let _worker = worker(&redis.url(), &["--concurrency", "1"]);
-    let response = server.get("/work/io?ms=1500");
+    // The worker has two seconds to take the job, which then runs two more.
+    let response = server.get("/work/io?ms=4000");
     assert_eq!(response.status, 504, "{}", response.body);
     let error = response.json()["error"].as_str().unwrap().to_owned();
     let id = error

@@ -171,13 +171,18 @@ impl HlogWriter {
                 continue;
             }
             self.queued.fetch_add(bytes, Ordering::Relaxed);
-            // A send error means the writer thread failed; `finish` reports why.
-            let _ = messages.send(Message::Interval {
+            // A send error means the writer thread failed; `finish` reports why,
+            // and what was not sent is not queued.
+            let sent = messages.send(Message::Interval {
                 tag,
                 start: offset + record.start,
                 length: record.length,
                 histogram: histogram.clone(),
             });
+            if sent.is_err() {
+                self.queued.fetch_sub(bytes, Ordering::Relaxed);
+                return;
+            }
         }
     }
 

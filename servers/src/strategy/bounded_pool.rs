@@ -185,7 +185,9 @@ fn work_forever(receiver: &Mutex<Receiver<Queued>>, shared: &Shared) {
             return;
         };
         let report = job.run();
-        shared.record(cost_ns, report.computed);
+        if !report.skipped() {
+            shared.record(cost_ns, report.computed);
+        }
         shared.outstanding_ns.fetch_sub(cost_ns, Ordering::Relaxed);
         // The receiver is gone if the client hung up; nothing to do then.
         let _ = reply.send(report);

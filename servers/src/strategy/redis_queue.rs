@@ -78,13 +78,46 @@ impl Strategy for RedisQueueStrategy {
                     Refusal::Unavailable(_) => Rejection::WorkerLost,
                 })?;
             let deadline = job.arrived + wait_timeout;
-            let view = match queue.wait(&id, deadline).await {
+            // If the client hangs up first (this future dropped), a job no
+            // worker has taken yet is withdrawn too, not left in the queue.
+            let hang_up = WithdrawOnDrop(Some((queue.clone(), id.clone())));
+            let waited = queue.wait(&id, deadline).await;
+            hang_up.disarm();
+            let view = match waited {
                 Ok(Some(view)) => view,
                 Ok(None) => return Err(give_up(&queue, &id, wait_timeout).await),
                 Err(_) => return Err(Rejection::WorkerLost),
             };
             report_of(view, &job)
         })
+    }
+}
+
+/// Withdraws a still-queued job when dropped armed: the request waiting for it
+/// went away (hyper drops the future when its client hangs up).
+struct WithdrawOnDrop(Option<(RedisQueue, String)>);
+
+impl WithdrawOnDrop {
+    /// The wait ended by itself: nothing to withdraw here.
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for WithdrawOnDrop {
+    fn drop(&mut self) {
+        if let Some((queue, id)) = self.0.take() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = queue
+                        .abandon(
+                            &id,
+                            "the client went away before a queue worker took the job",
+                        )
+                        .await;
+                });
+            }
+        }
     }
 }
 

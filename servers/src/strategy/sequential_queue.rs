@@ -46,7 +46,9 @@ impl SequentialQueue {
                 // Ends when every sender is gone, i.e. when the server shuts down.
                 for Queued { job, reply } in receiver {
                     let report = job.run();
-                    thread_stats.record_duration(report.computed);
+                    if !report.skipped() {
+                        thread_stats.record_duration(report.computed);
+                    }
                     thread_stats.backlog.fetch_sub(1, Ordering::Relaxed);
                     let _ = reply.send(report);
                 }
