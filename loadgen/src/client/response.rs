@@ -114,6 +114,14 @@ impl ResponseReader {
                     }
                 }
                 State::Length(remaining) => {
+                    // A kept body declared past the limit fails at once, rather than
+                    // after reading (and copying) the limit's worth of it first.
+                    let declared_past_limit = body.as_deref().is_some_and(|kept| {
+                        (kept.len() as u64).saturating_add(remaining) > self.body_limit as u64
+                    });
+                    if declared_past_limit {
+                        return Err(ProtocolError::BodyTooLarge(self.body_limit));
+                    }
                     let taken = take(buffer, remaining, body.as_deref_mut(), self.body_limit)?;
                     if taken == remaining {
                         self.state = State::Done;
@@ -492,6 +500,49 @@ mod tests {
     }
 
     #[test]
+    fn an_endless_header_line_is_refused_at_the_head_limit() {
+        // One header whose value never ends: within the header count, so only the
+        // byte limit stops it.
+        let mut reader = ResponseReader::new(false);
+        let mut buffer = BytesMut::from(&b"HTTP/1.1 200 OK\r\nX-Endless: "[..]);
+        let mut result = reader.advance(&mut buffer, None);
+        for _ in 0..1024 {
+            if result != Ok(None) {
+                break;
+            }
+            assert!(buffer.len() <= MAX_HEAD_BYTES, "holds {}", buffer.len());
+            buffer.extend_from_slice(&[b'a'; 4096]);
+            result = reader.advance(&mut buffer, None);
+        }
+        assert_eq!(result, Err(ProtocolError::HeadTooLarge));
+    }
+
+    #[test]
+    fn endless_chunk_lines_are_refused_with_a_bounded_buffer() {
+        // A chunk-size line whose extension never ends, and a trailer that never
+        // ends: each is refused once it passes the longest line allowed, rather
+        // than held while it grows.
+        let starts: [&[u8]; 2] = [
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Trailer: ",
+        ];
+        for start in starts {
+            let mut reader = ResponseReader::new(false);
+            let mut buffer = BytesMut::from(start);
+            let mut result = reader.advance(&mut buffer, None);
+            for _ in 0..1024 {
+                if result != Ok(None) {
+                    break;
+                }
+                assert!(buffer.len() <= MAX_LINE_BYTES, "holds {}", buffer.len());
+                buffer.extend_from_slice(&[b'a'; 1024]);
+                result = reader.advance(&mut buffer, None);
+            }
+            assert_eq!(result, Err(ProtocolError::Chunked));
+        }
+    }
+
+    #[test]
     fn a_kept_body_stops_at_its_limit_whatever_the_framing() {
         let body = "x".repeat(100);
         let chunked = format!(
@@ -525,5 +576,369 @@ mod tests {
             Ok(Some(_))
         ));
         assert_eq!(kept.len(), 100);
+    }
+}
+
+/// Property tests: whatever the bytes and wherever reads split them, the reader
+/// never panics, returns from every call having done all it could (a call that
+/// asks for more bytes changes nothing when called again without them), holds at
+/// most a head's worth of unparsed bytes, keeps no more than its limit, and stops
+/// exactly where a declared body ends, leaving the next response unread.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A response framed as a server might send it, and what reading it must give.
+    #[derive(Debug, Clone)]
+    struct Framed {
+        wire: Vec<u8>,
+        head_request: bool,
+        status: u16,
+        body: Vec<u8>,
+        reusable: bool,
+        /// The body runs until the connection closes: nothing may follow it.
+        until_close: bool,
+        /// The body is declared by `Content-Length` (so a kept body past the limit
+        /// fails before any of it is read).
+        declared: bool,
+    }
+
+    /// How the body is framed.
+    #[derive(Debug, Clone)]
+    enum Framing {
+        Length,
+        Chunked {
+            sizes: Vec<usize>,
+            upper_hex: bool,
+            extension: bool,
+            trailers: usize,
+            gzip_first: bool,
+        },
+        UntilClose,
+    }
+
+    fn framing() -> impl Strategy<Value = Framing> {
+        prop_oneof![
+            Just(Framing::Length),
+            (
+                prop::collection::vec(1usize..80, 1..6),
+                any::<bool>(),
+                any::<bool>(),
+                0usize..3,
+                any::<bool>()
+            )
+                .prop_map(|(sizes, upper_hex, extension, trailers, gzip_first)| {
+                    Framing::Chunked {
+                        sizes,
+                        upper_hex,
+                        extension,
+                        trailers,
+                        gzip_first,
+                    }
+                }),
+            Just(Framing::UntilClose),
+        ]
+    }
+
+    /// Headers that say nothing about framing or the connection.
+    fn other_headers() -> impl Strategy<Value = Vec<(String, String)>> {
+        let header = ("[A-Za-z][A-Za-z0-9-]{0,12}", "[!-~]([ -~]{0,20}[!-~])?").prop_filter(
+            "not a framing header",
+            |(name, _)| {
+                !["content-length", "transfer-encoding", "connection"]
+                    .iter()
+                    .any(|f| name.eq_ignore_ascii_case(f))
+            },
+        );
+        prop::collection::vec(header, 0..5)
+    }
+
+    fn framed() -> impl Strategy<Value = Framed> {
+        (
+            any::<bool>(),
+            prop_oneof![
+                4 => prop_oneof![Just(200u16), Just(201), Just(404), Just(500)],
+                1 => prop_oneof![Just(204u16), Just(304)],
+                1 => 200u16..600,
+            ],
+            any::<bool>(),
+            prop_oneof![
+                Just(None),
+                Just(Some("close")),
+                Just(Some("keep-alive")),
+                Just(Some("Keep-Alive, Upgrade")),
+            ],
+            other_headers(),
+            prop::collection::vec(any::<u8>(), 0..300),
+            framing(),
+            prop::bool::weighted(0.1),
+        )
+            .prop_map(
+                |(http11, status, informational, connection, headers, body, framing, head)| {
+                    build(
+                        http11,
+                        status,
+                        informational,
+                        connection,
+                        &headers,
+                        body,
+                        &framing,
+                        head,
+                    )
+                },
+            )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        http11: bool,
+        status: u16,
+        informational: bool,
+        connection: Option<&str>,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+        framing: &Framing,
+        head_request: bool,
+    ) -> Framed {
+        let mut wire = Vec::new();
+        if informational {
+            wire.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        let version = if http11 { "HTTP/1.1" } else { "HTTP/1.0" };
+        wire.extend_from_slice(format!("{version} {status} Whatever\r\n").as_bytes());
+        for (name, value) in headers {
+            wire.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        if let Some(connection) = connection {
+            wire.extend_from_slice(format!("Connection: {connection}\r\n").as_bytes());
+        }
+        match framing {
+            Framing::Length => {
+                wire.extend_from_slice(format!("content-Length: {}\r\n", body.len()).as_bytes())
+            }
+            Framing::Chunked { gzip_first, .. } => {
+                let coding = if *gzip_first {
+                    "gzip, chunked"
+                } else {
+                    "chunked"
+                };
+                wire.extend_from_slice(format!("Transfer-Encoding: {coding}\r\n").as_bytes());
+            }
+            Framing::UntilClose => {}
+        }
+        wire.extend_from_slice(b"\r\n");
+        let no_body = head_request || status == 204 || status == 304;
+        let body = if no_body { Vec::new() } else { body };
+        if !no_body {
+            match framing {
+                Framing::Length | Framing::UntilClose => wire.extend_from_slice(&body),
+                Framing::Chunked {
+                    sizes,
+                    upper_hex,
+                    extension,
+                    trailers,
+                    ..
+                } => {
+                    let mut rest = &body[..];
+                    for size in sizes.iter().cycle() {
+                        if rest.is_empty() {
+                            break;
+                        }
+                        let (chunk, after) = rest.split_at((*size).min(rest.len()));
+                        let size = if *upper_hex {
+                            format!("{:X}", chunk.len())
+                        } else {
+                            format!("{:x}", chunk.len())
+                        };
+                        let extension = if *extension { ";name=value" } else { "" };
+                        wire.extend_from_slice(format!("{size}{extension}\r\n").as_bytes());
+                        wire.extend_from_slice(chunk);
+                        wire.extend_from_slice(b"\r\n");
+                        rest = after;
+                    }
+                    wire.extend_from_slice(b"0\r\n");
+                    for t in 0..*trailers {
+                        wire.extend_from_slice(format!("X-Trailer-{t}: v\r\n").as_bytes());
+                    }
+                    wire.extend_from_slice(b"\r\n");
+                }
+            }
+        }
+        let until_close = !no_body && matches!(framing, Framing::UntilClose);
+        let token = |t: &str| {
+            connection.is_some_and(|c| c.split(',').any(|p| p.trim().eq_ignore_ascii_case(t)))
+        };
+        let keep_alive = if http11 {
+            !token("close")
+        } else {
+            token("keep-alive")
+        };
+        Framed {
+            wire,
+            head_request,
+            status,
+            body,
+            reusable: keep_alive && !until_close,
+            until_close,
+            declared: !no_body && matches!(framing, Framing::Length),
+        }
+    }
+
+    /// What feeding a reader gave.
+    struct Fed {
+        /// From `advance`, or from `finish_at_close` once every byte was fed.
+        result: Result<Complete, ProtocolError>,
+        kept: Vec<u8>,
+        /// The bytes never consumed: those left in the buffer, then those not fed.
+        unread: Vec<u8>,
+    }
+
+    /// Feeds `wire` to `reader` in pieces whose lengths cycle through `steps`, as
+    /// reads would deliver it, keeping the body when `keep`, and checks after each
+    /// call what every call must satisfy.
+    fn feed(mut reader: ResponseReader, wire: &[u8], steps: &[usize], keep: bool) -> Fed {
+        let limit = reader.body_limit;
+        let mut buffer = BytesMut::new();
+        let mut kept = Vec::new();
+        let mut fed = 0;
+        let mut steps = steps.iter().cycle();
+        while fed < wire.len() {
+            let piece = (*steps.next().expect("steps are not empty")).min(wire.len() - fed);
+            buffer.extend_from_slice(&wire[fed..fed + piece]);
+            fed += piece;
+            let answer = reader.advance(&mut buffer, keep.then_some(&mut kept));
+            assert!(kept.len() <= limit, "kept {} past {limit}", kept.len());
+            match answer {
+                Ok(None) => {
+                    // Waiting for more, with no more than a head's worth held.
+                    assert!(buffer.len() <= MAX_HEAD_BYTES, "holds {}", buffer.len());
+                    // It did all it could with what it had: without new bytes, a
+                    // second call consumes and keeps nothing more.
+                    let (held, kept_len) = (buffer.len(), kept.len());
+                    let again = reader.advance(&mut buffer, keep.then_some(&mut kept));
+                    assert_eq!(again, Ok(None));
+                    assert_eq!((buffer.len(), kept.len()), (held, kept_len));
+                }
+                Ok(Some(complete)) => {
+                    let mut unread = buffer.to_vec();
+                    unread.extend_from_slice(&wire[fed..]);
+                    return Fed {
+                        result: Ok(complete),
+                        kept,
+                        unread,
+                    };
+                }
+                Err(e) => {
+                    let mut unread = buffer.to_vec();
+                    unread.extend_from_slice(&wire[fed..]);
+                    return Fed {
+                        result: Err(e),
+                        kept,
+                        unread,
+                    };
+                }
+            }
+        }
+        Fed {
+            result: reader.finish_at_close(),
+            kept,
+            unread: buffer.to_vec(),
+        }
+    }
+
+    /// Bytes that look like parts of responses more often than chance would make
+    /// them, so that the arbitrary input reaches past the status line.
+    fn noisy_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let byte = prop_oneof![
+            2 => any::<u8>(),
+            3 => prop::sample::select(b"0123456789abcdefABCDEF\r\n;=: ,".to_vec()),
+        ];
+        prop::collection::vec(byte, 0..600)
+    }
+
+    fn head_then_noise() -> impl Strategy<Value = Vec<u8>> {
+        let heads: [&[u8]; 8] = [
+            b"",
+            b"HTTP/1.1 200 OK\r\n",
+            b"HTTP/1.1 200 OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10000000000\r\n\r\n",
+            b"HTTP/1.1 100 Continue\r\n\r\n",
+        ];
+        (prop::sample::select(heads.to_vec()), noisy_bytes()).prop_map(|(head, noise)| {
+            let mut wire = head.to_vec();
+            wire.extend_from_slice(&noise);
+            wire
+        })
+    }
+
+    fn limit() -> impl Strategy<Value = usize> {
+        prop_oneof![Just(MAX_KEPT_BODY_BYTES), 0usize..400]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic_loop_or_overhold(
+            wire in head_then_noise(),
+            steps in prop::collection::vec(1usize..64, 1..6),
+            keep in any::<bool>(),
+            head_request in prop::bool::weighted(0.1),
+            limit in limit(),
+        ) {
+            let fed = feed(
+                ResponseReader::with_body_limit(head_request, limit),
+                &wire,
+                &steps,
+                keep,
+            );
+            prop_assert!(fed.kept.len() <= limit);
+            prop_assert!(fed.unread.len() <= wire.len());
+            prop_assert!(wire.ends_with(&fed.unread));
+        }
+
+        #[test]
+        fn framed_responses_read_exactly_their_body(
+            framed in framed(),
+            next in prop_oneof![
+                Just(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec()),
+                prop::collection::vec(any::<u8>(), 0..40),
+            ],
+            steps in prop::collection::vec(1usize..200, 1..6),
+            keep in any::<bool>(),
+            limit in limit(),
+        ) {
+            let mut wire = framed.wire.clone();
+            if !framed.until_close {
+                wire.extend_from_slice(&next);
+            }
+            let reader = ResponseReader::with_body_limit(framed.head_request, limit);
+            let fed = feed(reader, &wire, &steps, keep);
+            if keep && framed.body.len() > limit {
+                prop_assert_eq!(fed.result, Err(ProtocolError::BodyTooLarge(limit)));
+                prop_assert!(fed.kept.len() <= limit);
+                if framed.declared {
+                    // Refused on the declaration alone.
+                    prop_assert!(fed.kept.is_empty());
+                }
+                return Ok(());
+            }
+            let complete = fed.result.expect("a well-framed response reads");
+            prop_assert_eq!(complete.status.as_u16(), framed.status);
+            prop_assert_eq!(complete.reusable, framed.reusable);
+            if keep {
+                prop_assert_eq!(&fed.kept, &framed.body);
+            } else {
+                prop_assert!(fed.kept.is_empty());
+            }
+            // Nothing past the response was consumed.
+            let expected_unread: &[u8] = if framed.until_close { &[] } else { &next };
+            prop_assert_eq!(&fed.unread[..], expected_unread);
+        }
     }
 }

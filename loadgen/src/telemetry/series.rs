@@ -20,7 +20,8 @@ use crate::stats::{decode, new_histogram, Percentiles};
 pub struct ServerTelemetry {
     /// Scrapes attempted (0 when the server ran without telemetry).
     pub scrapes: u64,
-    /// Failed scrapes by kind (`timeout`, `connection`, `status 404`, `unreadable`).
+    /// Failed scrapes by kind (`timeout`, `connection`, `status 404`, `unreadable`,
+    /// `too large`).
     pub scrape_failures: BTreeMap<String, u64>,
     /// Event-loop lag over the phase (from the last snapshot at or before the start
     /// of measurement to the last one), in µs; `None` without two snapshots.
