@@ -57,13 +57,7 @@ fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Instant> {
 
 /// A number from the Prometheus text of `/metrics` (the first sample of `name`).
 fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with([' ', '{']))
-        })
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
+    support::prometheus_sample(text, name, None)
         .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
 }
 

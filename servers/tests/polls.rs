@@ -15,17 +15,7 @@ const JOB: Duration = Duration::from_millis(100);
 
 /// The Prometheus sample `name{…,label="value"}` of `text`, if any.
 fn sample(text: &str, name: &str, label: &str) -> Option<f64> {
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
-        .expect("prometheus-parse rejects /metrics");
-    let (key, value) = label.split_once('=').unwrap();
-    scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == name && s.labels.get(key) == Some(value))
-        .map(|s| match s.value {
-            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Counter(v) => v,
-            ref other => panic!("{name}: unexpected {other:?}"),
-        })
+    support::prometheus_sample(text, name, Some(label))
 }
 
 fn longest_poll_of_work_cpu(variant: &str) -> f64 {

@@ -8,83 +8,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::redis::{script_redis, worker};
 use support::{post_json, Server};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// A child process stopped with SIGTERM (then SIGKILL) when dropped.
-struct Process(Child);
-
-impl Process {
-    fn kill_hard(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        unsafe {
-            libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.kill_hard();
-    }
-}
-
-/// Starts `program args`, waits for a first stdout line starting with `ready`,
-/// and returns the process and that line.
-fn start(mut command: Command, ready: &str) -> (Process, String) {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cannot start");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let process = Process(child);
-    assert!(line.starts_with(ready), "unexpected first line {line:?}");
-    (process, line.trim().to_owned())
-}
-
-/// A throw-away Redis, or `None` (SKIPPED) where redis-server is not installed.
-fn redis() -> Option<(Process, String)> {
-    let installed = Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_ok();
-    if !installed {
-        assert!(
-            std::env::var_os("REQUIRE_REDIS").is_none(),
-            "REQUIRE_REDIS is set but redis-server is not installed"
-        );
-        eprintln!("SKIPPED: redis-server is not installed (Debian package redis-server)");
-        return None;
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/redis-throwaway.sh");
-    Some(start(Command::new(script), "redis://"))
-}
-
-/// `servers worker` on `url`.
-fn worker(url: &str, args: &[&str]) -> Process {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_servers"));
-    command.args(["worker", "--redis", url]).args(args);
-    start(command, "worker ready").0
-}
 
 fn submit(server: &Server, body: &str) -> String {
     let response = post_json(server.addr, "/jobs", body);
@@ -112,7 +42,9 @@ fn wait_for(server: &Server, id: &str, status: &str) -> Value {
 
 #[test]
 fn jobs_complete_across_two_workers() {
-    let Some((_redis, url)) = redis() else { return };
+    let Some((_redis, url)) = script_redis() else {
+        return;
+    };
     let server = Server::start("redis-queue", &["--redis", &url]);
     let _a = worker(&url, &["--concurrency", "1"]);
     let _b = worker(&url, &["--concurrency", "1"]);
@@ -140,7 +72,9 @@ fn jobs_complete_across_two_workers() {
 
 #[test]
 fn a_job_of_a_killed_worker_is_taken_over() {
-    let Some((_redis, url)) = redis() else { return };
+    let Some((_redis, url)) = script_redis() else {
+        return;
+    };
     let server = Server::start("redis-queue", &["--redis", &url]);
     let mut doomed = worker(&url, &["--concurrency", "1", "--visibility-timeout", "1s"]);
     let id = submit(&server, r#"{"kind": "io", "ms": 1000}"#);
@@ -158,7 +92,9 @@ fn a_job_of_a_killed_worker_is_taken_over() {
 
 #[test]
 fn an_api_server_restart_keeps_every_status() {
-    let Some((_redis, url)) = redis() else { return };
+    let Some((_redis, url)) = script_redis() else {
+        return;
+    };
     let first = Server::start("redis-queue", &["--redis", &url]);
     let _worker = worker(&url, &["--concurrency", "1"]);
     let done_id = submit(&first, r#"{"kind": "cpu", "units": 100}"#);
@@ -174,7 +110,9 @@ fn an_api_server_restart_keeps_every_status() {
 
 #[test]
 fn a_job_that_keeps_timing_out_fails_with_its_reason() {
-    let Some((_redis, url)) = redis() else { return };
+    let Some((_redis, url)) = script_redis() else {
+        return;
+    };
     let server = Server::start("redis-queue", &["--redis", &url, "--max-attempts", "2"]);
     let _worker = worker(&url, &["--concurrency", "1", "--job-timeout", "200ms"]);
     let id = submit(&server, r#"{"kind": "io", "ms": 1000}"#);
@@ -189,7 +127,9 @@ fn a_job_that_keeps_timing_out_fails_with_its_reason() {
 
 #[test]
 fn nothing_is_lost_over_a_burst() {
-    let Some((_redis, url)) = redis() else { return };
+    let Some((_redis, url)) = script_redis() else {
+        return;
+    };
     let server = Server::start("redis-queue", &["--redis", &url]);
     let _a = worker(&url, &["--concurrency", "2"]);
     let _b = worker(&url, &["--concurrency", "2"]);

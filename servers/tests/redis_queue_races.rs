@@ -11,12 +11,9 @@
 //! Needs `redis-server` (SKIPPED without it, failing under REQUIRE_REDIS as in CI).
 
 mod support;
-#[path = "support/redis.rs"]
-mod throwaway_redis;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
@@ -24,8 +21,8 @@ use serde_json::json;
 use servers::background::redis_queue::{Finish, Handback, QueueSettings, RedisQueue};
 use servers::background::{JobSpec, Status};
 use servers::limits::Limits;
+use support::redis::{worker, Persistence, ThrowawayRedis};
 use support::Server;
-use throwaway_redis::{Persistence, ThrowawayRedis};
 
 /// A lease far longer than any test: its expiry is injected by deleting the key (as
 /// `PX` expiry would), never waited for.
@@ -308,45 +305,6 @@ async fn the_take_records_the_owner_and_the_api_servers_caps() {
     without.submit(IO).await.unwrap();
     let short = worker.take("A-3", Duration::from_nanos(1)).await.unwrap();
     assert!(short.is_some());
-}
-
-/// A child process stopped with SIGTERM (then SIGKILL) when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        unsafe {
-            libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `servers worker` on `url`, once it says it is ready.
-fn worker(url: &str, args: &[&str]) -> Process {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_servers"))
-        .args(["worker", "--redis", url])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cannot start a worker");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let process = Process(child);
-    assert!(line.starts_with("worker ready"), "unexpected {line:?}");
-    process
 }
 
 /// Redis' count of commands it has run.

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod redis;
+
 /// Upper bound on any one request in these tests, so nothing can hang.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -341,4 +343,24 @@ pub fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, rest) = stat.rsplit_once(')')?;
     rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The first Prometheus sample `name` of `text` (with `label` = `key=value` among
+/// its labels, when given), read by prometheus-parse as any scraper would.
+pub fn prometheus_sample(text: &str, name: &str, label: Option<&str>) -> Option<f64> {
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .expect("prometheus-parse rejects /metrics");
+    let wanted = label.map(|l| l.split_once('=').expect("label as key=value"));
+    scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == name && wanted.is_none_or(|(key, value)| s.labels.get(key) == Some(value))
+        })
+        .map(|s| match s.value {
+            prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            ref other => panic!("{name}: unexpected {other:?}"),
+        })
 }

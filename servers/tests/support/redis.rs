@@ -1,15 +1,77 @@
-//! A throw-away Redis started by the test itself (rather than by
-//! scripts/redis-throwaway.sh) when the test needs to control its persistence or to
-//! kill and restart it on the same port and folder. Flags as the script's, plus
-//! append-only persistence when asked.
+//! What the redis-queue tests start: a throw-away Redis started by the test itself
+//! (rather than by scripts/redis-throwaway.sh) when the test needs to control its
+//! persistence or to kill and restart it on the same port and folder (flags as the
+//! script's, plus append-only persistence when asked), the script's own Redis, and
+//! `servers worker` processes.
 
-#![allow(dead_code)] // each test file uses a different part
-
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// A child process stopped with SIGTERM (then SIGKILL) when dropped.
+pub struct Process(pub Child);
+
+impl Process {
+    /// SIGKILL, at once.
+    pub fn kill_hard(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // SAFETY: kill with the pid of this test's own child.
+        unsafe {
+            libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill_hard();
+    }
+}
+
+/// Starts `command`, waits for a first stdout line starting with `ready`, and
+/// returns the process and that line.
+pub fn start(mut command: Command, ready: &str) -> (Process, String) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cannot start");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let process = Process(child);
+    assert!(line.starts_with(ready), "unexpected first line {line:?}");
+    (process, line.trim().to_owned())
+}
+
+/// The Redis of scripts/redis-throwaway.sh and its URL, or `None` (SKIPPED) where
+/// redis-server is not installed.
+pub fn script_redis() -> Option<(Process, String)> {
+    if !redis_installed() {
+        return None;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/redis-throwaway.sh");
+    Some(start(Command::new(script), "redis://"))
+}
+
+/// `servers worker` on `url`, once it says it is ready.
+pub fn worker(url: &str, args: &[&str]) -> Process {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_servers"));
+    command.args(["worker", "--redis", url]).args(args);
+    start(command, "worker ready").0
+}
 
 /// How a throw-away Redis keeps its data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
