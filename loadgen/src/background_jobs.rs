@@ -132,8 +132,10 @@ pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsO
     let schedule = Schedule::new(start, plan.rate);
     let total = schedule.due_before(plan.duration);
     let stop = Arc::new(AtomicBool::new(false));
-    let (open_loop, pacer) = OpenLoop::start(schedule, total, start, Arc::clone(&stop))
-        .map_err(|e| anyhow::anyhow!("cannot start the job pacer thread: {e}"))?;
+    // Submissions are paced precisely (no tick): a few per second at most.
+    let (open_loop, pacer) =
+        OpenLoop::start(schedule, total, start, Duration::ZERO, Arc::clone(&stop))
+            .map_err(|e| anyhow::anyhow!("cannot start the job pacer: {e}"))?;
 
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..plan.connections {
@@ -150,12 +152,13 @@ pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsO
         tasks.spawn(async move { poller(&plan, &shared).await });
     }
 
-    let mut joined = tokio::task::spawn_blocking(move || pacer.join());
+    let joined = pacer.join();
+    tokio::pin!(joined);
     let released = tokio::select! {
-        joined = &mut joined => joined.map_or(0, |(released, _)| released),
+        (released, _) = &mut joined => released,
         () = interrupt.wait() => {
             stop.store(true, Ordering::Relaxed);
-            (&mut joined).await.map_or(0, |(released, _)| released)
+            (&mut joined).await.0
         }
     };
     // The submitters take what was released, then see the end.

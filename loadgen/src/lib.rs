@@ -26,6 +26,7 @@ pub mod matrix;
 pub mod open_loop;
 pub mod pacer;
 pub mod plan;
+pub mod precise_timer;
 pub mod progress;
 pub mod recorder;
 pub mod report;

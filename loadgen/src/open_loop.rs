@@ -1,5 +1,5 @@
 //! The open-loop driver shared by request streams ([`crate::engine`]) and job
-//! submissions ([`crate::background_jobs`]): a pacing thread releases request k at
+//! submissions ([`crate::background_jobs`]): a pacing task releases request k at
 //! `start + k / rate` ([`crate::pacer`]); whichever connection task is free takes
 //! the next released request, with its number and due time. Latency counts from
 //! the due time, so a request that waited for a free connection pays for the wait.
@@ -29,17 +29,19 @@ pub struct OpenLoop {
 }
 
 impl OpenLoop {
-    /// Starts releasing requests `0..total` of `schedule` at their due times, until
-    /// done or `stop` is set; the pacer records its own lateness for requests due
-    /// from `record_from`. The pacing thread is returned to be joined by whoever
-    /// ends the loop.
+    /// Starts releasing requests `0..total` of `schedule` at their due times, at
+    /// most once per `tick` (zero: each at its own due time), until done or `stop`
+    /// is set; the pacer records its own lateness for requests due from
+    /// `record_from`. The pacing task is returned to be joined by whoever ends the
+    /// loop.
     pub fn start(
         schedule: Schedule,
         total: u64,
         record_from: Instant,
+        tick: Duration,
         stop: Arc<AtomicBool>,
     ) -> std::io::Result<(Arc<OpenLoop>, Pacer)> {
-        let pacer = Pacer::start(schedule, total, record_from, stop)?;
+        let pacer = Pacer::start(schedule, total, record_from, tick, stop)?;
         let open_loop = OpenLoop {
             schedule,
             permits: Arc::clone(&pacer.permits),
@@ -97,8 +99,14 @@ mod tests {
     async fn hands_out_each_request_once_in_order_then_ends() {
         let start = Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
-        let (open_loop, pacer) =
-            OpenLoop::start(Schedule::new(start, 1_000.0), 5, start, stop).unwrap();
+        let (open_loop, pacer) = OpenLoop::start(
+            Schedule::new(start, 1_000.0),
+            5,
+            start,
+            Duration::ZERO,
+            stop,
+        )
+        .unwrap();
         let mut taken = Vec::new();
         for _ in 0..5 {
             let (k, due) = open_loop.next().await.unwrap();
@@ -106,9 +114,7 @@ mod tests {
             taken.push(k);
         }
         assert_eq!(taken, [0, 1, 2, 3, 4]);
-        let (released, lateness) = tokio::task::spawn_blocking(move || pacer.join())
-            .await
-            .unwrap();
+        let (released, lateness) = pacer.join().await;
         assert_eq!((released, lateness.len()), (5, 5));
         open_loop.end_after(5, 1);
         assert_eq!(
@@ -124,15 +130,19 @@ mod tests {
         // The pacer stops after releasing 3 of 10; three waiting tasks are woken.
         let start = Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
-        let (open_loop, pacer) =
-            OpenLoop::start(Schedule::new(start, 1_000.0), 10, start, Arc::clone(&stop)).unwrap();
+        let (open_loop, pacer) = OpenLoop::start(
+            Schedule::new(start, 1_000.0),
+            10,
+            start,
+            Duration::ZERO,
+            Arc::clone(&stop),
+        )
+        .unwrap();
         for _ in 0..3 {
             open_loop.next().await.unwrap();
         }
         stop.store(true, Ordering::Relaxed);
-        let (released, _) = tokio::task::spawn_blocking(move || pacer.join())
-            .await
-            .unwrap();
+        let (released, _) = pacer.join().await;
         open_loop.end_after(released.min(3), 3);
         for _ in 0..3 {
             assert_eq!(open_loop.next().await, None);
@@ -144,8 +154,14 @@ mod tests {
     async fn close_ends_waiting_tasks() {
         let stop = Arc::new(AtomicBool::new(false));
         let later = Instant::now() + Duration::from_secs(60);
-        let (open_loop, pacer) =
-            OpenLoop::start(Schedule::new(later, 1.0), 10, later, Arc::clone(&stop)).unwrap();
+        let (open_loop, pacer) = OpenLoop::start(
+            Schedule::new(later, 1.0),
+            10,
+            later,
+            Duration::ZERO,
+            Arc::clone(&stop),
+        )
+        .unwrap();
         let waiter = {
             let open_loop = Arc::clone(&open_loop);
             tokio::spawn(async move { open_loop.next().await })
@@ -153,9 +169,7 @@ mod tests {
         open_loop.close();
         assert_eq!(waiter.await.unwrap(), None);
         stop.store(true, Ordering::Relaxed);
-        let (released, _) = tokio::task::spawn_blocking(move || pacer.join())
-            .await
-            .unwrap();
+        let (released, _) = pacer.join().await;
         assert_eq!(released, 0);
     }
 }

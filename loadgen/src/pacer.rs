@@ -7,11 +7,18 @@
 //! so a request that could not be sent because every connection was stuck waiting on
 //! a slow server still pays for the wait.
 //!
-//! Releasing is done by a dedicated thread sleeping with `std::thread::sleep`
-//! (nanosleep, accurate to tens of microseconds) rather than tokio's timer, whose
-//! millisecond granularity would make a 1 ms lateness threshold meaningless. Each due
-//! request adds one permit to a semaphore; connection tasks take a permit, then claim
-//! the next request number.
+//! Releasing is done by a task on the runtime that sleeps on a [`PreciseTimer`]
+//! (a timerfd: nanosecond resolution, no timer slack) rather than tokio's timer,
+//! whose millisecond granularity would make a 1 ms lateness threshold meaningless,
+//! and rather than a thread of its own, whose wake-ups cost a second wake-up of a
+//! runtime worker per release. Each due request adds one permit to a semaphore;
+//! connection tasks take a permit, then claim the next request number.
+//!
+//! The release granularity (`tick`) trades lateness for CPU: with a tick of zero
+//! every request is released at its own due time, one wake-up each below a few
+//! thousand per second; with a tick, the pacer sleeps at least that long between
+//! releases and releases everything due by then together (wrk2 ticks every 1 ms),
+//! so a request can be up to a tick late but one wake-up serves many.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,10 +26,12 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 
+use crate::precise_timer::PreciseTimer;
 use crate::stats::new_histogram;
 
-/// Longest single sleep of the pacing thread, so it notices a stop request quickly.
+/// Longest single sleep of the pacing task, so it notices a stop request quickly.
 const STOP_CHECK: Duration = Duration::from_millis(20);
 
 /// The due times of an open-loop stream.
@@ -61,66 +70,76 @@ pub struct Pacer {
     pub permits: Arc<Semaphore>,
     /// Requests it will release in all.
     total: u64,
-    /// The pacing thread; it returns how many requests it released and how late
-    /// it released them.
-    thread: std::thread::JoinHandle<(u64, Histogram<u64>)>,
+    /// The pacing task; it returns how many requests it released and how late it
+    /// released them.
+    task: JoinHandle<(u64, Histogram<u64>)>,
 }
 
 impl Pacer {
-    /// Starts releasing requests `0..total` of `schedule` at their due times, until
-    /// done or `stop` is set, recording how late it released those due from
-    /// `record_from` on (its own lateness: the machine's, not the server's).
-    /// Whoever runs the connection tasks closes [`Pacer::permits`] to end them: the
-    /// pacer cannot know when the last released request has been taken.
+    /// Starts releasing requests `0..total` of `schedule` at their due times, at
+    /// most one release per `tick` (zero: each at its own due time), until done or
+    /// `stop` is set, recording how late it released those due from `record_from`
+    /// on (its own lateness: the machine's, not the server's). Must be called in a
+    /// tokio runtime. Whoever runs the connection tasks closes [`Pacer::permits`]
+    /// to end them: the pacer cannot know when the last released request has been
+    /// taken.
     pub fn start(
         schedule: Schedule,
         total: u64,
         record_from: Instant,
+        tick: Duration,
         stop: Arc<AtomicBool>,
     ) -> std::io::Result<Pacer> {
         let permits = Arc::new(Semaphore::new(0));
-        let thread = {
+        let timer = PreciseTimer::new()?;
+        let task = {
             let permits = Arc::clone(&permits);
-            std::thread::Builder::new()
-                .name("loadgen-pacer".into())
-                .spawn(move || {
-                    // Linux lets a sleeping thread wake up to 50 µs late by default
-                    // (timer slack); the pacer's whole job is waking on time.
-                    // SAFETY: prctl with integer arguments, on this thread only.
-                    unsafe {
-                        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+            tokio::spawn(async move {
+                let mut k = 0u64;
+                let mut lateness = new_histogram();
+                // The last release; the next comes no sooner than a tick after it.
+                let mut released_at: Option<Instant> = None;
+                while k < total && !stop.load(Ordering::Relaxed) {
+                    let mut wake = schedule.due(k);
+                    if let Some(at) = released_at {
+                        wake = wake.max(at + tick);
                     }
-                    let mut k = 0u64;
-                    let mut lateness = new_histogram();
-                    while k < total && !stop.load(Ordering::Relaxed) {
-                        let due = schedule.due(k);
-                        let now = Instant::now();
-                        if due > now {
-                            std::thread::sleep((due - now).min(STOP_CHECK));
-                            continue;
+                    let now = Instant::now();
+                    if wake > now {
+                        if timer.sleep((wake - now).min(STOP_CHECK)).await.is_err() {
+                            // A timerfd that fails to re-arm: fall back to tokio's
+                            // (coarser) timer rather than spin or stop.
+                            tokio::time::sleep((wake - now).min(STOP_CHECK)).await;
                         }
-                        // Release everything due by now in one go: at high rates the
-                        // thread wakes less often than requests fall due.
-                        let mut n = 1;
-                        while k + n < total && schedule.due(k + n) <= now {
-                            n += 1;
-                        }
-                        permits.add_permits(n as usize);
-                        for due in (k..k + n).map(|j| schedule.due(j)) {
-                            if due >= record_from {
-                                let late = now.saturating_duration_since(due);
-                                lateness.saturating_record(late.as_nanos() as u64);
-                            }
-                        }
-                        k += n;
+                        continue;
                     }
-                    (k, lateness)
-                })?
+                    // Release everything due by now in one go.
+                    let mut n = 1;
+                    while k + n < total && schedule.due(k + n) <= now {
+                        n += 1;
+                    }
+                    permits.add_permits(n as usize);
+                    for due in (k..k + n).map(|j| schedule.due(j)) {
+                        if due >= record_from {
+                            let late = now.saturating_duration_since(due);
+                            lateness.saturating_record(late.as_nanos() as u64);
+                        }
+                    }
+                    k += n;
+                    released_at = Some(now);
+                    if k < total && schedule.due(k) <= Instant::now() && tick.is_zero() {
+                        // Behind schedule: let the connection tasks on this worker
+                        // run before releasing more.
+                        tokio::task::yield_now().await;
+                    }
+                }
+                (k, lateness)
+            })
         };
         Ok(Pacer {
             permits,
             total,
-            thread,
+            task,
         })
     }
 
@@ -129,10 +148,10 @@ impl Pacer {
         self.total
     }
 
-    /// Waits for the pacing thread to finish (it has been told to stop, or is done)
+    /// Waits for the pacing task to finish (it has been told to stop, or is done)
     /// and returns how many requests it released and how late (from `record_from`).
-    pub fn join(self) -> (u64, Histogram<u64>) {
-        self.thread.join().unwrap_or_else(|_| (0, new_histogram()))
+    pub async fn join(self) -> (u64, Histogram<u64>) {
+        self.task.await.unwrap_or_else(|_| (0, new_histogram()))
     }
 }
 
@@ -164,18 +183,19 @@ mod tests {
         assert_eq!(third.due_before(Duration::from_secs(1)), 3);
     }
 
-    #[test]
-    fn pacer_releases_on_schedule() {
+    #[tokio::test]
+    async fn pacer_releases_on_schedule() {
         let start = Instant::now();
         let pacer = Pacer::start(
             Schedule::new(start, 1000.0),
             50,
             start,
+            Duration::ZERO,
             Arc::new(AtomicBool::new(false)),
         )
         .unwrap();
         let permits = Arc::clone(&pacer.permits);
-        let (released, lateness) = pacer.join();
+        let (released, lateness) = pacer.join().await;
         assert_eq!(released, 50);
         assert_eq!(lateness.len(), 50, "each release's lateness recorded");
         // The last request is due 49 ms in; releasing them all cannot take less.
@@ -183,15 +203,45 @@ mod tests {
         assert_eq!(permits.available_permits(), 50);
     }
 
-    #[test]
-    fn pacer_stops_when_told() {
+    #[tokio::test]
+    async fn a_tick_releases_in_batches_at_most_once_per_tick() {
+        // 1,000/s for 60 ms with a 20 ms tick: after each release the next comes
+        // no sooner than 20 ms later, so a request due 1 ms after a release waits
+        // at least 19 ms, and all 60 are still released, none early.
+        let start = Instant::now();
+        let pacer = Pacer::start(
+            Schedule::new(start, 1000.0),
+            60,
+            start,
+            Duration::from_millis(20),
+            Arc::new(AtomicBool::new(false)),
+        )
+        .unwrap();
+        let (released, lateness) = pacer.join().await;
+        assert_eq!(released, 60);
+        assert!(
+            lateness.max() >= Duration::from_millis(19).as_nanos() as u64,
+            "max lateness {} ns",
+            lateness.max()
+        );
+        assert!(start.elapsed() >= Duration::from_millis(59));
+    }
+
+    #[tokio::test]
+    async fn pacer_stops_when_told() {
         let stop = Arc::new(AtomicBool::new(false));
         let start = Instant::now();
-        let pacer =
-            Pacer::start(Schedule::new(start, 10.0), 1_000, start, Arc::clone(&stop)).unwrap();
-        std::thread::sleep(Duration::from_millis(150));
+        let pacer = Pacer::start(
+            Schedule::new(start, 10.0),
+            1_000,
+            start,
+            Duration::ZERO,
+            Arc::clone(&stop),
+        )
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
         stop.store(true, Ordering::Relaxed);
-        let (released, _) = pacer.join();
+        let (released, _) = pacer.join().await;
         assert!((1..100).contains(&released), "{released}");
     }
 }

@@ -106,6 +106,7 @@ impl ScenarioFile {
             timeout: self.timeout.unwrap_or(defaults.timeout),
             interval: self.interval.unwrap_or(defaults.interval),
             drain: defaults.drain,
+            release_tick: defaults.release_tick,
         }
     }
 

@@ -275,7 +275,7 @@ pub async fn run(
             shared,
             connections,
             &addr,
-            timing.warmup + timing.duration,
+            timing,
             clock.end,
             &stop,
             &mut tasks,
@@ -465,7 +465,7 @@ async fn unsent(
     } else {
         open_loop.total()
     };
-    let (_, lateness) = tokio::task::spawn_blocking(move || pacer.join()).await?;
+    let (_, lateness) = pacer.join().await;
     let first_measured = schedule.due_before(plan.timing.warmup);
     let claimed = open_loop.claimed().max(first_measured);
     for k in claimed..due {

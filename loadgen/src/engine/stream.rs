@@ -14,7 +14,7 @@ use super::IntervalOutcome;
 use crate::client::{Connection, Endpoint, Failure, PreparedRequest, Slot};
 use crate::open_loop::OpenLoop;
 use crate::pacer::Pacer;
-use crate::plan::{Load, Plan, StreamSpec};
+use crate::plan::{Load, Plan, StreamSpec, Timing};
 use crate::recorder::{Counts, Recorded, Sample};
 
 /// Pause after a failed connect in a closed loop, so a dead server is not hammered
@@ -188,12 +188,13 @@ pub(super) struct StreamRun {
 
 impl StreamRun {
     /// Starts the stream's connection tasks on `connections` (opened beforehand;
-    /// `None` where opening failed) in `tasks`.
+    /// `None` where opening failed) in `tasks`; an open loop's schedule spans the
+    /// warm-up and the duration of `timing`.
     pub(super) fn start(
         shared: StreamShared,
         connections: Vec<Option<Connection>>,
         addr: &Endpoint,
-        span: Duration,
+        timing: Timing,
         end: Instant,
         stop: &Arc<AtomicBool>,
         tasks: &mut JoinSet<()>,
@@ -202,9 +203,14 @@ impl StreamRun {
         let open_loop = match shared.spec.load {
             Load::Open { rate, .. } => {
                 let schedule = crate::pacer::Schedule::new(shared.start, rate);
-                let total = schedule.due_before(span);
-                let (open_loop, pacer) =
-                    OpenLoop::start(schedule, total, shared.measure_start, Arc::clone(stop))?;
+                let total = schedule.due_before(timing.warmup + timing.duration);
+                let (open_loop, pacer) = OpenLoop::start(
+                    schedule,
+                    total,
+                    shared.measure_start,
+                    timing.release_tick,
+                    Arc::clone(stop),
+                )?;
                 for connection in connections {
                     tasks.spawn(open_loop_connection(
                         Arc::clone(&shared),

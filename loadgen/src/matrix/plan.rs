@@ -83,6 +83,7 @@ pub fn phase_plan(
             timeout: Duration::from_secs_f64(settings.timeout_s),
             interval: Duration::from_secs(1),
             drain: Duration::from_secs_f64(settings.drain_s),
+            release_tick: Duration::ZERO,
         },
     }
 }

@@ -51,6 +51,9 @@ pub struct RunConfig {
     pub warmup_s: f64,
     pub timeout_s: f64,
     pub interval_s: f64,
+    /// The open loop's release granularity (0: each request at its own due time).
+    #[serde(default)]
+    pub release_tick_s: f64,
 }
 
 impl BenchReport {
@@ -70,6 +73,7 @@ impl BenchReport {
                 warmup_s: plan.timing.warmup.as_secs_f64(),
                 timeout_s: plan.timing.timeout.as_secs_f64(),
                 interval_s: plan.timing.interval.as_secs_f64(),
+                release_tick_s: plan.timing.release_tick.as_secs_f64(),
             },
             streams: outcome
                 .streams

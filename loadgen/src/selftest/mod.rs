@@ -95,6 +95,7 @@ async fn measure(
         duration,
         warmup,
         drain: Duration::from_secs(6),
+        release_tick: Duration::ZERO,
         ..Timing::default()
     };
     let plan = Plan::get(url, "selftest", load, timing)?;
