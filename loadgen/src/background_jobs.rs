@@ -206,12 +206,14 @@ pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsO
             method,
             path: path.into(),
             load,
+            stages: Vec::new(),
         },
         total: recorded.clone(),
         intervals: Vec::new(),
         unsent: 0,
         in_window: recorded.counts,
         pacer_lateness: None,
+        due: None,
     };
     let submit_name = if plan.name == "jobs" {
         "submit".to_owned()

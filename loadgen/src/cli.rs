@@ -77,6 +77,9 @@ Examples:
   loadgen bench --url http://127.0.0.1:8080/work/cpu?units=1000 --connections 4 -d 30s
   loadgen bench --unix /tmp/server.sock --url http://localhost/health --rate 500
   loadgen bench --url http://127.0.0.1:8080/health --rate 50000 --release-tick 1ms
+  loadgen bench --url http://127.0.0.1:8080/health --stages 30s:100,1m:1000,30s:0
+  loadgen bench --url http://127.0.0.1:8080/echo -m POST --body-file req.json \
+      -H 'Content-Type: application/json' --auth user:secret --rate 200
   loadgen bench --url http://127.0.0.1:8080/health --rate 500 \
       --scrape http://127.0.0.1:8080/metrics.json --server-pid 4242 --plot charts/
   loadgen bench --scenario scenarios/responsiveness.toml --url http://127.0.0.1:8080 --json r.json
@@ -345,6 +348,15 @@ pub struct BenchArgs {
     )]
     pub rate: Option<f64>,
 
+    /// Open loop whose rate changes: comma-separated DURATION:RATE stages, each a
+    /// linear ramp from the rate before it (--rate, default 0, held through any
+    /// warm-up) to RATE over DURATION, like k6's ramping-arrival-rate; due times
+    /// follow the integrated rate, so the correction stays exact. --duration
+    /// defaults to the stages' length (past the last, its rate holds), --warmup
+    /// to 0.
+    #[arg(long, conflicts_with = "scenario", value_name = "STAGES")]
+    pub stages: Option<String>,
+
     /// Connections [default: 16].
     #[arg(long, short = 'c', conflicts_with = "scenario")]
     pub connections: Option<usize>,
@@ -401,6 +413,14 @@ pub struct BenchArgs {
     /// Request body.
     #[arg(long, conflicts_with = "scenario")]
     pub body: Option<String>,
+
+    /// Request body read from FILE, sent as is (any bytes, up to 64 MiB).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["scenario", "body"])]
+    pub body_file: Option<PathBuf>,
+
+    /// HTTP basic authentication: sends `Authorization: Basic …` for USER:PASSWORD.
+    #[arg(long, value_name = "USER:PASSWORD", conflicts_with = "scenario")]
+    pub auth: Option<String>,
 
     /// Name of the single stream in reports.
     #[arg(long, default_value = "main", conflicts_with = "scenario")]

@@ -33,6 +33,7 @@ pub mod report;
 pub mod scenario_file;
 pub mod selftest;
 pub mod server_process;
+pub mod stages;
 pub mod stats;
 pub mod target;
 pub mod telemetry;

@@ -41,7 +41,7 @@ impl OpenLoop {
         tick: Duration,
         stop: Arc<AtomicBool>,
     ) -> std::io::Result<(Arc<OpenLoop>, Pacer)> {
-        let pacer = Pacer::start(schedule, total, record_from, tick, stop)?;
+        let pacer = Pacer::start(schedule.clone(), total, record_from, tick, stop)?;
         let open_loop = OpenLoop {
             schedule,
             permits: Arc::clone(&pacer.permits),
@@ -86,8 +86,8 @@ impl OpenLoop {
         self.total
     }
 
-    pub fn schedule(&self) -> Schedule {
-        self.schedule
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
     }
 }
 

@@ -1,8 +1,9 @@
 //! Open-loop pacing: when each request is due, and a thread that releases requests
 //! at their due times.
 //!
-//! Request k of a stream is due at `start + k / rate`, fixed before the run starts
-//! and never moved by what the server does. That fixed schedule is what makes the
+//! Request k of a stream is due at `start + k / rate` (or, with stages, where the
+//! integrated rate reaches k: [`crate::stages`]), fixed before the run starts and
+//! never moved by what the server does. That fixed schedule is what makes the
 //! coordinated-omission correction possible: latency is measured from the due time,
 //! so a request that could not be sent because every connection was stuck waiting on
 //! a slow server still pays for the wait.
@@ -29,32 +30,72 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::precise_timer::PreciseTimer;
+use crate::stages::RateProfile;
 use crate::stats::new_histogram;
 
 /// Longest single sleep of the pacing task, so it notices a stop request quickly.
 const STOP_CHECK: Duration = Duration::from_millis(20);
 
-/// The due times of an open-loop stream.
-#[derive(Debug, Clone, Copy)]
+/// Far enough ahead to mean never, near enough not to overflow an [`Instant`].
+const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The due times of an open-loop stream: a constant rate, or a [`RateProfile`]
+/// of stages.
+#[derive(Debug, Clone)]
 pub struct Schedule {
     start: Instant,
-    rate: f64,
+    /// The constant rate (the common case, computed without the profile).
+    rate: Option<f64>,
+    profile: Option<Arc<RateProfile>>,
 }
 
 impl Schedule {
     pub fn new(start: Instant, rate: f64) -> Self {
-        Schedule { start, rate }
+        Schedule {
+            start,
+            rate: Some(rate),
+            profile: None,
+        }
     }
 
-    /// When request `k` (counting from 0) is due.
+    /// Due times that follow `profile` from `start`.
+    pub fn with_profile(start: Instant, profile: RateProfile) -> Self {
+        match profile.constant_rate() {
+            Some(rate) => Schedule::new(start, rate),
+            None => Schedule {
+                start,
+                rate: None,
+                profile: Some(Arc::new(profile)),
+            },
+        }
+    }
+
+    /// When request `k` (counting from 0) is due; for a profile that ends at rate
+    /// zero, requests past its last are due at a time that never comes.
     pub fn due(&self, k: u64) -> Instant {
-        self.start + Duration::from_secs_f64(k as f64 / self.rate)
+        let offset = match (self.rate, &self.profile) {
+            (Some(rate), _) => Duration::from_secs_f64(k as f64 / rate),
+            (None, Some(profile)) => profile.due_s(k).map_or(NEVER, |s| {
+                Duration::from_secs_f64(s.min(NEVER.as_secs_f64()))
+            }),
+            (None, None) => NEVER,
+        };
+        self.start + offset
+    }
+
+    /// Requests due by `offset` into the run, not rounded.
+    fn count_by(&self, offset: Duration) -> f64 {
+        let t = offset.as_secs_f64();
+        match (self.rate, &self.profile) {
+            (Some(rate), _) => t * rate,
+            (None, Some(profile)) => profile.count_by(t),
+            (None, None) => 0.0,
+        }
     }
 
     /// How many requests are due strictly before `offset` into the run.
     pub fn due_before(&self, offset: Duration) -> u64 {
-        let exact = offset.as_secs_f64() * self.rate;
-        let n = exact.ceil() as u64;
+        let n = self.count_by(offset).ceil() as u64;
         // Guard against rounding: request n is due at or after `offset`.
         if n > 0 && self.due(n - 1) >= self.start + offset {
             n - 1

@@ -5,13 +5,15 @@
 //! sent.
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
 
 use crate::client::{PreparedRequest, RequestError};
 use crate::config::ConfigError;
+use crate::pacer::Schedule;
+use crate::stages::{check_stages, RateProfile, Stage};
 use crate::target::Target;
 
 /// Connections an open-loop stream gets when none are given.
@@ -57,25 +59,108 @@ pub struct StreamSpec {
     /// as a new client would, with connect times recorded; otherwise connections
     /// are opened before the clock starts and kept alive.
     pub fresh_connections: bool,
+    /// Open loop: the rate changes over the measured time, ramping from the load's
+    /// rate (held through the warm-up) through these; empty: the rate is constant.
+    pub stages: Vec<Stage>,
+    /// Several requests sent in a fixed weighted rotation, all recorded as this
+    /// stream, in place of its own method, path and body (its headers go with
+    /// each); empty: the stream sends its one request.
+    pub mix: Vec<MixEntry>,
+}
+
+/// One request of a stream's mix.
+#[derive(Debug, Clone)]
+pub struct MixEntry {
+    pub method: Method,
+    pub path: String,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Option<Bytes>,
+    /// Its share of the stream's requests, against the others' weights.
+    pub weight: u32,
+}
+
+/// A stream's requests, ready to write: one, or a weighted rotation.
+#[derive(Debug, Clone)]
+pub struct RequestMix {
+    requests: Vec<PreparedRequest>,
+    /// Running totals of the weights: request `i` takes the turns from
+    /// `ends[i - 1]` to `ends[i]` of every cycle of `ends.last()` turns.
+    ends: Vec<u64>,
+}
+
+impl RequestMix {
+    /// Whether there is more than one request to choose from.
+    pub fn is_mixed(&self) -> bool {
+        self.requests.len() > 1
+    }
+
+    /// The request of turn `n`: over each cycle, every request its weight's
+    /// share of turns, in a fixed order.
+    pub fn pick(&self, n: u64) -> &PreparedRequest {
+        if !self.is_mixed() {
+            return &self.requests[0];
+        }
+        let turn = n % self.ends.last().copied().unwrap_or(1);
+        let i = self.ends.partition_point(|&end| end <= turn);
+        &self.requests[i.min(self.requests.len() - 1)]
+    }
 }
 
 impl StreamSpec {
-    /// The stream's request as it goes on the wire to `authority` (the `Host`).
-    pub fn request(&self, authority: &str) -> Result<PreparedRequest, RequestError> {
-        let mut headers = self.headers.clone();
-        if self.fresh_connections {
-            // A new client's request closes its connection, whatever the user's
-            // headers asked for.
-            headers.retain(|(name, _)| name != http::header::CONNECTION);
-            headers.push((http::header::CONNECTION, HeaderValue::from_static("close")));
+    /// An open-loop stream's due times, from `start` (the warm-up, `warmup` long,
+    /// at the load's rate, then any stages); `None` for a closed loop.
+    pub fn schedule(&self, start: Instant, warmup: Duration) -> Option<Schedule> {
+        let rate = self.load.rate()?;
+        Some(if self.stages.is_empty() {
+            Schedule::new(start, rate)
+        } else {
+            Schedule::with_profile(start, RateProfile::staged(rate, warmup, &self.stages))
+        })
+    }
+
+    /// The stream's request (or requests, with a mix) as it goes on the wire to
+    /// `authority` (the `Host`).
+    pub fn requests(&self, authority: &str) -> Result<RequestMix, RequestError> {
+        let headers = |own: &[(HeaderName, HeaderValue)]| {
+            let mut headers = self.headers.clone();
+            headers.retain(|(name, _)| !own.iter().any(|(o, _)| o == name));
+            headers.extend(own.iter().cloned());
+            if self.fresh_connections {
+                // A new client's request closes its connection, whatever the
+                // user's headers asked for.
+                headers.retain(|(name, _)| name != http::header::CONNECTION);
+                headers.push((http::header::CONNECTION, HeaderValue::from_static("close")));
+            }
+            headers
+        };
+        if self.mix.is_empty() {
+            let request = PreparedRequest::new(
+                &self.method,
+                &self.path,
+                authority,
+                &headers(&[]),
+                self.body.as_deref().unwrap_or_default(),
+            )?;
+            return Ok(RequestMix {
+                requests: vec![request],
+                ends: vec![1],
+            });
         }
-        PreparedRequest::new(
-            &self.method,
-            &self.path,
-            authority,
-            &headers,
-            self.body.as_deref().unwrap_or_default(),
-        )
+        let mut requests = Vec::new();
+        let mut ends = Vec::new();
+        let mut end = 0u64;
+        for entry in &self.mix {
+            requests.push(PreparedRequest::new(
+                &entry.method,
+                &entry.path,
+                authority,
+                &headers(&entry.headers),
+                entry.body.as_deref().unwrap_or_default(),
+            )?);
+            end += u64::from(entry.weight);
+            ends.push(end);
+        }
+        Ok(RequestMix { requests, ends })
     }
 }
 
@@ -172,6 +257,8 @@ impl Plan {
                 body: None,
                 load,
                 fresh_connections: false,
+                stages: Vec::new(),
+                mix: Vec::new(),
             }],
             target,
             timing,
@@ -211,20 +298,55 @@ impl Plan {
             if !names.insert(s.name.as_str()) {
                 return Err(ConfigError(format!("two streams are named {:?}", s.name)));
             }
-            s.request(&self.target.authority)
+            s.requests(&self.target.authority)
                 .map_err(|e| ConfigError(format!("stream {:?}: {e}", s.name)))?;
+            if s.mix.iter().any(|m| m.weight == 0) {
+                return Err(ConfigError(format!(
+                    "stream {:?}: every request's weight must be at least 1",
+                    s.name
+                )));
+            }
             if s.load.connections() == 0 {
                 return Err(ConfigError(format!(
                     "stream {:?}: connections must be at least 1",
                     s.name
                 )));
             }
+            if !s.stages.is_empty() {
+                if s.load.rate().is_none() {
+                    return Err(ConfigError(format!(
+                        "stream {:?}: stages set an open loop's rate; give it a rate (the starting one), not a concurrency",
+                        s.name
+                    )));
+                }
+                check_stages(&s.stages)
+                    .map_err(|e| ConfigError(format!("stream {:?}: {e}", s.name)))?;
+            }
             if let Load::Open { rate, .. } = s.load {
-                if !(rate.is_finite() && rate > 0.0) {
+                // With stages the rate is where the ramp starts, and may be zero.
+                let lowest = if s.stages.is_empty() {
+                    f64::MIN_POSITIVE
+                } else {
+                    0.0
+                };
+                if !(rate.is_finite() && rate >= lowest) {
                     return Err(ConfigError(format!(
                         "stream {:?}: rate must be a positive number of requests per second, got {rate}",
                         s.name
                     )));
+                }
+                if let (false, Some(schedule)) =
+                    (s.stages.is_empty(), s.schedule(Instant::now(), t.warmup))
+                {
+                    let due =
+                        schedule.due_before(t.warmup + t.duration) - schedule.due_before(t.warmup);
+                    if due == 0 {
+                        return Err(ConfigError(format!(
+                            "stream {:?}: its stages send no request in the measured time; raise a target",
+                            s.name
+                        )));
+                    }
+                    continue;
                 }
                 let expected = rate * t.duration.as_secs_f64();
                 if expected < 1.0 {
@@ -276,6 +398,8 @@ mod tests {
                 body: None,
                 load,
                 fresh_connections: false,
+                stages: Vec::new(),
+                mix: Vec::new(),
             }],
             timing: Timing {
                 duration,
@@ -310,7 +434,7 @@ mod tests {
             HeaderValue::from_static("keep-alive"),
         )];
         let wire = |spec: &StreamSpec| {
-            String::from_utf8(spec.request("h:1").unwrap().wire().to_vec())
+            String::from_utf8(spec.requests("h:1").unwrap().pick(0).wire().to_vec())
                 .unwrap()
                 .to_ascii_lowercase()
         };
@@ -319,6 +443,38 @@ mod tests {
         let fresh = wire(&spec);
         assert!(fresh.contains("connection: close"), "{fresh}");
         assert!(!fresh.contains("keep-alive"), "{fresh}");
+    }
+
+    #[test]
+    fn a_mix_rotates_by_weight_with_the_stream_headers_on_each() {
+        let mut spec =
+            plan(Load::Closed { connections: 1 }, Duration::from_secs(1)).streams[0].clone();
+        spec.headers = vec![(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer t"),
+        )];
+        let entry = |path: &str, weight| MixEntry {
+            method: Method::GET,
+            path: path.into(),
+            headers: Vec::new(),
+            body: None,
+            weight,
+        };
+        spec.mix = vec![entry("/a", 3), entry("/b", 1)];
+        let mix = spec.requests("h:1").unwrap();
+        assert!(mix.is_mixed());
+        let paths: Vec<String> = (0..8)
+            .map(|n| {
+                let wire = String::from_utf8(mix.pick(n).wire().to_vec()).unwrap();
+                assert!(wire.contains("authorization: Bearer t"), "{wire}");
+                wire.split(' ').nth(1).unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(paths, ["/a", "/a", "/a", "/b", "/a", "/a", "/a", "/b"]);
+        spec.mix[1].weight = 0;
+        let mut p = plan(Load::Closed { connections: 1 }, Duration::from_secs(1));
+        p.streams[0] = spec;
+        assert!(p.validate().unwrap_err().0.contains("weight"));
     }
 
     #[test]

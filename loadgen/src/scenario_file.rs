@@ -10,8 +10,9 @@ use http::Method;
 use serde::Deserialize;
 
 use crate::client::PreparedRequest;
-use crate::config::{header, parse_method, ConfigError};
-use crate::plan::{Load, StreamSpec, Timing, DEFAULT_OPEN_LOOP_CONNECTIONS};
+use crate::config::{header, parse_method, read_body_file, ConfigError};
+use crate::plan::{Load, MixEntry, StreamSpec, Timing, DEFAULT_OPEN_LOOP_CONNECTIONS};
+use crate::stages::{stages_length, Stage};
 use crate::target::Target;
 
 /// A scenario file. Durations are strings like `"500ms"`, `"10s"`, `"2m"`.
@@ -33,6 +34,9 @@ pub struct ScenarioFile {
     pub interval: Option<Duration>,
     #[serde(rename = "stream", default)]
     pub streams: Vec<StreamFile>,
+    /// The folder the file is in: relative `body_file`s are read from there.
+    #[serde(skip)]
+    pub dir: std::path::PathBuf,
 }
 
 /// What a `[[stream]]` sends.
@@ -54,10 +58,18 @@ pub struct StreamFile {
     pub name: String,
     #[serde(default = "default_method")]
     pub method: String,
-    pub path: String,
+    /// What the stream requests; without it, its `[[stream.request]]` list.
+    pub path: Option<String>,
     pub body: Option<String>,
+    /// The body read from this file (relative to the scenario file), as is.
+    pub body_file: Option<std::path::PathBuf>,
+    /// Sent with every request of the stream, its mix's too.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Several requests sent in a fixed rotation by weight, all recorded as this
+    /// stream, in place of its own path.
+    #[serde(default, rename = "request")]
+    pub requests: Vec<RequestFile>,
     /// Requests per second: makes the stream open-loop.
     pub rate: Option<f64>,
     /// Connections for an open-loop stream.
@@ -72,6 +84,56 @@ pub struct StreamFile {
     pub fresh_connections: bool,
     /// `false`: as `fresh_connections = true`.
     pub keepalive: Option<bool>,
+    /// Open loop whose rate changes: `[{ duration = "30s", target = 100 }, …]`,
+    /// each a linear ramp from the rate before it (`rate`, default 0) to `target`.
+    pub stages: Option<Vec<Stage>>,
+}
+
+/// One `[[stream.request]]` of a stream's mix.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestFile {
+    #[serde(default = "default_method")]
+    pub method: String,
+    pub path: String,
+    pub body: Option<String>,
+    pub body_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Its share of the stream's requests [default: 1].
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// A body given inline or as a file (relative to `dir`), not both.
+fn body(
+    what: &str,
+    inline: &Option<String>,
+    file: &Option<std::path::PathBuf>,
+    dir: &Path,
+) -> Result<Option<Bytes>, ConfigError> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(ConfigError(format!(
+            "{what}: give body or body_file, not both"
+        ))),
+        (Some(text), None) => Ok(Some(Bytes::from(text.clone()))),
+        (None, Some(path)) => read_body_file(&dir.join(path)).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A path that starts with '/', joined onto `target`'s base path.
+fn joined(what: &str, path: &str, target: &Target) -> Result<String, ConfigError> {
+    if !path.starts_with('/') {
+        return Err(ConfigError(format!(
+            "{what}: path {path:?} must start with '/'"
+        )));
+    }
+    Ok(target.join(path))
 }
 
 /// A stream of background jobs from a scenario file (`kind = "job"`).
@@ -95,14 +157,29 @@ impl ScenarioFile {
     pub fn load(path: &Path) -> Result<ScenarioFile, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+        let mut file: ScenarioFile =
+            toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        file.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(file)
     }
 
-    /// The file's timing, each setting falling back to `defaults`.
+    /// The file's timing, each setting falling back to `defaults`; with staged
+    /// streams, the duration falls back to the longest stages and the warm-up to
+    /// none (a ramp is its own warm-up).
     pub fn timing(&self, defaults: Timing) -> Timing {
+        let longest_stages = self
+            .streams
+            .iter()
+            .filter_map(|s| s.stages.as_deref())
+            .map(stages_length)
+            .max();
+        let (duration, warmup) = match longest_stages {
+            Some(length) => (length, Duration::ZERO),
+            None => (defaults.duration, defaults.warmup),
+        };
         Timing {
-            duration: self.duration.unwrap_or(defaults.duration),
-            warmup: self.warmup.unwrap_or(defaults.warmup),
+            duration: self.duration.unwrap_or(duration),
+            warmup: self.warmup.unwrap_or(warmup),
             timeout: self.timeout.unwrap_or(defaults.timeout),
             interval: self.interval.unwrap_or(defaults.interval),
             drain: defaults.drain,
@@ -115,7 +192,7 @@ impl ScenarioFile {
         self.streams
             .iter()
             .filter(|s| !s.is_job())
-            .map(|s| s.spec(target))
+            .map(|s| s.spec(target, &self.dir))
             .collect()
     }
 
@@ -155,13 +232,17 @@ impl StreamFile {
                 "job stream {name:?}: give the job as a body, e.g. body = '{{\"kind\": \"cpu\", \"units\": 20000}}'"
             ))
         })?;
-        if !self.path.starts_with('/') {
+        if !self.requests.is_empty() || self.body_file.is_some() {
             return Err(ConfigError(format!(
-                "stream {name:?}: path {:?} must start with '/'",
-                self.path
+                "job stream {name:?}: a job stream submits one body to one path; drop request and body_file"
             )));
         }
-        let path = target.join(&self.path);
+        let path = self.path.as_deref().ok_or_else(|| {
+            ConfigError(format!(
+                "job stream {name:?}: give the path jobs are submitted to"
+            ))
+        })?;
+        let path = joined(&format!("stream {name:?}"), path, target)?;
         PreparedRequest::json(&Method::POST, &path, &target.authority, body.as_bytes())
             .map_err(|e| ConfigError(format!("job stream {name:?}: {e}")))?;
         Ok(JobStreamSpec {
@@ -173,7 +254,7 @@ impl StreamFile {
         })
     }
 
-    fn spec(&self, target: &Target) -> Result<StreamSpec, ConfigError> {
+    fn spec(&self, target: &Target, dir: &Path) -> Result<StreamSpec, ConfigError> {
         let name = &self.name;
         let load = match (self.rate, self.concurrency) {
             (Some(_), Some(_)) => {
@@ -181,9 +262,13 @@ impl StreamFile {
                     "stream {name:?}: give either rate (open loop) or concurrency (closed loop), not both"
                 )))
             }
+            (None, None) if self.stages.is_some() => Load::Open {
+                rate: 0.0,
+                connections: self.connections.unwrap_or(DEFAULT_OPEN_LOOP_CONNECTIONS),
+            },
             (None, None) => {
                 return Err(ConfigError(format!(
-                    "stream {name:?}: give a rate (requests per second, open loop) or a concurrency (closed loop)"
+                    "stream {name:?}: give a rate (requests per second, open loop), stages, or a concurrency (closed loop)"
                 )))
             }
             (Some(rate), None) => Load::Open {
@@ -201,25 +286,63 @@ impl StreamFile {
                 }
             }
         };
-        if !self.path.starts_with('/') {
-            return Err(ConfigError(format!(
-                "stream {name:?}: path {:?} must start with '/'",
-                self.path
-            )));
-        }
-        let headers = self
-            .headers
+        let what = format!("stream {name:?}");
+        let headers = |map: &BTreeMap<String, String>| {
+            map.iter()
+                .map(|(k, v)| header(k, v))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let mix = self
+            .requests
             .iter()
-            .map(|(k, v)| header(k, v))
-            .collect::<Result<_, _>>()?;
+            .map(|r| {
+                Ok(MixEntry {
+                    method: parse_method(&r.method)?,
+                    path: joined(&what, &r.path, target)?,
+                    headers: headers(&r.headers)?,
+                    body: body(&what, &r.body, &r.body_file, dir)?,
+                    weight: r.weight,
+                })
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        // With a mix, the stream is named in reports by its first request (and
+        // the paths of all of them).
+        let (method, path, own_body) = match (&self.path, mix.first()) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError(format!(
+                    "{what}: give a path or a list of [[stream.request]], not both"
+                )))
+            }
+            (Some(path), None) => (
+                parse_method(&self.method)?,
+                joined(&what, path, target)?,
+                body(&what, &self.body, &self.body_file, dir)?,
+            ),
+            (None, Some(first)) => {
+                if self.body.is_some() || self.body_file.is_some() {
+                    return Err(ConfigError(format!(
+                        "{what}: with a list of requests, give each its body"
+                    )));
+                }
+                let paths: Vec<&str> = mix.iter().map(|m| m.path.as_str()).collect();
+                (first.method.clone(), paths.join(" | "), None)
+            }
+            (None, None) => {
+                return Err(ConfigError(format!(
+                    "{what}: give a path, or a list of [[stream.request]] with a path each"
+                )))
+            }
+        };
         Ok(StreamSpec {
             name: name.clone(),
-            method: parse_method(&self.method)?,
-            path: target.join(&self.path),
-            headers,
-            body: self.body.clone().map(Bytes::from),
+            method,
+            path,
+            headers: headers(&self.headers)?,
+            body: own_body,
             load,
             fresh_connections: self.fresh_connections || self.keepalive == Some(false),
+            stages: self.stages.clone().unwrap_or_default(),
+            mix,
         })
     }
 }
@@ -270,6 +393,42 @@ mod tests {
         let timing = file.timing(Timing::default());
         assert_eq!(timing.duration, Duration::from_secs(3));
         assert_eq!(timing.warmup, Timing::default().warmup);
+    }
+
+    #[test]
+    fn staged_streams_set_the_run_length_and_ramp_from_their_rate() {
+        let file: ScenarioFile = toml::from_str(
+            r#"
+            [[stream]]
+            name = "ramp"
+            path = "/"
+            stages = [{ duration = "30s", target = 100 }, { duration = "1m", target = 0 }]
+            [[stream]]
+            name = "short"
+            path = "/"
+            rate = 5
+            stages = [{ duration = "10s", target = 50 }]
+            "#,
+        )
+        .unwrap();
+        let target = Target::parse("http://h:1").unwrap();
+        let specs = file.stream_specs(&target).unwrap();
+        assert_eq!(
+            specs[0].load.rate(),
+            Some(0.0),
+            "a ramp starts from nothing"
+        );
+        assert_eq!(specs[1].load.rate(), Some(5.0));
+        assert_eq!(specs[0].stages.len(), 2);
+        let timing = file.timing(Timing::default());
+        assert_eq!(
+            timing.duration,
+            Duration::from_secs(90),
+            "the longest stages"
+        );
+        assert_eq!(timing.warmup, Duration::ZERO);
+        let unknown = "[[stream]]\nname='a'\npath='/'\nstages=[{duration='1s', rate=5}]\n";
+        assert!(toml::from_str::<ScenarioFile>(unknown).is_err());
     }
 
     #[test]

@@ -79,6 +79,55 @@ fn invalid_combinations_are_refused_before_sending() {
         (&["run", "--loads", "0.25,0.251"], "the same step"),
         (&["run", "--overload", "1.5"], "--loads 1.5"),
         (&["run", "--loaded", "0s"], "--loaded"),
+        (
+            &["bench", "--url", &url, "--stages", "30s"],
+            "DURATION:RATE",
+        ),
+        (
+            &["bench", "--url", &url, "--stages", "1s:-5"],
+            "stage target",
+        ),
+        (
+            &["bench", "--url", &url, "--stages", "0s:5"],
+            "longer than zero",
+        ),
+        (&["bench", "--url", &url, "--stages", "1s:0"], "no request"),
+        (
+            &[
+                "bench",
+                "--url",
+                &url,
+                "--stages",
+                "1s:5",
+                "--connections",
+                "0",
+            ],
+            "connections",
+        ),
+        (
+            &["bench", "--url", &url, "--auth", "nocolon"],
+            "USER:PASSWORD",
+        ),
+        (
+            &[
+                "bench",
+                "--url",
+                &url,
+                "--auth",
+                "u:p",
+                "-H",
+                "Authorization: x",
+            ],
+            "give one",
+        ),
+        (
+            &["bench", "--url", &url, "--body-file", "/no/such/body"],
+            "/no/such/body",
+        ),
+        (
+            &["bench", "--url", &url, "--body", "x", "--body-file", "f"],
+            "cannot be used with",
+        ),
     ];
     for (args, hint) in cases {
         let out = loadgen(args);

@@ -35,6 +35,9 @@ pub struct Timeline {
     server_lag: Vec<(f64, f64)>,
     throughput: Vec<(f64, f64)>,
     throughput_label: String,
+    /// Open-loop `bench` stream whose rate changes: the target rate per
+    /// interval, on the throughput's axis (target against achieved).
+    target_rate: Vec<(f64, f64)>,
     footer: String,
     long_polls: Vec<LongPollBar>,
     /// The routes and tasks with long polls, most long polls first (the rest
@@ -189,6 +192,7 @@ impl Timeline {
             server_lag,
             throughput,
             throughput_label: "heavy completions/s (right axis)".into(),
+            target_rate: Vec::new(),
             footer: footer.to_owned(),
             long_polls,
             poll_sources,
@@ -213,6 +217,13 @@ impl Timeline {
                 .map(|i| (i.start_s + i.length_s / 2.0, i.throughput))
                 .collect(),
             throughput_label: "responses/s (right axis)".into(),
+            target_rate: if s.stages.is_empty() {
+                Vec::new()
+            } else {
+                in_window(s)
+                    .filter_map(|i| Some((i.start_s + i.length_s / 2.0, i.target_rate?)))
+                    .collect()
+            },
             footer: footer.to_owned(),
             long_polls,
             poll_sources,
@@ -242,7 +253,13 @@ impl Chart for Timeline {
             .fold(0.0, f64::max)
             .max(y_min * 10.0)
             * 3.0;
-        let rate_max = self.throughput.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
+        let rate_max = self
+            .throughput
+            .iter()
+            .chain(&self.target_rate)
+            .map(|p| p.1)
+            .fold(1.0, f64::max)
+            * 1.15;
         let mut chart = ChartBuilder::on(&area)
             .caption(&self.title, (FONT, 22))
             .margin(15)
@@ -387,6 +404,19 @@ impl Chart for Timeline {
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(3))
             });
+        if !self.target_rate.is_empty() {
+            let black = RGBColor(20, 20, 20);
+            chart
+                .draw_secondary_series(LineSeries::new(
+                    self.target_rate.clone(),
+                    black.stroke_width(1),
+                ))
+                .map_err(plot_error)?
+                .label("target requests/s (right axis)")
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], black.stroke_width(2))
+                });
+        }
         draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         Ok(())
     }

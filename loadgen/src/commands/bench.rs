@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{finish, CommandError};
 use crate::background_jobs::{self, JobsOutcome, JobsPlan};
 use crate::cli::BenchArgs;
-use crate::config::{parse_header, parse_method, ConfigError};
+use crate::config::{basic_auth, parse_header, parse_method, read_body_file, ConfigError};
 use crate::engine::{self, IntervalRecord, Live, Observer};
 use crate::environment::Environment;
 use crate::interrupt::Interrupt;
@@ -19,6 +19,7 @@ use crate::report::hlog::HlogWriter;
 use crate::report::json::Json;
 use crate::report::{text, BenchReport, Exporter, NamedJobsFigures, Report, StreamReport};
 use crate::scenario_file::ScenarioFile;
+use crate::stages::{parse_stages, stages_length};
 use crate::target::Target;
 use crate::telemetry::{ScrapeTarget, Scraper, ServerTelemetry};
 
@@ -54,26 +55,60 @@ pub fn plan_from_args(args: &BenchArgs) -> Result<Plan, ConfigError> {
             let mut target = Target::parse(url)?;
             target.unix = args.unix.clone();
             let connections = args.connections.unwrap_or(DEFAULT_OPEN_LOOP_CONNECTIONS);
-            let load = match args.rate {
-                Some(rate) => Load::Open { rate, connections },
-                None => Load::Closed { connections },
+            let stages = args.stages.as_deref().map(parse_stages).transpose()?;
+            let load = match (args.rate, &stages) {
+                (Some(rate), _) => Load::Open { rate, connections },
+                // A ramp starts from nothing unless told otherwise.
+                (None, Some(_)) => Load::Open {
+                    rate: 0.0,
+                    connections,
+                },
+                (None, None) => Load::Closed { connections },
             };
-            let headers = args
+            // Stages set the run's length, and a ramp is its own warm-up.
+            let defaults = match &stages {
+                Some(stages) => Timing {
+                    duration: stages_length(stages),
+                    warmup: Duration::ZERO,
+                    ..Timing::default()
+                },
+                None => Timing::default(),
+            };
+            let mut headers: Vec<_> = args
                 .headers
                 .iter()
                 .map(|h| parse_header(h))
                 .collect::<Result<_, _>>()?;
+            if let Some(credentials) = &args.auth {
+                if headers
+                    .iter()
+                    .any(|(name, _)| name == http::header::AUTHORIZATION)
+                {
+                    return Err(ConfigError(
+                        "--auth and an Authorization header both set the credentials; give one"
+                            .into(),
+                    ));
+                }
+                headers.push(basic_auth(credentials)?);
+            }
+            let body = match (&args.body, &args.body_file) {
+                (_, Some(path)) => Some(read_body_file(path)?),
+                (Some(text), None) => Some(text.clone().into()),
+                (None, None) => None,
+            };
             Plan {
                 streams: vec![StreamSpec {
                     name: args.name.clone(),
                     method: parse_method(&args.method)?,
                     path: target.path_and_query.clone(),
                     headers,
-                    body: args.body.clone().map(Into::into),
+                    body,
                     load,
                     fresh_connections: args.fresh_connections,
+                    stages: stages.unwrap_or_default(),
+                    mix: Vec::new(),
                 }],
-                timing: overrides(Timing::default()),
+                timing: overrides(defaults),
                 target,
             }
         }

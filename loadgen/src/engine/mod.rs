@@ -21,6 +21,7 @@ use crate::interrupt::Interrupt;
 use crate::open_loop::{OpenLoop, START_DELAY};
 use crate::plan::{Load, Plan, StreamSpec};
 use crate::recorder::{Counts, Recorded};
+use crate::stages::Stage;
 use crate::stats::Percentiles;
 use stream::{StreamRun, StreamShared};
 
@@ -73,6 +74,8 @@ pub struct StreamLabel {
     /// Path and query (or a pattern such as `/jobs/{id}`).
     pub path: String,
     pub load: Load,
+    /// Open loop: the stages its rate followed (none: constant).
+    pub stages: Vec<Stage>,
 }
 
 impl StreamLabel {
@@ -83,6 +86,7 @@ impl StreamLabel {
             method: spec.method.clone(),
             path: spec.path.clone(),
             load: spec.load,
+            stages: spec.stages.clone(),
         }
     }
 }
@@ -105,6 +109,8 @@ pub struct StreamOutcome {
     /// Open loop: how late the pacer itself released the measured requests (the
     /// client machine's delay, before any connection took them).
     pub pacer_lateness: Option<Percentiles>,
+    /// Open loop: requests due in the measured part (what the target rate asked).
+    pub due: Option<u64>,
 }
 
 /// One interval of one stream, summarised: the full histograms went to the
@@ -117,6 +123,8 @@ pub struct IntervalOutcome {
     pub counts: Counts,
     pub corrected: Percentiles,
     pub uncorrected: Percentiles,
+    /// Open loop: requests the schedule made due in the interval.
+    pub due: Option<u64>,
 }
 
 impl IntervalOutcome {
@@ -129,6 +137,7 @@ impl IntervalOutcome {
             counts: recorded.counts,
             corrected: Percentiles::of(&recorded.corrected),
             uncorrected: Percentiles::of(&recorded.uncorrected),
+            due: None,
         }
     }
 }
@@ -421,9 +430,9 @@ async fn finish_stream(
         intervals,
         mut total,
     } = stream;
-    let (unsent, pacer_lateness) = match open_loop {
+    let (unsent, pacer_lateness, due) = match open_loop {
         Some((open_loop, pacer)) => {
-            let (unsent, lateness) = unsent(
+            let (unsent, lateness, due) = unsent(
                 &open_loop,
                 pacer,
                 &mut total,
@@ -433,9 +442,9 @@ async fn finish_stream(
                 interrupted,
             )
             .await?;
-            (unsent, Some(lateness))
+            (unsent, Some(lateness), Some(due))
         }
-        None => (0, None),
+        None => (0, None, None),
     };
     Ok(StreamOutcome {
         stream: StreamLabel::of(&shared.spec),
@@ -444,11 +453,13 @@ async fn finish_stream(
         unsent,
         in_window,
         pacer_lateness,
+        due,
     })
 }
 
 /// Records an open loop's unsent requests into `total` and counts them; returns
-/// that count with the pacer's own lateness.
+/// that count with the pacer's own lateness and the requests due in the measured
+/// part.
 async fn unsent(
     open_loop: &OpenLoop,
     pacer: crate::pacer::Pacer,
@@ -457,7 +468,7 @@ async fn unsent(
     clock: &Clock,
     stopped: Instant,
     interrupted: bool,
-) -> anyhow::Result<(u64, Percentiles)> {
+) -> anyhow::Result<(u64, Percentiles, u64)> {
     let schedule = open_loop.schedule();
     // When interrupted, only what fell due before the stop counts.
     let due = if interrupted {
@@ -471,7 +482,11 @@ async fn unsent(
     for k in claimed..due {
         total.record_unsent(schedule.due(k), stopped);
     }
-    Ok((due.saturating_sub(claimed), Percentiles::of(&lateness)))
+    Ok((
+        due.saturating_sub(claimed),
+        Percentiles::of(&lateness),
+        due.saturating_sub(first_measured),
+    ))
 }
 
 fn live(streams: &[StreamRun], clock: &Clock, planned: Duration) -> Live {

@@ -11,10 +11,10 @@ use anyhow::Context;
 use tokio::task::JoinSet;
 
 use super::IntervalOutcome;
-use crate::client::{Connection, Endpoint, Failure, PreparedRequest, Slot};
+use crate::client::{Connection, Endpoint, Failure, Slot};
 use crate::open_loop::OpenLoop;
 use crate::pacer::Pacer;
-use crate::plan::{Load, Plan, StreamSpec, Timing};
+use crate::plan::{Load, Plan, RequestMix, StreamSpec, Timing};
 use crate::recorder::{Counts, Recorded, Sample};
 
 /// Pause after a failed connect in a closed loop, so a dead server is not hammered
@@ -24,7 +24,9 @@ const CLOSED_LOOP_CONNECT_BACKOFF: Duration = Duration::from_millis(10);
 /// The per-stream state every connection task of the stream shares.
 pub(super) struct StreamShared {
     pub(super) spec: StreamSpec,
-    request: PreparedRequest,
+    requests: RequestMix,
+    /// Turns taken of a mix of requests (unused for a single one).
+    turns: AtomicU64,
     measure_start: Instant,
     timeout: Duration,
     current: Mutex<Recorded>,
@@ -50,12 +52,13 @@ impl StreamShared {
         start: Instant,
         measure_start: Instant,
     ) -> anyhow::Result<Self> {
-        let request = spec
-            .request(&plan.target.authority)
+        let requests = spec
+            .requests(&plan.target.authority)
             .with_context(|| format!("stream {}", spec.name))?;
         Ok(StreamShared {
             spec: spec.clone(),
-            request,
+            requests,
+            turns: AtomicU64::new(0),
             measure_start,
             timeout: plan.timing.timeout,
             current: Mutex::new(Recorded::default()),
@@ -91,9 +94,13 @@ impl StreamShared {
         let due = due.unwrap_or(sent);
         marker.due.store(self.since_start(due), Ordering::Relaxed);
         marker.sent.store(self.since_start(sent), Ordering::Relaxed);
-        let result = slot
-            .exchange(&self.request, sent + self.timeout, None)
-            .await;
+        let request = if self.requests.is_mixed() {
+            self.requests
+                .pick(self.turns.fetch_add(1, Ordering::Relaxed))
+        } else {
+            self.requests.pick(0)
+        };
+        let result = slot.exchange(request, sent + self.timeout, None).await;
         marker.due.store(0, Ordering::Relaxed);
         let done = Instant::now();
         let connected_in = slot.take_connect_time();
@@ -201,8 +208,11 @@ impl StreamRun {
     ) -> anyhow::Result<StreamRun> {
         let shared = Arc::new(shared);
         let open_loop = match shared.spec.load {
-            Load::Open { rate, .. } => {
-                let schedule = crate::pacer::Schedule::new(shared.start, rate);
+            Load::Open { .. } => {
+                let schedule = shared
+                    .spec
+                    .schedule(shared.start, timing.warmup)
+                    .expect("an open loop has a schedule");
                 let total = schedule.due_before(timing.warmup + timing.duration);
                 let (open_loop, pacer) = OpenLoop::start(
                     schedule,
@@ -253,9 +263,23 @@ impl StreamRun {
     pub(super) fn close_interval(&mut self, start: Duration, length: Duration) -> Recorded {
         let recorded = self.shared.take_interval();
         self.total.merge(&recorded);
-        self.intervals
-            .push(IntervalOutcome::of(start, length, &recorded));
+        let mut interval = IntervalOutcome::of(start, length, &recorded);
+        interval.due = self.due_between(start, start + length);
+        self.intervals.push(interval);
         recorded
+    }
+
+    /// Open loop: how many requests the schedule made due between `from` and `to`
+    /// (from the start of measurement), none past the last.
+    fn due_between(&self, from: Duration, to: Duration) -> Option<u64> {
+        let (open_loop, _) = self.open_loop.as_ref()?;
+        let warmup = self
+            .shared
+            .measure_start
+            .saturating_duration_since(self.shared.start);
+        let schedule = open_loop.schedule();
+        let by = |at: Duration| schedule.due_before(warmup + at).min(open_loop.total());
+        Some(by(to) - by(from))
     }
 }
 

@@ -35,6 +35,8 @@ pub fn phase_plan(
         body: None,
         load,
         fresh_connections: false,
+        stages: Vec::new(),
+        mix: Vec::new(),
     };
     let mut streams = vec![stream(
         "probe",

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::StreamOutcome;
 use crate::plan::Load;
 use crate::recorder::Counts;
+use crate::stages::Stage;
 use crate::stats::{decode, encode, Percentiles};
 
 /// How a stream decided when to send.
@@ -26,8 +27,16 @@ pub struct StreamReport {
     pub path: String,
     pub mode: StreamMode,
     pub connections: usize,
-    /// Open loop: requests per second asked for.
+    /// Open loop: requests per second asked for (with stages, on average over
+    /// the measured time).
     pub target_rate: Option<f64>,
+    /// Open loop: the stages the rate followed, ramping from `start_rate`;
+    /// absent when the rate was constant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<Stage>,
+    /// With stages: the rate they started from (held through the warm-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_rate: Option<f64>,
     /// Length of the measured part in seconds.
     pub measured_s: f64,
     /// Requests sent per second.
@@ -89,6 +98,13 @@ pub struct IntervalReport {
     pub errors: u64,
     /// Responses per second in this interval.
     pub throughput: f64,
+    /// Requests whose outcome was recorded in this interval, per second: the
+    /// achieved rate, beside the target.
+    #[serde(default)]
+    pub sent_rate: f64,
+    /// Open loop: requests the schedule made due in this interval, per second.
+    #[serde(default)]
+    pub target_rate: Option<f64>,
     pub corrected: Percentiles,
     pub uncorrected: Percentiles,
 }
@@ -118,7 +134,14 @@ impl StreamReport {
                 StreamMode::Closed
             },
             connections: stream.load.connections(),
-            target_rate: stream.load.rate(),
+            target_rate: match (stream.stages.is_empty(), outcome.due) {
+                (false, Some(due)) => Some(due as f64 / seconds),
+                _ => stream.load.rate(),
+            },
+            stages: stream.stages.clone(),
+            start_rate: (!stream.stages.is_empty())
+                .then(|| stream.load.rate())
+                .flatten(),
             measured_s: measured.as_secs_f64(),
             achieved_rate: total.counts.sent as f64 / seconds,
             throughput: outcome.in_window.responses as f64 / seconds,
@@ -148,6 +171,10 @@ impl StreamReport {
                     errors: i.counts.errors(),
                     throughput: i.counts.responses as f64
                         / i.length.as_secs_f64().max(f64::MIN_POSITIVE),
+                    sent_rate: i.counts.sent as f64 / i.length.as_secs_f64().max(f64::MIN_POSITIVE),
+                    target_rate: i
+                        .due
+                        .map(|due| due as f64 / i.length.as_secs_f64().max(f64::MIN_POSITIVE)),
                     corrected: i.corrected,
                     uncorrected: i.uncorrected,
                 })

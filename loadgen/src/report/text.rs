@@ -41,6 +41,29 @@ pub fn stream_summary(s: &StreamReport) -> String {
     let mut out = String::new();
     let c = &s.counts;
     match s.target_rate {
+        Some(rate) if !s.stages.is_empty() => {
+            let stages: Vec<String> = s
+                .stages
+                .iter()
+                .map(|st| {
+                    format!(
+                        "{} to {}/s",
+                        humantime::format_duration(st.duration),
+                        st.target
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "{}  {} {}  open loop, stages from {}/s: {} ({rate:.1} req/s on average) on {} connections",
+                s.name,
+                s.method,
+                s.path,
+                s.start_rate.unwrap_or(0.0),
+                stages.join(", "),
+                s.connections
+            );
+        }
         Some(rate) => {
             let _ = writeln!(
                 out,

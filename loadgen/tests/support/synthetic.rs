@@ -37,6 +37,7 @@ pub fn stream_with(name: &str, base_ms: u64, seconds: u64, per_second: u64) -> S
             rate: 100.0,
             connections: 4,
         },
+        stages: Vec::new(),
     };
     let t0 = Instant::now();
     let mut total = Recorded::default();
@@ -71,6 +72,7 @@ pub fn stream_with(name: &str, base_ms: u64, seconds: u64, per_second: u64) -> S
         intervals,
         unsent: 0,
         pacer_lateness: None,
+        due: None,
     };
     StreamReport::from_outcome(&outcome, Duration::from_secs(seconds))
 }
