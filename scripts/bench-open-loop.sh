@@ -5,8 +5,11 @@
 # alternating round by round so drift on a shared machine hits them alike. Where the
 # workspace has ../shared/tools/floor-open.c (the least an open-loop client can do
 # here), it runs too, as the reference the ratios mean something against.
-# Then, with client and server on disjoint cores (taskset), loadgen's send lateness
-# at 10,000/s with no tick.
+# Then the highest rate each tool sustains: a ladder of rates (LADDER, default
+# "20000 30000 40000 50000 60000 80000"), one run each, a tool leaving the ladder at
+# its first rate answered below 99 % of target. Last, with client and server on
+# disjoint cores (taskset), loadgen's send lateness at 10,000/s with no tick, and
+# the pacer's own part of it.
 #
 #   scripts/bench-open-loop.sh [ROUNDS] [SECONDS] [CONNECTIONS] [RATES]
 #
@@ -23,6 +26,7 @@ SECONDS_PER_RUN=${2:-8}
 CONNECTIONS=${3:-64}
 RATES=${4:-"1000 10000 50000"}
 VARIANT=${VARIANT:-rayon}
+LADDER=${LADDER:-"20000 30000 40000 50000 60000 80000"}
 
 command -v oha >/dev/null || cargo install oha --locked
 cargo build --release -p loadgen -p servers
@@ -70,22 +74,52 @@ start_server ""
 url="$base/health"
 echo "server: $VARIANT at $base; $ROUNDS rounds of $SECONDS_PER_RUN s at $CONNECTIONS connections; rates $RATES"
 tools="loadgen loadgen-tick1ms oha${floor:+ floor}"
+# One run of TOOL at RATE, saved as RAW.*
+run_tool() {
+  local tool=$1 rate=$2 raw=$3
+  case $tool in
+    loadgen) measured "$raw" target/release/loadgen bench --url "$url" --rate "$rate" -c "$CONNECTIONS" \
+      -d "${SECONDS_PER_RUN}s" -w 0s --json "$raw.json" ;;
+    loadgen-tick1ms) measured "$raw" target/release/loadgen bench --url "$url" --rate "$rate" -c "$CONNECTIONS" \
+      -d "${SECONDS_PER_RUN}s" -w 0s --release-tick 1ms --json "$raw.json" ;;
+    oha) measured "$raw" oha -z "${SECONDS_PER_RUN}s" -c "$CONNECTIONS" -q "$rate" --latency-correction \
+      --no-tui --output-format json "$url" ;;
+    floor) measured "$raw" "$floor" "$port" "$CONNECTIONS" "$rate" "$SECONDS_PER_RUN" 0 ;;
+  esac
+}
+# Responses per second of a finished run, from its saved output.
+achieved() {
+  local tool=$1 raw=$2
+  case $tool in
+    loadgen*) python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["streams"][0]["throughput"])' "$raw.json" ;;
+    oha) python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["summary"]["requestsPerSec"])' "$raw.out" ;;
+    floor) python3 -c 'import re,sys; print(int(re.search(r"(\d+) requests", open(sys.argv[1]).read()).group(1)) / float(sys.argv[2]))' "$raw.out" "$SECONDS_PER_RUN" ;;
+  esac
+}
 for round in $(seq "$ROUNDS"); do
   for rate in $RATES; do
     for tool in $tools; do
-      raw="$out/$tool.$rate.$round"
       echo "round $round: $tool at $rate/s"
-      case $tool in
-        loadgen) measured "$raw" target/release/loadgen bench --url "$url" --rate "$rate" -c "$CONNECTIONS" \
-          -d "${SECONDS_PER_RUN}s" -w 0s --json "$raw.json" ;;
-        loadgen-tick1ms) measured "$raw" target/release/loadgen bench --url "$url" --rate "$rate" -c "$CONNECTIONS" \
-          -d "${SECONDS_PER_RUN}s" -w 0s --release-tick 1ms --json "$raw.json" ;;
-        oha) measured "$raw" oha -z "${SECONDS_PER_RUN}s" -c "$CONNECTIONS" -q "$rate" --latency-correction \
-          --no-tui --output-format json "$url" ;;
-        floor) measured "$raw" "$floor" "$port" "$CONNECTIONS" "$rate" "$SECONDS_PER_RUN" 0 ;;
-      esac
+      run_tool "$tool" "$rate" "$out/$tool.$rate.$round"
     done
   done
+done
+# The ladder: each rung runs the tools still on it, alternating.
+on_ladder="$tools"
+for rate in $LADDER; do
+  still=""
+  for tool in $on_ladder; do
+    raw="$out/ladder.$tool.$rate"
+    echo "ladder: $tool at $rate/s"
+    run_tool "$tool" "$rate" "$raw"
+    got=$(achieved "$tool" "$raw")
+    echo "$got" >"$raw.achieved"
+    if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= 0.99 * float(sys.argv[2]) else 1)' "$got" "$rate"; then
+      still="$still $tool"
+    fi
+  done
+  on_ladder=$still
+  [ -n "$on_ladder" ] || break
 done
 stop_server
 
@@ -96,12 +130,17 @@ for round in $(seq "$ROUNDS"); do
   echo "round $round: loadgen pinned at 10000/s"
   measured "$raw" taskset -c 0 target/release/loadgen bench --url "$base/health" --rate 10000 \
     -c "$CONNECTIONS" -d "${SECONDS_PER_RUN}s" -w 0s --json "$raw.json"
+  if [ -n "$floor" ]; then
+    echo "round $round: floor pinned at 10000/s"
+    measured "$out/pinned-floor.10000.$round" taskset -c 0 "$floor" "$port" "$CONNECTIONS" 10000 "$SECONDS_PER_RUN" 0
+  fi
 done
 stop_server
 
-python3 - "$out" "$ROUNDS" "$CONNECTIONS" "$SECONDS_PER_RUN" "$VARIANT" "$RATES" "$tools" <<'PY'
+python3 - "$out" "$ROUNDS" "$CONNECTIONS" "$SECONDS_PER_RUN" "$VARIANT" "$RATES" "$tools" "$LADDER" <<'PY'
 import json, os, platform, re, statistics, subprocess, sys
-out, rounds, conns, secs, variant, rates, tools = sys.argv[1:8]
+out, rounds, conns, secs, variant, rates, tools, ladder = sys.argv[1:9]
+ladder = [int(r) for r in ladder.split()]
 rounds, secs = int(rounds), float(secs)
 rates, tools = [int(r) for r in rates.split()], tools.split()
 
@@ -154,16 +193,43 @@ for rate in rates:
             f"| {rate} | {t} | {c:.1f} [{min(r['cpu']):.1f}–{max(r['cpu']):.1f}] | {c / oha:.2f} "
             f"| {statistics.median(r['rps']):.0f} | {fmt(r['p50'])} ms | {fmt(r['p99'])} ms | {fmt(r['late'], '{:.3f}')} ms |"
         )
-pinned = []
-for r in range(1, rounds + 1):
-    pinned.append(figures("pinned-loadgen", f"{out}/pinned-loadgen.10000.{r}"))
 lines += [
     "",
-    "Client on CPU 0, server on CPU 1 (taskset), loadgen at 10,000/s, no tick, per round:",
+    f"Highest rate sustained (answered at least 99 % of target) on the ladder {', '.join(map(str, ladder))}/s,",
+    f"one {secs:.0f} s run per rung; each cell is responses/s achieved:",
     "",
-    "| round | achieved/s | send lateness p99 |",
-    "|---|---|---|",
-] + [f"| {i + 1} | {p[0]:.1f} | {fmt(p[3], '{:.3f}')} ms |" for i, p in enumerate(pinned)]
+    "| tool | highest sustained | " + " | ".join(f"{r}/s" for r in ladder) + " |",
+    "|---|---|" + "---|" * len(ladder),
+]
+for tool in tools:
+    cells, best = [], None
+    for r in ladder:
+        path = f"{out}/ladder.{tool}.{r}.achieved"
+        if not os.path.exists(path):
+            cells.append("–")
+            continue
+        got = float(open(path).read())
+        cells.append(f"{got:.0f}")
+        if got >= 0.99 * r:
+            best = r
+    lines.append(f"| {tool} | {best if best else f'< {ladder[0]}'}/s | " + " | ".join(cells) + " |")
+pinned = []
+for r in range(1, rounds + 1):
+    raw = f"{out}/pinned-loadgen.10000.{r}"
+    s = json.load(open(raw + ".json"))["streams"][0]
+    pacer = (s.get("pacer_lateness") or {}).get("p99_us")
+    floor_raw = f"{out}/pinned-floor.10000.{r}"
+    floor_late = figures("floor", floor_raw)[3] if os.path.exists(floor_raw + ".out") else None
+    pinned.append(figures("pinned-loadgen", raw) + (None if pacer is None else pacer / 1e3, floor_late))
+lines += [
+    "",
+    "Client on CPU 0, server on CPU 1 (taskset), loadgen at 10,000/s, no tick, per round",
+    "(send lateness: due time to write, which includes waiting for a free connection;",
+    "pacer lateness: due time to release, the client's own part; the floor, pinned alike, as the reference):",
+    "",
+    "| round | achieved/s | send lateness p99 | pacer lateness p99 | floor send lateness p99 |",
+    "|---|---|---|---|---|",
+] + [f"| {i + 1} | {p[0]:.1f} | {fmt(p[3], '{:.3f}')} ms | {fmt(p[4], '{:.3f}')} ms | {fmt(p[5], '{:.3f}')} ms |" for i, p in enumerate(pinned)]
 open(f"{out}/summary.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY

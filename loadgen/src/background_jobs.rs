@@ -214,6 +214,7 @@ pub async fn run(plan: &JobsPlan, interrupt: &Interrupt) -> anyhow::Result<JobsO
         in_window: recorded.counts,
         pacer_lateness: None,
         due: None,
+        setup: None,
     };
     let submit_name = if plan.name == "jobs" {
         "submit".to_owned()

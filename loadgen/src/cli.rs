@@ -78,6 +78,7 @@ Examples:
   loadgen bench --unix /tmp/server.sock --url http://localhost/health --rate 500
   loadgen bench --url http://127.0.0.1:8080/health --rate 50000 --release-tick 1ms
   loadgen bench --url http://127.0.0.1:8080/health --stages 30s:100,1m:1000,30s:0
+  loadgen bench --url https://127.0.0.1:8443/health --insecure --rate 500
   loadgen bench --url http://127.0.0.1:8080/echo -m POST --body-file req.json \
       -H 'Content-Type: application/json' --auth user:secret --rate 200
   loadgen bench --url http://127.0.0.1:8080/health --rate 500 \
@@ -330,10 +331,15 @@ pub struct PlotArgs {
 /// Options of `loadgen bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// URL to load (http:// only); with --scenario, the base URL stream paths are
-    /// appended to.
+    /// URL to load (http:// or https://); with --scenario, the base URL stream
+    /// paths are appended to.
     #[arg(long, short = 'u', required_unless_present = "scenario")]
     pub url: Option<String>,
+
+    /// https://: accept any certificate (a self-signed test server's), as curl's
+    /// -k; the server must still prove it holds the certificate's key.
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
 
     /// TOML file describing several named streams (see README).
     #[arg(long, short = 's')]

@@ -1,10 +1,11 @@
-//! The server under test: an `http://` URL turned into addresses to connect to, the
-//! `Host` header to send, and a base path.
+//! The server under test: an `http://` or `https://` URL turned into addresses to
+//! connect to, how to speak TLS to them, the `Host` header to send, and a base path.
 
 use std::net::SocketAddr;
 
 use http::Uri;
 
+use crate::client::TlsSettings;
 use crate::config::ConfigError;
 
 /// Where requests go.
@@ -22,6 +23,9 @@ pub struct Target {
     /// A Unix domain socket to connect to instead of `host:port` (`--unix`); the
     /// URL still gives the `Host` header and the paths.
     pub unix: Option<std::path::PathBuf>,
+    /// `https://`: TLS on every connection, the certificate checked against the
+    /// host (unless [`Target::accept_any_certificate`]).
+    pub tls: Option<TlsSettings>,
 }
 
 impl Target {
@@ -35,16 +39,12 @@ impl Target {
         let uri: Uri = url
             .parse()
             .map_err(|e| ConfigError(format!("{url:?} is not a valid URL ({e})")))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(ConfigError(format!(
-                "{url}: https is not supported; loadgen speaks plain HTTP/1.1 (use an http:// URL)"
-            )))
-            }
+        let secure = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
             Some(other) => {
                 return Err(ConfigError(format!(
-                    "{url}: scheme {other:?} is not HTTP; use an http:// URL"
+                    "{url}: scheme {other:?} is not HTTP; use an http:// or https:// URL"
                 )))
             }
             None => {
@@ -52,7 +52,7 @@ impl Target {
                     "{url:?} has no scheme; write it as http://HOST:PORT/PATH"
                 )))
             }
-        }
+        };
         let authority = uri
             .authority()
             .ok_or_else(|| ConfigError(format!("{url}: no host in the URL")))?;
@@ -68,16 +68,36 @@ impl Target {
         if host.is_empty() {
             return Err(ConfigError(format!("{url}: no host in the URL")));
         }
+        let tls = if secure {
+            Some(TlsSettings::new(host, false).map_err(|e| ConfigError(format!("{url}: {e}")))?)
+        } else {
+            None
+        };
         Ok(Target {
             url: url.to_owned(),
             authority: authority.as_str().to_owned(),
             host: host.to_owned(),
-            port: authority.port_u16().unwrap_or(80),
+            port: authority
+                .port_u16()
+                .unwrap_or(if secure { 443 } else { 80 }),
             path_and_query: uri
                 .path_and_query()
                 .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
             unix: None,
+            tls,
         })
+    }
+
+    /// `--insecure`: an `https://` target's certificate is not checked (a
+    /// self-signed test server's); no effect on `http://`.
+    pub fn accept_any_certificate(&mut self) -> Result<(), ConfigError> {
+        if self.tls.is_some() {
+            self.tls = Some(
+                TlsSettings::new(&self.host, true)
+                    .map_err(|e| ConfigError(format!("{}: {e}", self.url)))?,
+            );
+        }
+        Ok(())
     }
 
     /// `path` appended to the URL's own path (without doubling the slash).
@@ -121,9 +141,22 @@ mod tests {
     }
 
     #[test]
+    fn https_urls_speak_tls_on_443_unless_told() {
+        let t = Target::parse("https://example.test/x").unwrap();
+        assert_eq!(t.port, 443);
+        assert!(t.tls.as_ref().is_some_and(|tls| !tls.is_insecure()));
+        assert_eq!(Target::parse("https://127.0.0.1:8443/").unwrap().port, 8443);
+        let mut insecure = t.clone();
+        insecure.accept_any_certificate().unwrap();
+        assert!(insecure.tls.unwrap().is_insecure());
+        let mut plain = Target::parse("http://h/").unwrap();
+        plain.accept_any_certificate().unwrap();
+        assert!(plain.tls.is_none());
+    }
+
+    #[test]
     fn refuses_what_it_cannot_speak() {
         for url in [
-            "https://h/",
             "ftp://h/",
             "h:80/x",
             "not a url",

@@ -38,7 +38,16 @@ fn invalid_combinations_are_refused_before_sending() {
         ),
         (&["bench", "--url", &url, "-d", "0s"], "duration"),
         (&["bench", "--url", &url, "-d", "ten"], "duration"),
-        (&["bench", "--url", "https://127.0.0.1/"], "https"),
+        (
+            &[
+                "bench",
+                "--url",
+                "https://127.0.0.1/",
+                "--unix",
+                "/tmp/x.sock",
+            ],
+            "Unix socket",
+        ),
         (&["bench", "--url", "ftp://127.0.0.1/"], "http://"),
         (&["bench", "--url", "127.0.0.1:80/"], "scheme"),
         (&["bench", "--url", &url, "-H", "no colon"], "Name: value"),

@@ -95,6 +95,10 @@ impl Connection {
                 }
             }
         }
+        if self.stream.flush().await.is_err() {
+            self.open = false;
+            return Err(SendError::Failed);
+        }
         let mut reader = ResponseReader::new(request.is_head());
         loop {
             match reader.advance(&mut self.buffer, body.as_deref_mut()) {

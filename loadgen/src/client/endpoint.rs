@@ -1,19 +1,27 @@
-//! Where a connection goes: a TCP address, or a Unix domain socket (how many
-//! servers sit behind a local proxy: uvicorn's `--uds`, gunicorn's `unix:`).
+//! Where a connection goes: a TCP address, the same with TLS on top (`https://`),
+//! or a Unix domain socket (how many servers sit behind a local proxy: uvicorn's
+//! `--uds`, gunicorn's `unix:`).
 
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
+use tokio_rustls::client::TlsStream;
+
+use super::tls::TlsSettings;
 
 /// A server's address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     Tcp(SocketAddr),
     Unix(PathBuf),
+    /// TCP, then a TLS handshake.
+    Tls(SocketAddr, TlsSettings),
 }
 
 impl From<SocketAddr> for Endpoint {
@@ -27,6 +35,7 @@ impl fmt::Display for Endpoint {
         match self {
             Endpoint::Tcp(addr) => write!(f, "{addr}"),
             Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+            Endpoint::Tls(addr, _) => write!(f, "{addr} (TLS)"),
         }
     }
 }
@@ -35,19 +44,24 @@ impl fmt::Display for Endpoint {
 pub(super) enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<TlsStream<TcpStream>>),
 }
 
 impl Stream {
     /// Connects (TCP with Nagle's algorithm off: requests are small and must
-    /// leave at once).
+    /// leave at once), with the TLS handshake for a TLS endpoint.
     pub(super) async fn connect(endpoint: &Endpoint) -> std::io::Result<Stream> {
+        let tcp = |addr: SocketAddr| async move {
+            let stream = TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            Ok::<_, std::io::Error>(stream)
+        };
         Ok(match endpoint {
-            Endpoint::Tcp(addr) => {
-                let stream = TcpStream::connect(addr).await?;
-                stream.set_nodelay(true)?;
-                Stream::Tcp(stream)
-            }
+            Endpoint::Tcp(addr) => Stream::Tcp(tcp(*addr).await?),
             Endpoint::Unix(path) => Stream::Unix(UnixStream::connect(path).await?),
+            Endpoint::Tls(addr, tls) => {
+                Stream::Tls(Box::new(tls.handshake(tcp(*addr).await?).await?))
+            }
         })
     }
 
@@ -55,6 +69,16 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.write(bytes).await,
             Stream::Unix(s) => s.write(bytes).await,
+            Stream::Tls(s) => s.write(bytes).await,
+        }
+    }
+
+    /// Sends what a write left buffered: TLS records rustls holds back; plain
+    /// sockets buffer nothing, so for them this costs nothing.
+    pub(super) async fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Tls(s) => s.flush().await,
+            Stream::Tcp(_) | Stream::Unix(_) => Ok(()),
         }
     }
 
@@ -62,13 +86,25 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.read_buf(buffer).await,
             Stream::Unix(s) => s.read_buf(buffer).await,
+            Stream::Tls(s) => s.read_buf(buffer).await,
         }
     }
 
+    /// Reads what is there without waiting: `WouldBlock` when nothing is.
     pub(super) fn try_read_buf(&mut self, buffer: &mut BytesMut) -> std::io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.try_read_buf(buffer),
             Stream::Unix(s) => s.try_read_buf(buffer),
+            // One poll of a read, with a waker that does nothing: TLS records
+            // that carry no data (session tickets) leave it pending, as they
+            // should. A read not yet complete loses nothing when dropped.
+            Stream::Tls(s) => {
+                let mut cx = Context::from_waker(Waker::noop());
+                match std::pin::pin!(s.read_buf(buffer)).poll(&mut cx) {
+                    Poll::Ready(result) => result,
+                    Poll::Pending => Err(std::io::ErrorKind::WouldBlock.into()),
+                }
+            }
         }
     }
 }

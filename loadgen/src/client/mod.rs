@@ -13,6 +13,7 @@ mod endpoint;
 mod request;
 mod response;
 mod slot;
+mod tls;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -25,6 +26,7 @@ pub use endpoint::Endpoint;
 pub use request::{PreparedRequest, RequestError, USER_AGENT_VALUE};
 pub use response::{ProtocolError, MAX_KEPT_BODY_BYTES};
 pub use slot::Slot;
+pub use tls::TlsSettings;
 
 /// Why a request got no response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -113,6 +113,15 @@ pub fn plan_from_args(args: &BenchArgs) -> Result<Plan, ConfigError> {
             }
         }
     };
+    let mut plan = plan;
+    if args.insecure {
+        plan.target.accept_any_certificate()?;
+    }
+    if plan.target.tls.is_some() && plan.target.unix.is_some() {
+        return Err(ConfigError(
+            "https:// over a Unix socket is not supported; give an http:// URL with --unix".into(),
+        ));
+    }
     if args.threads == Some(0) {
         return Err(ConfigError("--threads must be at least 1".into()));
     }
@@ -180,6 +189,11 @@ fn scrape_target(args: &BenchArgs, every: Duration) -> Result<Option<ScrapeTarge
         Some(url) => {
             let target = Target::parse(url)
                 .map_err(|e| CommandError::Usage(format!("--scrape: {}", e.0)))?;
+            if target.tls.is_some() {
+                return Err(CommandError::Usage(
+                    "--scrape reads metrics over plain HTTP; give an http:// URL".into(),
+                ));
+            }
             let addr =
                 std::net::ToSocketAddrs::to_socket_addrs(&(target.host.as_str(), target.port))
                     .ok()
@@ -205,6 +219,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
         Some(path) => ScenarioFile::load(path)?.job_specs(&plan.target)?,
         None => Vec::new(),
     };
+    if plan.target.tls.is_some() && !job_streams.is_empty() {
+        return Err(CommandError::Usage(
+            "job streams (kind = \"job\") are sent over plain HTTP only; use an http:// base URL"
+                .into(),
+        ));
+    }
     if plan.target.unix.is_some() && !job_streams.is_empty() {
         return Err(CommandError::Usage(
             "job streams (kind = \"job\") are sent over TCP only; drop --unix (or the file's unix) or the job streams".into(),

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use hdrhistogram::Histogram;
 use http::Method;
 use tokio::task::JoinSet;
 
@@ -22,7 +23,7 @@ use crate::open_loop::{OpenLoop, START_DELAY};
 use crate::plan::{Load, Plan, StreamSpec};
 use crate::recorder::{Counts, Recorded};
 use crate::stages::Stage;
-use crate::stats::Percentiles;
+use crate::stats::{new_histogram, Percentiles};
 use stream::{StreamRun, StreamShared};
 
 /// How often the observer's `progress` is called.
@@ -111,6 +112,9 @@ pub struct StreamOutcome {
     pub pacer_lateness: Option<Percentiles>,
     /// Open loop: requests due in the measured part (what the target rate asked).
     pub due: Option<u64>,
+    /// How long the connections opened before the clock took to set up (TCP
+    /// connect plus any TLS handshake): kept apart from request latency.
+    pub setup: Option<Percentiles>,
 }
 
 /// One interval of one stream, summarised: the full histograms went to the
@@ -160,19 +164,34 @@ pub struct RunOutcome {
 }
 
 /// Opens `n` connections at once; `None` where a connection failed (the task will
-/// retry, and count the failure, when it has a request to send).
-async fn open_connections(addr: &Endpoint, n: usize, timeout: Duration) -> Vec<Option<Connection>> {
+/// retry, and count the failure, when it has a request to send). Also returns how
+/// long each successful one took to set up (connect, and the TLS handshake).
+async fn open_connections(
+    addr: &Endpoint,
+    n: usize,
+    timeout: Duration,
+) -> (Vec<Option<Connection>>, Histogram<u64>) {
     let mut set = JoinSet::new();
     for _ in 0..n {
         let addr = addr.clone();
         set.spawn(async move {
-            tokio::time::timeout(timeout, Connection::open(addr))
+            let began = Instant::now();
+            let connection = tokio::time::timeout(timeout, Connection::open(addr))
                 .await
                 .ok()
-                .and_then(Result::ok)
+                .and_then(Result::ok);
+            (connection, began.elapsed())
         });
     }
-    set.join_all().await
+    let mut setup = new_histogram();
+    let mut connections = Vec::with_capacity(n);
+    for (connection, took) in set.join_all().await {
+        if connection.is_some() {
+            setup.saturating_record(took.as_nanos() as u64);
+        }
+        connections.push(connection);
+    }
+    (connections, setup)
 }
 
 /// Checks that the server accepts connections at all, so an unreachable server is a
@@ -185,7 +204,10 @@ async fn preflight(plan: &Plan) -> anyhow::Result<Endpoint> {
             .resolve()
             .await?
             .into_iter()
-            .map(Endpoint::Tcp)
+            .map(|addr| match &plan.target.tls {
+                Some(tls) => Endpoint::Tls(addr, tls.clone()),
+                None => Endpoint::Tcp(addr),
+            })
             .collect(),
     };
     let mut last_error = None;
@@ -196,10 +218,16 @@ async fn preflight(plan: &Plan) -> anyhow::Result<Endpoint> {
             Err(_) => last_error = Some(format!("no answer within {:?}", plan.timing.timeout)),
         }
     }
+    let error = last_error.unwrap_or_default();
+    if plan.target.tls.as_ref().is_some_and(|t| !t.is_insecure()) && error.contains("certificate") {
+        anyhow::bail!(
+            "cannot connect to {}: {error}; for a self-signed certificate pass --insecure",
+            plan.target.url
+        )
+    }
     anyhow::bail!(
-        "cannot connect to {} ({}); is the server running?",
-        plan.target.url,
-        last_error.unwrap_or_default()
+        "cannot connect to {} ({error}); is the server running?",
+        plan.target.url
     )
 }
 
@@ -265,13 +293,18 @@ pub async fn run(
     // Connections are opened before the clock starts, as wrk2 does, so the first
     // requests do not pay for the handshakes.
     let mut prepared = Vec::new();
+    let mut setups = Vec::new();
     for spec in &plan.streams {
-        prepared.push(if spec.fresh_connections {
+        if spec.fresh_connections {
             // A new client per request: nothing opened ahead.
-            (0..spec.load.connections()).map(|_| None).collect()
+            prepared.push((0..spec.load.connections()).map(|_| None).collect());
+            setups.push(None);
         } else {
-            open_connections(&addr, spec.load.connections(), timing.timeout).await
-        });
+            let (connections, setup) =
+                open_connections(&addr, spec.load.connections(), timing.timeout).await;
+            prepared.push(connections);
+            setups.push((!setup.is_empty()).then(|| Percentiles::of(&setup)));
+        }
     }
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -327,8 +360,11 @@ pub async fn run(
     }
 
     let mut outcomes = Vec::new();
-    for (stream, in_window) in streams.into_iter().zip(in_window) {
-        outcomes.push(finish_stream(stream, in_window, plan, &clock, stopped, interrupted).await?);
+    for ((stream, in_window), setup) in streams.into_iter().zip(in_window).zip(setups) {
+        let mut outcome =
+            finish_stream(stream, in_window, plan, &clock, stopped, interrupted).await?;
+        outcome.setup = setup;
+        outcomes.push(outcome);
     }
     Ok(RunOutcome {
         started_at: clock.started_at,
@@ -454,6 +490,7 @@ async fn finish_stream(
         in_window,
         pacer_lateness,
         due,
+        setup: None,
     })
 }
 

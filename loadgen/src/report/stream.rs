@@ -65,6 +65,10 @@ pub struct StreamReport {
     /// shows in the latency, and only an overflowing accept queue here).
     #[serde(default)]
     pub connect: Option<Percentiles>,
+    /// Connections opened before the clock: how long each took to set up (TCP
+    /// connect plus any TLS handshake), apart from request latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<Percentiles>,
     /// Time to first byte of the answered requests: from when each could be
     /// written (after any connect) to its response's first byte.
     #[serde(default, rename = "ttfb")]
@@ -156,6 +160,7 @@ impl StreamReport {
             lateness: open.then(|| Percentiles::of(&total.lateness)),
             pacer_lateness: outcome.pacer_lateness,
             connect: total.connect.as_ref().map(Percentiles::of),
+            setup: outcome.setup,
             first_byte: total.first_byte.as_ref().map(Percentiles::of),
             histograms: EncodedHistograms {
                 corrected: encode(&total.corrected),

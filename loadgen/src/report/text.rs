@@ -120,6 +120,15 @@ pub fn stream_summary(s: &StreamReport) -> String {
     if let Some(first_byte) = &s.first_byte {
         out.push_str(&percentile_row("first byte", first_byte));
     }
+    if let Some(setup) = &s.setup {
+        let _ = writeln!(
+            out,
+            "  set-up      p50 {}  p99 {}  max {}  (connect and any TLS handshake, connections opened before the clock)",
+            format_us(setup.p50_us),
+            format_us(setup.p99_us),
+            format_us(setup.max_us),
+        );
+    }
     if let Some(connect) = &s.connect {
         let _ = writeln!(
             out,

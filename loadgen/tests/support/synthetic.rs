@@ -73,6 +73,7 @@ pub fn stream_with(name: &str, base_ms: u64, seconds: u64, per_second: u64) -> S
         unsent: 0,
         pacer_lateness: None,
         due: None,
+        setup: None,
     };
     StreamReport::from_outcome(&outcome, Duration::from_secs(seconds))
 }

@@ -1,0 +1,137 @@
+//! TLS for `https://` targets: rustls (ring's cryptography) with the webpki roots
+//! (Mozilla's, compiled in, so a run does not depend on the machine's certificate
+//! store), SNI from the URL's host, ALPN `http/1.1`. `--insecure` accepts any
+//! certificate, as curl's `-k` and oha's `--insecure` do, for self-signed test
+//! servers; the handshake's signatures are still checked.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+/// How to speak TLS to one server: the client configuration and the name the
+/// certificate must carry (sent as SNI when it is a DNS name).
+#[derive(Clone)]
+pub struct TlsSettings {
+    config: Arc<ClientConfig>,
+    server_name: ServerName<'static>,
+    insecure: bool,
+}
+
+impl fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsSettings")
+            .field("server_name", &self.server_name)
+            .field("insecure", &self.insecure)
+            .finish()
+    }
+}
+
+impl PartialEq for TlsSettings {
+    fn eq(&self, other: &Self) -> bool {
+        self.server_name == other.server_name
+            && self.insecure == other.insecure
+            && Arc::ptr_eq(&self.config, &other.config)
+    }
+}
+
+impl Eq for TlsSettings {}
+
+impl TlsSettings {
+    /// Settings for a server named `host` (a DNS name or an IP address);
+    /// `insecure` accepts whatever certificate it shows.
+    pub fn new(host: &str, insecure: bool) -> Result<TlsSettings, String> {
+        let server_name = ServerName::try_from(host.to_owned()).map_err(|_| {
+            format!("{host:?} is not a host name TLS can check a certificate against")
+        })?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS set-up: {e}"))?;
+        let mut config = if insecure {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+                .with_no_client_auth()
+        } else {
+            let roots = RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            builder.with_root_certificates(roots).with_no_client_auth()
+        };
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(TlsSettings {
+            config: Arc::new(config),
+            server_name,
+            insecure,
+        })
+    }
+
+    /// Whether any certificate is accepted.
+    pub fn is_insecure(&self) -> bool {
+        self.insecure
+    }
+
+    /// The TLS handshake over an open TCP connection.
+    pub async fn handshake(&self, tcp: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
+        TlsConnector::from(Arc::clone(&self.config))
+            .connect(self.server_name.clone(), tcp)
+            .await
+    }
+}
+
+/// Accepts any certificate chain (`--insecure`) but still checks that the server
+/// holds the key of the certificate it showed.
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

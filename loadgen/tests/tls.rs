@@ -1,0 +1,211 @@
+//! `https://` against a local rustls server with a self-signed certificate: refused
+//! without `--insecure` (before any request is sent), answered with it, and the
+//! connections' set-up (connect plus handshake) reported apart from latency.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use loadgen::report::BenchReport;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use support::processes::temp_dir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A TLS server on 127.0.0.1 whose certificate no one signed; it answers every
+/// request with 200 and counts handshakes and requests.
+struct SelfSignedServer {
+    addr: SocketAddr,
+    handshakes: Arc<AtomicU64>,
+    requests: Arc<AtomicU64>,
+    _thread: std::thread::JoinHandle<()>,
+}
+
+impl SelfSignedServer {
+    fn start() -> SelfSignedServer {
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+                .unwrap();
+        let cert = CertificateDer::from(certified.cert.der().to_vec());
+        let key =
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handshakes = Arc::new(AtomicU64::new(0));
+        let requests = Arc::new(AtomicU64::new(0));
+        let (shook, answered) = (Arc::clone(&handshakes), Arc::clone(&requests));
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                while let Ok((tcp, _)) = listener.accept().await {
+                    let (acceptor, shook, answered) =
+                        (acceptor.clone(), Arc::clone(&shook), Arc::clone(&answered));
+                    tokio::spawn(async move {
+                        let Ok(mut tls) = acceptor.accept(tcp).await else {
+                            return; // a client that refused the certificate
+                        };
+                        shook.fetch_add(1, Ordering::Relaxed);
+                        serve(&mut tls, &answered).await;
+                    });
+                }
+            });
+        });
+        SelfSignedServer {
+            addr,
+            handshakes,
+            requests,
+            _thread: thread,
+        }
+    }
+}
+
+/// Answers each request head (no bodies are sent here) with a small 200.
+async fn serve<S: AsyncReadExt + AsyncWriteExt + Unpin>(stream: &mut S, answered: &AtomicU64) {
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let Ok(n) = stream.read(&mut buf).await else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        pending.extend_from_slice(&buf[..n]);
+        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).to_ascii_lowercase();
+            pending.drain(..end + 4);
+            answered.fetch_add(1, Ordering::Relaxed);
+            let close = head.contains("connection: close");
+            let response: &[u8] = if close {
+                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+            } else {
+                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+            };
+            if stream.write_all(response).await.is_err() || stream.flush().await.is_err() {
+                return;
+            }
+            if close {
+                let _ = stream.shutdown().await;
+                return;
+            }
+        }
+    }
+}
+
+fn loadgen(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .output()
+        .expect("cannot run loadgen")
+}
+
+fn report(path: &std::path::Path) -> BenchReport {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn a_self_signed_certificate_is_refused_without_insecure_and_used_with_it() {
+    let server = SelfSignedServer::start();
+    let url = format!("https://{}/health", server.addr);
+    let refused = loadgen(&[
+        "bench", "--url", &url, "--rate", "50", "-d", "1s", "-w", "0s",
+    ]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("certificate") && stderr.contains("--insecure"),
+        "{stderr}"
+    );
+    assert_eq!(
+        server.requests.load(Ordering::Relaxed),
+        0,
+        "nothing was sent"
+    );
+
+    let dir = temp_dir("tls-insecure");
+    let json = dir.join("r.json");
+    let accepted = loadgen(&[
+        "bench",
+        "--url",
+        &url,
+        "--insecure",
+        "--rate",
+        "100",
+        "-c",
+        "4",
+        "-d",
+        "1s",
+        "-w",
+        "0s",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&accepted.stdout);
+    assert!(
+        accepted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&accepted.stderr)
+    );
+    let r = report(&json);
+    let s = &r.streams[0];
+    assert_eq!(s.counts.status_2xx, 100, "100/s for 1 s, all answered");
+    assert_eq!(server.requests.load(Ordering::Relaxed), 100);
+    // One handshake for the check before the run, one per kept-alive connection.
+    assert_eq!(server.handshakes.load(Ordering::Relaxed), 1 + 4);
+    let setup = s
+        .setup
+        .as_ref()
+        .expect("the connections' set-up is reported");
+    assert!(setup.max_us > 0.0 && setup.p50_us > 0.0, "{setup:?}");
+    assert!(stdout.contains("set-up"), "{stdout}");
+}
+
+#[test]
+fn new_clients_over_tls_each_pay_a_handshake_timed_as_their_connect() {
+    let server = SelfSignedServer::start();
+    let dir = temp_dir("tls-fresh");
+    let json = dir.join("r.json");
+    let out = loadgen(&[
+        "bench",
+        "--url",
+        &format!("https://localhost:{}/", server.addr.port()),
+        "-k",
+        "--fresh-connections",
+        "--rate",
+        "20",
+        "-d",
+        "1s",
+        "-w",
+        "0s",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = &report(&json).streams[0];
+    assert_eq!(s.counts.status_2xx, 20);
+    // Each request came on a handshake of its own (plus the check before the run).
+    assert_eq!(server.handshakes.load(Ordering::Relaxed), 1 + 20);
+    let connect = s.connect.as_ref().expect("new connections' connect times");
+    assert!(connect.p50_us > 0.0, "{connect:?}");
+}
