@@ -44,41 +44,42 @@ const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 #[derive(Debug, Clone)]
 pub struct Schedule {
     start: Instant,
-    /// The constant rate (the common case, computed without the profile).
-    rate: Option<f64>,
-    profile: Option<Arc<RateProfile>>,
+    rates: Rates,
+}
+
+/// What a schedule's due times follow.
+#[derive(Debug, Clone)]
+enum Rates {
+    /// The common case, computed without a profile.
+    Constant(f64),
+    Staged(Arc<RateProfile>),
 }
 
 impl Schedule {
     pub fn new(start: Instant, rate: f64) -> Self {
         Schedule {
             start,
-            rate: Some(rate),
-            profile: None,
+            rates: Rates::Constant(rate),
         }
     }
 
     /// Due times that follow `profile` from `start`.
     pub fn with_profile(start: Instant, profile: RateProfile) -> Self {
-        match profile.constant_rate() {
-            Some(rate) => Schedule::new(start, rate),
-            None => Schedule {
-                start,
-                rate: None,
-                profile: Some(Arc::new(profile)),
-            },
-        }
+        let rates = match profile.constant_rate() {
+            Some(rate) => Rates::Constant(rate),
+            None => Rates::Staged(Arc::new(profile)),
+        };
+        Schedule { start, rates }
     }
 
     /// When request `k` (counting from 0) is due; for a profile that ends at rate
     /// zero, requests past its last are due at a time that never comes.
     pub fn due(&self, k: u64) -> Instant {
-        let offset = match (self.rate, &self.profile) {
-            (Some(rate), _) => Duration::from_secs_f64(k as f64 / rate),
-            (None, Some(profile)) => profile.due_s(k).map_or(NEVER, |s| {
+        let offset = match &self.rates {
+            Rates::Constant(rate) => Duration::from_secs_f64(k as f64 / rate),
+            Rates::Staged(profile) => profile.due_s(k).map_or(NEVER, |s| {
                 Duration::from_secs_f64(s.min(NEVER.as_secs_f64()))
             }),
-            (None, None) => NEVER,
         };
         self.start + offset
     }
@@ -86,10 +87,9 @@ impl Schedule {
     /// Requests due by `offset` into the run, not rounded.
     fn count_by(&self, offset: Duration) -> f64 {
         let t = offset.as_secs_f64();
-        match (self.rate, &self.profile) {
-            (Some(rate), _) => t * rate,
-            (None, Some(profile)) => profile.count_by(t),
-            (None, None) => 0.0,
+        match &self.rates {
+            Rates::Constant(rate) => t * rate,
+            Rates::Staged(profile) => profile.count_by(t),
         }
     }
 

@@ -6,16 +6,14 @@ mod support;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::routing::any;
 use axum::Router;
-use loadgen::report::BenchReport;
-use support::processes::temp_dir;
+use support::processes::{bench_report as report, loadgen_ok as loadgen, temp_dir};
+use support::serve_in_background;
 
 /// What a recording server saw of one request.
 #[derive(Debug, Clone)]
@@ -35,35 +33,24 @@ struct RecordingServer {
 
 impl RecordingServer {
     fn start() -> RecordingServer {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let kept = Arc::clone(&seen);
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let app = Router::new().fallback(any(
-                    move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                        let kept = Arc::clone(&kept);
-                        async move {
-                            kept.lock().unwrap().push(Seen {
-                                method,
-                                path: uri.to_string(),
-                                headers,
-                                body,
-                            });
-                            "ok"
-                        }
-                    },
-                ));
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(listener, app).await.unwrap();
-            });
+        let (addr, thread) = serve_in_background(move |listener| async move {
+            let app = Router::new().fallback(any(
+                move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                    let kept = Arc::clone(&kept);
+                    async move {
+                        kept.lock().unwrap().push(Seen {
+                            method,
+                            path: uri.to_string(),
+                            headers,
+                            body,
+                        });
+                        "ok"
+                    }
+                },
+            ));
+            axum::serve(listener, app).await.unwrap();
         });
         RecordingServer {
             addr,
@@ -75,23 +62,6 @@ impl RecordingServer {
     fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
-}
-
-fn loadgen(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(args)
-        .output()
-        .expect("cannot run loadgen");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn report(path: &Path) -> BenchReport {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 #[test]

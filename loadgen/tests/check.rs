@@ -5,11 +5,12 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use loadgen::check::compare::{compare, Noise, Verdict};
 use loadgen::check::{evaluate_all, junit};
 use loadgen::report::Report;
+use support::processes::loadgen;
 use support::synthetic::{scale_p99, synthetic_jobs_report, synthetic_report, well_sampled_report};
 use support::{Behaviour, TestServer};
 
@@ -139,13 +140,6 @@ fn rand_suffix() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos()
-}
-
-fn loadgen(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[test]

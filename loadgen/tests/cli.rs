@@ -3,19 +3,12 @@
 
 mod support;
 
-use std::process::{Command, Output};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use support::processes::loadgen;
 use support::processes::ReferenceServer;
 use support::{Behaviour, TestServer};
-
-fn loadgen(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(args)
-        .output()
-        .expect("cannot run loadgen")
-}
 
 #[test]
 fn invalid_combinations_are_refused_before_sending() {

@@ -5,13 +5,12 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use loadgen::report::BenchReport;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use support::processes::temp_dir;
+use support::processes::{bench_report as report, loadgen, temp_dir};
+use support::serve_in_background;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A TLS server on 127.0.0.1 whose certificate no one signed; it answers every
@@ -40,32 +39,21 @@ impl SelfSignedServer {
         .with_single_cert(vec![cert], key)
         .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
         let handshakes = Arc::new(AtomicU64::new(0));
         let requests = Arc::new(AtomicU64::new(0));
         let (shook, answered) = (Arc::clone(&handshakes), Arc::clone(&requests));
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                while let Ok((tcp, _)) = listener.accept().await {
-                    let (acceptor, shook, answered) =
-                        (acceptor.clone(), Arc::clone(&shook), Arc::clone(&answered));
-                    tokio::spawn(async move {
-                        let Ok(mut tls) = acceptor.accept(tcp).await else {
-                            return; // a client that refused the certificate
-                        };
-                        shook.fetch_add(1, Ordering::Relaxed);
-                        serve(&mut tls, &answered).await;
-                    });
-                }
-            });
+        let (addr, thread) = serve_in_background(move |listener| async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, shook, answered) =
+                    (acceptor.clone(), Arc::clone(&shook), Arc::clone(&answered));
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return; // a client that refused the certificate
+                    };
+                    shook.fetch_add(1, Ordering::Relaxed);
+                    serve(&mut tls, &answered).await;
+                });
+            }
         });
         SelfSignedServer {
             addr,
@@ -107,17 +95,6 @@ async fn serve<S: AsyncReadExt + AsyncWriteExt + Unpin>(stream: &mut S, answered
             }
         }
     }
-}
-
-fn loadgen(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(args)
-        .output()
-        .expect("cannot run loadgen")
-}
-
-fn report(path: &std::path::Path) -> BenchReport {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 #[test]

@@ -36,6 +36,16 @@ fn nonzero(counts: &[(&str, u64)]) -> String {
     }
 }
 
+/// `  LABEL  p50 …  p99 …  max …  (NOTE)`: a time that is not a request's latency.
+fn p50_p99_max_row(label: &str, p: &Percentiles, note: &str) -> String {
+    format!(
+        "  {label:<11} p50 {}  p99 {}  max {}  ({note})\n",
+        format_us(p.p50_us),
+        format_us(p.p99_us),
+        format_us(p.max_us)
+    )
+}
+
 /// The summary of one stream.
 pub fn stream_summary(s: &StreamReport) -> String {
     let mut out = String::new();
@@ -121,22 +131,18 @@ pub fn stream_summary(s: &StreamReport) -> String {
         out.push_str(&percentile_row("first byte", first_byte));
     }
     if let Some(setup) = &s.setup {
-        let _ = writeln!(
-            out,
-            "  set-up      p50 {}  p99 {}  max {}  (connect and any TLS handshake, connections opened before the clock)",
-            format_us(setup.p50_us),
-            format_us(setup.p99_us),
-            format_us(setup.max_us),
-        );
+        out.push_str(&p50_p99_max_row(
+            "set-up",
+            setup,
+            "connect and any TLS handshake, connections opened before the clock",
+        ));
     }
     if let Some(connect) = &s.connect {
-        let _ = writeln!(
-            out,
-            "  connect     p50 {}  p99 {}  max {}  (a new connection per request)",
-            format_us(connect.p50_us),
-            format_us(connect.p99_us),
-            format_us(connect.max_us)
-        );
+        out.push_str(&p50_p99_max_row(
+            "connect",
+            connect,
+            "a new connection per request",
+        ));
     }
     if let Some(lateness) = &s.lateness {
         let _ = writeln!(

@@ -195,6 +195,30 @@ async fn raw_server(
     }
 }
 
+/// Binds 127.0.0.1 on a free port and runs `serve` with that listener on a
+/// runtime of one worker in a thread of its own, for as long as the test runs;
+/// returns the address and the thread.
+pub fn serve_in_background<F, Fut>(serve: F) -> (SocketAddr, std::thread::JoinHandle<()>)
+where
+    F: FnOnce(tokio::net::TcpListener) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            serve(tokio::net::TcpListener::from_std(listener).unwrap()).await
+        });
+    });
+    (addr, thread)
+}
+
 /// A one-stream plan against `url`.
 pub fn plan(url: &str, load: Load, duration: Duration, warmup: Duration) -> Plan {
     let timing = Timing {

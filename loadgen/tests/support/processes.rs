@@ -7,7 +7,32 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use loadgen::report::RunReport;
+use loadgen::report::{BenchReport, RunReport};
+
+/// Runs `loadgen ARGS` to the end and returns what it printed and its status.
+pub fn loadgen(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .output()
+        .expect("cannot run loadgen")
+}
+
+/// As [`loadgen`], failing the test unless it exited 0.
+pub fn loadgen_ok(args: &[&str]) -> Output {
+    let out = loadgen(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A `bench --json` report read back.
+pub fn bench_report(path: &Path) -> BenchReport {
+    let text = std::fs::read_to_string(path).expect("no bench report");
+    serde_json::from_str(&text).expect("the bench report does not parse")
+}
 
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("loadgen-run-{name}-{}", std::process::id()));
