@@ -67,9 +67,10 @@ pub fn read_body_file(path: &std::path::Path) -> Result<bytes::Bytes, ConfigErro
 pub fn basic_auth(credentials: &str) -> Result<(HeaderName, HeaderValue), ConfigError> {
     use base64::Engine;
     if !credentials.contains(':') {
-        return Err(ConfigError(format!(
-            "--auth {credentials:?} must look like USER:PASSWORD"
-        )));
+        // The value is left out of the message: it may be a password.
+        return Err(ConfigError(
+            "--auth must look like USER:PASSWORD (no colon given)".into(),
+        ));
     }
     let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
     let value = HeaderValue::try_from(format!("Basic {encoded}"))

@@ -330,8 +330,13 @@ impl Plan {
                     0.0
                 };
                 if !(rate.is_finite() && rate >= lowest) {
+                    let wanted = if s.stages.is_empty() {
+                        "a positive number of requests per second"
+                    } else {
+                        "zero or a positive number of requests per second (where the stages start)"
+                    };
                     return Err(ConfigError(format!(
-                        "stream {:?}: rate must be a positive number of requests per second, got {rate}",
+                        "stream {:?}: rate must be {wanted}, got {rate}",
                         s.name
                     )));
                 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::client::PreparedRequest;
 use crate::config::{header, parse_method, read_body_file, ConfigError};
 use crate::plan::{Load, MixEntry, StreamSpec, Timing, DEFAULT_OPEN_LOOP_CONNECTIONS};
-use crate::stages::{stages_length, Stage};
+use crate::stages::{check_stages, stages_length, Stage};
 use crate::target::Target;
 
 /// A scenario file. Durations are strings like `"500ms"`, `"10s"`, `"2m"`.
@@ -170,6 +170,7 @@ impl ScenarioFile {
         let longest_stages = self
             .streams
             .iter()
+            .filter(|s| !s.is_job())
             .filter_map(|s| s.stages.as_deref())
             .map(stages_length)
             .max();
@@ -222,6 +223,11 @@ impl StreamFile {
                 )))
             }
         };
+        if self.stages.is_some() {
+            return Err(ConfigError(format!(
+                "job stream {name:?}: jobs are submitted at a constant rate; stages are for request streams"
+            )));
+        }
         if self.fresh_connections || self.keepalive == Some(false) {
             return Err(ConfigError(format!(
                 "job stream {name:?}: fresh_connections is for request streams; a job stream keeps its connections"
@@ -256,6 +262,10 @@ impl StreamFile {
 
     fn spec(&self, target: &Target, dir: &Path) -> Result<StreamSpec, ConfigError> {
         let name = &self.name;
+        if let Some(stages) = &self.stages {
+            // `stages = []` is a mistake, not "no stages".
+            check_stages(stages).map_err(|e| ConfigError(format!("stream {name:?}: {e}")))?;
+        }
         let load = match (self.rate, self.concurrency) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError(format!(
@@ -445,5 +455,22 @@ mod tests {
         let file: ScenarioFile = toml::from_str(fresh_job).unwrap();
         let error = file.job_specs(&target).unwrap_err();
         assert!(error.0.contains("fresh_connections"), "{}", error.0);
+    }
+
+    #[test]
+    fn empty_stages_and_staged_jobs_are_refused() {
+        let target = Target::parse("http://h:1").unwrap();
+        let empty: ScenarioFile =
+            toml::from_str("[[stream]]\nname='a'\npath='/'\nstages=[]\n").unwrap();
+        let error = empty.stream_specs(&target).unwrap_err();
+        assert!(error.0.contains("at least one"), "{}", error.0);
+
+        let staged_job = "[[stream]]\nname='j'\nkind='job'\npath='/jobs'\nrate=1\nbody='{}'\nstages=[{duration='1m', target=5}]\n";
+        let file: ScenarioFile = toml::from_str(staged_job).unwrap();
+        let error = file.job_specs(&target).unwrap_err();
+        assert!(error.0.contains("stages"), "{}", error.0);
+        // Nor does a job stream's stages set the run's length.
+        let timing = file.timing(Timing::default());
+        assert_eq!(timing.duration, Timing::default().duration);
     }
 }

@@ -14,10 +14,12 @@ use support::serve_in_background;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A TLS server on 127.0.0.1 whose certificate no one signed; it answers every
-/// request with 200 and counts handshakes and requests.
+/// request with 200 and counts handshakes (full and resumed) and requests.
 struct SelfSignedServer {
     addr: SocketAddr,
     handshakes: Arc<AtomicU64>,
+    /// Handshakes that resumed an earlier session instead of a full one.
+    resumed: Arc<AtomicU64>,
     requests: Arc<AtomicU64>,
     _thread: std::thread::JoinHandle<()>,
 }
@@ -40,17 +42,29 @@ impl SelfSignedServer {
         .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let handshakes = Arc::new(AtomicU64::new(0));
+        let resumed = Arc::new(AtomicU64::new(0));
         let requests = Arc::new(AtomicU64::new(0));
-        let (shook, answered) = (Arc::clone(&handshakes), Arc::clone(&requests));
+        let (shook, resumes, answered) = (
+            Arc::clone(&handshakes),
+            Arc::clone(&resumed),
+            Arc::clone(&requests),
+        );
         let (addr, thread) = serve_in_background(move |listener| async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, shook, answered) =
-                    (acceptor.clone(), Arc::clone(&shook), Arc::clone(&answered));
+                let (acceptor, shook, resumes, answered) = (
+                    acceptor.clone(),
+                    Arc::clone(&shook),
+                    Arc::clone(&resumes),
+                    Arc::clone(&answered),
+                );
                 tokio::spawn(async move {
                     let Ok(mut tls) = acceptor.accept(tcp).await else {
                         return; // a client that refused the certificate
                     };
                     shook.fetch_add(1, Ordering::Relaxed);
+                    if tls.get_ref().1.handshake_kind() != Some(rustls::HandshakeKind::Full) {
+                        resumes.fetch_add(1, Ordering::Relaxed);
+                    }
                     serve(&mut tls, &answered).await;
                 });
             }
@@ -58,6 +72,7 @@ impl SelfSignedServer {
         SelfSignedServer {
             addr,
             handshakes,
+            resumed,
             requests,
             _thread: thread,
         }
@@ -114,6 +129,11 @@ fn a_self_signed_certificate_is_refused_without_insecure_and_used_with_it() {
         server.requests.load(Ordering::Relaxed),
         0,
         "nothing was sent"
+    );
+    assert_eq!(
+        server.handshakes.load(Ordering::Relaxed),
+        0,
+        "no handshake completed"
     );
 
     let dir = temp_dir("tls-insecure");
@@ -183,6 +203,11 @@ fn new_clients_over_tls_each_pay_a_handshake_timed_as_their_connect() {
     assert_eq!(s.counts.status_2xx, 20);
     // Each request came on a handshake of its own (plus the check before the run).
     assert_eq!(server.handshakes.load(Ordering::Relaxed), 1 + 20);
+    assert_eq!(
+        server.resumed.load(Ordering::Relaxed),
+        0,
+        "every connection paid a full handshake, none resumed a session"
+    );
     let connect = s.connect.as_ref().expect("new connections' connect times");
     assert!(connect.p50_us > 0.0, "{connect:?}");
 }

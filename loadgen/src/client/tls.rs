@@ -3,6 +3,11 @@
 //! store), SNI from the URL's host, ALPN `http/1.1`. `--insecure` accepts any
 //! certificate, as curl's `-k` and oha's `--insecure` do, for self-signed test
 //! servers; the handshake's signatures are still checked.
+//!
+//! Session resumption is off: every connection pays a full handshake, so the
+//! set-up and fresh-connection connect times are what a new client pays, not
+//! what a returning one does (rustls would otherwise resume from its cache of
+//! 256 sessions and understate them).
 
 use std::fmt;
 use std::sync::Arc;
@@ -66,6 +71,7 @@ impl TlsSettings {
             builder.with_root_certificates(roots).with_no_client_auth()
         };
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.resumption = rustls::client::Resumption::disabled();
         Ok(TlsSettings {
             config: Arc::new(config),
             server_name,

@@ -211,20 +211,30 @@ async fn preflight(plan: &Plan) -> anyhow::Result<Endpoint> {
             .collect(),
     };
     let mut last_error = None;
+    // Kept apart: when one address refuses the certificate and a later one fails
+    // otherwise, the certificate is still the thing to tell the user about.
+    let mut certificate_error = None;
     for addr in endpoints {
         match tokio::time::timeout(plan.timing.timeout, Connection::open(addr.clone())).await {
             Ok(Ok(_)) => return Ok(addr),
-            Ok(Err(e)) => last_error = Some(e.to_string()),
+            Ok(Err(e)) => {
+                let error = e.to_string();
+                if error.contains("certificate") {
+                    certificate_error = Some(error.clone());
+                }
+                last_error = Some(error);
+            }
             Err(_) => last_error = Some(format!("no answer within {:?}", plan.timing.timeout)),
         }
     }
-    let error = last_error.unwrap_or_default();
-    if plan.target.tls.as_ref().is_some_and(|t| !t.is_insecure()) && error.contains("certificate") {
+    let checks_certificates = plan.target.tls.as_ref().is_some_and(|t| !t.is_insecure());
+    if let (true, Some(error)) = (checks_certificates, certificate_error) {
         anyhow::bail!(
             "cannot connect to {}: {error}; for a self-signed certificate pass --insecure",
             plan.target.url
         )
     }
+    let error = last_error.unwrap_or_default();
     anyhow::bail!(
         "cannot connect to {} ({error}); is the server running?",
         plan.target.url

@@ -279,7 +279,7 @@ impl StreamRun {
             .saturating_duration_since(self.shared.start);
         let schedule = open_loop.schedule();
         let by = |at: Duration| schedule.due_before(warmup + at).min(open_loop.total());
-        Some(by(to) - by(from))
+        Some(by(to).saturating_sub(by(from)))
     }
 }
 

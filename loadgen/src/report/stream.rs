@@ -103,7 +103,9 @@ pub struct IntervalReport {
     /// Responses per second in this interval.
     pub throughput: f64,
     /// Requests whose outcome was recorded in this interval, per second: the
-    /// achieved rate, beside the target.
+    /// achieved rate, beside the target. Counted by completion, so a request due
+    /// late in one interval and answered in the next counts in the next; the two
+    /// rates differ by about one latency's worth of requests per interval.
     #[serde(default)]
     pub sent_rate: f64,
     /// Open loop: requests the schedule made due in this interval, per second.
