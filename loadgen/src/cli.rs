@@ -79,6 +79,7 @@ Examples:
   loadgen bench --url http://127.0.0.1:8080/health --rate 50000 --release-tick 1ms
   loadgen bench --url http://127.0.0.1:8080/health --stages 30s:100,1m:1000,30s:0
   loadgen bench --url https://127.0.0.1:8443/health --insecure --rate 500
+  loadgen bench --url http://127.0.0.1:8080/health --http2 -c 4 --h2-streams 16
   loadgen bench --url http://127.0.0.1:8080/echo -m POST --body-file req.json \
       -H 'Content-Type: application/json' --auth user:secret --rate 200
   loadgen bench --url http://127.0.0.1:8080/health --rate 500 \
@@ -340,6 +341,16 @@ pub struct BenchArgs {
     /// -k; the server must still prove it holds the certificate's key.
     #[arg(long, short = 'k')]
     pub insecure: bool,
+
+    /// Speak HTTP/2: h2c with prior knowledge on http://, ALPN h2 on https://.
+    /// Each of the --connections then carries --h2-streams requests at once.
+    #[arg(long)]
+    pub http2: bool,
+
+    /// With --http2: concurrent streams per connection (closed loop: requests
+    /// in flight on each; open loop: at most this many in flight on each).
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "http2")]
+    pub h2_streams: usize,
 
     /// TOML file describing several named streams (see README).
     #[arg(long, short = 's')]

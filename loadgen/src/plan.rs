@@ -14,6 +14,7 @@ use crate::client::{PreparedRequest, RequestError};
 use crate::config::ConfigError;
 use crate::pacer::Schedule;
 use crate::stages::{check_stages, RateProfile, Stage};
+use crate::target::Protocol;
 use crate::target::Target;
 
 /// Connections an open-loop stream gets when none are given.
@@ -103,6 +104,11 @@ impl RequestMix {
         let turn = n % self.ends.last().copied().unwrap_or(1);
         let i = self.ends.partition_point(|&end| end <= turn);
         &self.requests[i.min(self.requests.len() - 1)]
+    }
+
+    /// Every request of the mix, once each.
+    pub fn all(&self) -> &[PreparedRequest] {
+        &self.requests
     }
 }
 
@@ -305,6 +311,22 @@ impl Plan {
                     "stream {:?}: every request's weight must be at least 1",
                     s.name
                 )));
+            }
+            if let Protocol::Http2 { .. } = self.target.protocol {
+                if s.fresh_connections {
+                    return Err(ConfigError(format!(
+                        "stream {:?}: fresh connections are an HTTP/1.1 client's; drop --fresh-connections or --http2",
+                        s.name
+                    )));
+                }
+                let mix = s
+                    .requests(&self.target.authority)
+                    .map_err(|e| ConfigError(format!("stream {:?}: {e}", s.name)))?;
+                for request in mix.all() {
+                    request
+                        .http2_ready()
+                        .map_err(|e| ConfigError(format!("stream {:?}: {e}", s.name)))?;
+                }
             }
             if s.load.connections() == 0 {
                 return Err(ConfigError(format!(

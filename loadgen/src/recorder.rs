@@ -51,6 +51,12 @@ pub struct Counts {
     /// bodies: job submissions and status polls).
     #[serde(default)]
     pub too_large: u64,
+    /// HTTP/2: requests whose stream the server reset (RST_STREAM).
+    #[serde(default)]
+    pub resets: u64,
+    /// HTTP/2: requests in flight when the server sent GOAWAY.
+    #[serde(default)]
+    pub goaways: u64,
     /// Open loop: sent more than [`LATE_THRESHOLD`] after the due time.
     pub late: u64,
 }
@@ -63,6 +69,8 @@ impl Counts {
             + self.io_errors
             + self.abandoned
             + self.too_large
+            + self.resets
+            + self.goaways
             + self.status_4xx
             + self.status_5xx
     }
@@ -82,6 +90,8 @@ impl Counts {
         self.io_errors += o.io_errors;
         self.abandoned += o.abandoned;
         self.too_large += o.too_large;
+        self.resets += o.resets;
+        self.goaways += o.goaways;
         self.late += o.late;
     }
 }
@@ -165,6 +175,8 @@ impl Recorded {
             }
             Err(Failure::Io) => c.io_errors += 1,
             Err(Failure::TooLarge) => c.too_large += 1,
+            Err(Failure::Reset) => c.resets += 1,
+            Err(Failure::GoAway) => c.goaways += 1,
         }
     }
 

@@ -26,6 +26,38 @@ pub struct Target {
     /// `https://`: TLS on every connection, the certificate checked against the
     /// host (unless [`Target::accept_any_certificate`]).
     pub tls: Option<TlsSettings>,
+    /// HTTP/1.1 unless [`Target::use_http2`].
+    pub protocol: Protocol,
+}
+
+/// Which HTTP the requests speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    #[default]
+    Http1,
+    /// HTTP/2 (h2c with prior knowledge on `http://`, ALPN `h2` on `https://`),
+    /// with this many concurrent streams on each connection.
+    Http2 { streams_per_connection: usize },
+}
+
+impl Protocol {
+    /// Concurrent requests one connection carries.
+    pub fn streams_per_connection(self) -> usize {
+        match self {
+            Protocol::Http1 => 1,
+            Protocol::Http2 {
+                streams_per_connection,
+            } => streams_per_connection,
+        }
+    }
+
+    /// As reports name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Http1 => "HTTP/1.1",
+            Protocol::Http2 { .. } => "HTTP/2",
+        }
+    }
 }
 
 impl Target {
@@ -69,7 +101,10 @@ impl Target {
             return Err(ConfigError(format!("{url}: no host in the URL")));
         }
         let tls = if secure {
-            Some(TlsSettings::new(host, false).map_err(|e| ConfigError(format!("{url}: {e}")))?)
+            Some(
+                TlsSettings::new(host, false, false)
+                    .map_err(|e| ConfigError(format!("{url}: {e}")))?,
+            )
         } else {
             None
         };
@@ -85,15 +120,35 @@ impl Target {
                 .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
             unix: None,
             tls,
+            protocol: Protocol::Http1,
         })
     }
 
     /// `--insecure`: an `https://` target's certificate is not checked (a
     /// self-signed test server's); no effect on `http://`.
     pub fn accept_any_certificate(&mut self) -> Result<(), ConfigError> {
+        self.set_tls(true, self.tls.as_ref().is_some_and(TlsSettings::is_http2))
+    }
+
+    /// `--http2`: HTTP/2 with `streams_per_connection` concurrent streams on each
+    /// connection; over TLS, only `h2` is offered.
+    pub fn use_http2(&mut self, streams_per_connection: usize) -> Result<(), ConfigError> {
+        if streams_per_connection == 0 {
+            return Err(ConfigError("--h2-streams must be at least 1".into()));
+        }
+        self.protocol = Protocol::Http2 {
+            streams_per_connection,
+        };
+        self.set_tls(
+            self.tls.as_ref().is_some_and(TlsSettings::is_insecure),
+            true,
+        )
+    }
+
+    fn set_tls(&mut self, insecure: bool, http2: bool) -> Result<(), ConfigError> {
         if self.tls.is_some() {
             self.tls = Some(
-                TlsSettings::new(&self.host, true)
+                TlsSettings::new(&self.host, insecure, http2)
                     .map_err(|e| ConfigError(format!("{}: {e}", self.url)))?,
             );
         }

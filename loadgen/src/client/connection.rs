@@ -33,6 +33,13 @@ pub enum SendError {
     /// [`super::response::MAX_KEPT_BODY_BYTES`]; the connection is dropped.
     #[error("response body larger than the {0} bytes kept")]
     TooLarge(usize),
+    /// HTTP/2: the server reset the request's stream (RST_STREAM); the
+    /// connection lives on.
+    #[error("the server reset the request's HTTP/2 stream")]
+    Reset,
+    /// HTTP/2: the server sent GOAWAY while the request was in flight.
+    #[error("the server closed the HTTP/2 connection (GOAWAY) with the request in flight")]
+    GoAway,
 }
 
 /// An open connection.

@@ -1,4 +1,4 @@
-//! loadgen's HTTP/1.1 client. It decides exactly how many connections exist (no pool
+//! loadgen's HTTP client (HTTP/1.1 of its own; HTTP/2 on the `h2` crate). It decides exactly how many connections exist (no pool
 //! opening extra ones behind its back), sends prepared request bytes and reads
 //! responses in place, and names the ways a request can fail.
 //!
@@ -10,6 +10,7 @@
 
 mod connection;
 mod endpoint;
+mod http2;
 mod request;
 mod response;
 mod slot;
@@ -23,6 +24,7 @@ use http::StatusCode;
 
 pub use connection::{Connection, SendError};
 pub use endpoint::Endpoint;
+pub use http2::{Http2Connection, Http2Lane};
 pub use request::{PreparedRequest, RequestError, USER_AGENT_VALUE};
 pub use response::{ProtocolError, MAX_KEPT_BODY_BYTES};
 pub use slot::Slot;
@@ -43,6 +45,10 @@ pub enum Failure {
     /// A body loadgen keeps (a job submission's or status poll's answer) was
     /// larger than [`MAX_KEPT_BODY_BYTES`].
     TooLarge,
+    /// HTTP/2: the server reset the request's stream (RST_STREAM).
+    Reset,
+    /// HTTP/2: the server sent GOAWAY while the request was in flight.
+    GoAway,
 }
 
 /// One GET on a fresh connection, returning status and body: for control-plane

@@ -2,6 +2,8 @@
 //! again costs one `write` and no formatting or allocation: a stream sends the same
 //! request many thousand times a second.
 
+use std::sync::Arc;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING, USER_AGENT};
 use http::{HeaderName, HeaderValue, Method, Uri};
@@ -15,6 +17,18 @@ pub struct PreparedRequest {
     wire: Bytes,
     /// HEAD: its response carries no body whatever its headers say.
     head: bool,
+    /// The same request for HTTP/2, built once: the head (`:authority` from the
+    /// host, no `Host` or framing headers) for `http` and for `https`, and the body.
+    /// `None` when the host cannot be an `:authority` (see [`Self::http2_ready`]).
+    http2: Option<Arc<Http2Request>>,
+}
+
+/// A request's HTTP/2 form (see [`PreparedRequest::http2_head`]).
+#[derive(Debug)]
+struct Http2Request {
+    plain: http::Request<()>,
+    tls: http::Request<()>,
+    body: Bytes,
 }
 
 /// Why a request could not be prepared.
@@ -24,6 +38,8 @@ pub enum RequestError {
     Path(String),
     #[error("the {0} header is set by loadgen from the body; leave it out")]
     Framing(HeaderName),
+    #[error("{0:?} is not a host[:port] HTTP/2 can name as :authority")]
+    Authority(String),
 }
 
 impl PreparedRequest {
@@ -80,9 +96,11 @@ impl PreparedRequest {
         }
         wire.put_slice(b"\r\n");
         wire.put_slice(body);
+        let http2 = Http2Request::new(method, path_and_query, host, headers, body).ok();
         Ok(PreparedRequest {
             wire: wire.freeze(),
             head: method == Method::HEAD,
+            http2: http2.map(Arc::new),
         })
     }
 
@@ -113,6 +131,73 @@ impl PreparedRequest {
     /// Whether this is a HEAD request.
     pub fn is_head(&self) -> bool {
         self.head
+    }
+
+    /// Whether the request can go over HTTP/2; if not, why (checked before a
+    /// run, so that sending never has to).
+    pub fn http2_ready(&self) -> Result<(), RequestError> {
+        match &self.http2 {
+            Some(_) => Ok(()),
+            None => Err(RequestError::Authority(self.host_for_error())),
+        }
+    }
+
+    /// The HTTP/2 head to send (a copy: h2 takes it by value), over TLS or not,
+    /// and the body; `None` unless [`Self::http2_ready`].
+    pub fn http2(&self, tls: bool) -> Option<(http::Request<()>, &Bytes)> {
+        let http2 = self.http2.as_deref()?;
+        let head = if tls { &http2.tls } else { &http2.plain };
+        Some((head.clone(), &http2.body))
+    }
+
+    /// The `Host` line's value, for an error message.
+    fn host_for_error(&self) -> String {
+        let text = String::from_utf8_lossy(&self.wire);
+        text.lines()
+            .find_map(|line| line.strip_prefix("host: "))
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl Http2Request {
+    /// HTTP/2 has no `Host` header: a given one becomes `:authority`, as
+    /// RFC 9113 section 8.3.1 asks. The length is left to h2 (it frames DATA).
+    fn new(
+        method: &Method,
+        path_and_query: &str,
+        host: &str,
+        headers: &[(HeaderName, HeaderValue)],
+        body: &[u8],
+    ) -> Result<Http2Request, RequestError> {
+        let authority = headers
+            .iter()
+            .find(|(name, _)| name == HOST)
+            .and_then(|(_, value)| value.to_str().ok())
+            .unwrap_or(host);
+        let head = |scheme: &str| {
+            let uri = format!("{scheme}://{authority}{path_and_query}")
+                .parse::<Uri>()
+                .map_err(|_| RequestError::Authority(authority.to_owned()))?;
+            let mut request = http::Request::builder()
+                .method(method.clone())
+                .uri(uri)
+                .body(())
+                .map_err(|_| RequestError::Path(path_and_query.to_owned()))?;
+            let map = request.headers_mut();
+            if !headers.iter().any(|(name, _)| name == USER_AGENT) {
+                map.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+            }
+            for (name, value) in headers.iter().filter(|(name, _)| name != HOST) {
+                map.append(name.clone(), value.clone());
+            }
+            Ok(request)
+        };
+        Ok(Http2Request {
+            plain: head("http")?,
+            tls: head("https")?,
+            body: Bytes::copy_from_slice(body),
+        })
     }
 }
 

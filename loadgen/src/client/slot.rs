@@ -1,21 +1,78 @@
 //! A connection task's slot: opens its connection on first use and again after it
 //! breaks, retries a request that never reached the server once, and bounds every
-//! exchange (connect included) by the request timeout.
+//! exchange (connect included) by the request timeout. Over HTTP/2 a slot is one
+//! stream's share of a connection (see [`super::http2`]).
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use http::StatusCode;
 use tokio::time::{Instant, Sleep};
 
 use super::connection::{Connection, SendError};
 use super::endpoint::Endpoint;
+use super::http2::{Http2Connection, Http2Lane};
 use super::request::PreparedRequest;
 use super::Failure;
 
+/// Where a slot gets its connection from.
+enum Dialer {
+    Http1(Endpoint),
+    Http2(Arc<Http2Connection>),
+}
+
+/// What a slot sends on.
+pub enum Channel {
+    Http1(Connection),
+    Http2(Http2Lane),
+}
+
+impl Channel {
+    fn is_open(&self) -> bool {
+        match self {
+            Channel::Http1(c) => c.is_open(),
+            Channel::Http2(lane) => lane.is_open(),
+        }
+    }
+
+    fn first_byte(&self) -> Option<std::time::Instant> {
+        match self {
+            Channel::Http1(c) => c.first_byte(),
+            Channel::Http2(lane) => lane.first_byte(),
+        }
+    }
+
+    async fn send(
+        &mut self,
+        request: &PreparedRequest,
+        body: Option<&mut Vec<u8>>,
+    ) -> Result<StatusCode, SendError> {
+        match self {
+            Channel::Http1(c) => c.send(request, body).await,
+            Channel::Http2(lane) => lane.send(request, body).await,
+        }
+    }
+}
+
+impl Dialer {
+    /// A channel in place of `broken` (which an HTTP/2 lane uses to tell its
+    /// connection which generation failed).
+    async fn open(&self, broken: Option<Channel>) -> std::io::Result<Channel> {
+        match (self, broken) {
+            (Dialer::Http2(_), Some(Channel::Http2(lane))) => {
+                Ok(Channel::Http2(lane.reopen().await?))
+            }
+            (Dialer::Http2(connection), _) => Ok(Channel::Http2(connection.lane(None).await?)),
+            (Dialer::Http1(addr), _) => Ok(Channel::Http1(Connection::open(addr.clone()).await?)),
+        }
+    }
+}
+
 /// One connection's worth of sending.
 pub struct Slot {
-    addr: Endpoint,
-    connection: Option<Connection>,
+    dialer: Dialer,
+    /// Kept after it fails (marked not open) until the next exchange replaces it.
+    connection: Option<Channel>,
     /// The timeout clock, kept across requests. Arming a fresh timer per request
     /// would insert into and remove from tokio's timer wheel every time; instead the
     /// timer may lag behind the current deadline (it only ever fires early, never
@@ -27,10 +84,22 @@ pub struct Slot {
 }
 
 impl Slot {
+    /// An HTTP/1.1 slot, on `connection` if one was opened ahead.
     pub fn new(addr: impl Into<Endpoint>, connection: Option<Connection>) -> Self {
         Slot {
-            addr: addr.into(),
-            connection,
+            dialer: Dialer::Http1(addr.into()),
+            connection: connection.map(Channel::Http1),
+            timer: None,
+            connected_in: None,
+        }
+    }
+
+    /// An HTTP/2 slot: one concurrent stream on `connection`, on `lane` if the
+    /// connection was opened ahead.
+    pub fn http2(connection: Arc<Http2Connection>, lane: Option<Http2Lane>) -> Self {
+        Slot {
+            dialer: Dialer::Http2(connection),
+            connection: lane.map(Channel::Http2),
             timer: None,
             connected_in: None,
         }
@@ -65,7 +134,7 @@ impl Slot {
     ) -> Result<StatusCode, Failure> {
         let deadline = Instant::from_std(deadline);
         let Slot {
-            addr,
+            dialer,
             connection,
             timer,
             connected_in,
@@ -78,7 +147,7 @@ impl Slot {
         }
         let answered = {
             let exchange = send(
-                addr,
+                dialer,
                 connection,
                 connected_in,
                 &mut connecting_since,
@@ -118,8 +187,8 @@ fn add_connect_time(total: &mut Option<std::time::Duration>, attempt: std::time:
 /// `connecting_since` is set while a connect is under way, so that a timeout that
 /// cuts it off can still count its time.
 async fn send(
-    addr: &Endpoint,
-    connection: &mut Option<Connection>,
+    dialer: &Dialer,
+    connection: &mut Option<Channel>,
     connected_in: &mut Option<std::time::Duration>,
     connecting_since: &mut Option<std::time::Instant>,
     request: &PreparedRequest,
@@ -127,26 +196,26 @@ async fn send(
 ) -> Result<StatusCode, Failure> {
     // At most one retry, and only for a request that never reached the server.
     for _ in 0..2 {
-        if !connection.as_ref().is_some_and(Connection::is_open) {
-            *connection = None;
+        if !connection.as_ref().is_some_and(Channel::is_open) {
+            let broken = connection.take();
             let started = *connecting_since.insert(std::time::Instant::now());
-            let opened = Connection::open(addr.clone()).await;
+            let opened = dialer.open(broken).await;
             *connecting_since = None;
             add_connect_time(connected_in, started.elapsed());
             *connection = Some(opened.map_err(|_| Failure::Connect)?);
         }
         let open = connection.as_mut().expect("just opened");
+        // A failed channel marks itself not open; it is replaced next time.
         match open.send(request, body.as_deref_mut()).await {
             Ok(status) => return Ok(status),
-            Err(SendError::NotSent) => *connection = None,
-            Err(SendError::Failed) => {
-                *connection = None;
-                return Err(Failure::Io);
-            }
+            Err(SendError::NotSent) => {}
+            Err(SendError::Failed) => return Err(Failure::Io),
             Err(SendError::TooLarge(_)) => {
                 *connection = None;
                 return Err(Failure::TooLarge);
             }
+            Err(SendError::Reset) => return Err(Failure::Reset),
+            Err(SendError::GoAway) => return Err(Failure::GoAway),
         }
     }
     Err(Failure::Io)

@@ -1,6 +1,7 @@
 //! TLS for `https://` targets: rustls (ring's cryptography) with the webpki roots
 //! (Mozilla's, compiled in, so a run does not depend on the machine's certificate
-//! store), SNI from the URL's host, ALPN `http/1.1`. `--insecure` accepts any
+//! store), SNI from the URL's host, ALPN `http/1.1` (or `h2` alone with
+//! `--http2`, and a server that does not pick it is an error, as with oha). `--insecure` accepts any
 //! certificate, as curl's `-k` and oha's `--insecure` do, for self-signed test
 //! servers; the handshake's signatures are still checked.
 //!
@@ -27,6 +28,7 @@ pub struct TlsSettings {
     config: Arc<ClientConfig>,
     server_name: ServerName<'static>,
     insecure: bool,
+    http2: bool,
 }
 
 impl fmt::Debug for TlsSettings {
@@ -34,6 +36,7 @@ impl fmt::Debug for TlsSettings {
         f.debug_struct("TlsSettings")
             .field("server_name", &self.server_name)
             .field("insecure", &self.insecure)
+            .field("http2", &self.http2)
             .finish()
     }
 }
@@ -42,6 +45,7 @@ impl PartialEq for TlsSettings {
     fn eq(&self, other: &Self) -> bool {
         self.server_name == other.server_name
             && self.insecure == other.insecure
+            && self.http2 == other.http2
             && Arc::ptr_eq(&self.config, &other.config)
     }
 }
@@ -50,8 +54,8 @@ impl Eq for TlsSettings {}
 
 impl TlsSettings {
     /// Settings for a server named `host` (a DNS name or an IP address);
-    /// `insecure` accepts whatever certificate it shows.
-    pub fn new(host: &str, insecure: bool) -> Result<TlsSettings, String> {
+    /// `insecure` accepts whatever certificate it shows; `http2` offers only `h2`.
+    pub fn new(host: &str, insecure: bool, http2: bool) -> Result<TlsSettings, String> {
         let server_name = ServerName::try_from(host.to_owned()).map_err(|_| {
             format!("{host:?} is not a host name TLS can check a certificate against")
         })?;
@@ -70,12 +74,17 @@ impl TlsSettings {
             };
             builder.with_root_certificates(roots).with_no_client_auth()
         };
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = if http2 {
+            vec![b"h2".to_vec()]
+        } else {
+            vec![b"http/1.1".to_vec()]
+        };
         config.resumption = rustls::client::Resumption::disabled();
         Ok(TlsSettings {
             config: Arc::new(config),
             server_name,
             insecure,
+            http2,
         })
     }
 
@@ -84,11 +93,44 @@ impl TlsSettings {
         self.insecure
     }
 
+    /// Whether only `h2` is offered.
+    pub fn is_http2(&self) -> bool {
+        self.http2
+    }
+
     /// The TLS handshake over an open TCP connection.
     pub async fn handshake(&self, tcp: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
-        TlsConnector::from(Arc::clone(&self.config))
+        let tls = TlsConnector::from(Arc::clone(&self.config))
             .connect(self.server_name.clone(), tcp)
             .await
+            .map_err(|e| {
+                let no_protocol = e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                    .is_some_and(|inner| {
+                        *inner
+                            == rustls::Error::AlertReceived(
+                                rustls::AlertDescription::NoApplicationProtocol,
+                            )
+                    });
+                if no_protocol {
+                    std::io::Error::other(format!(
+                        "the server refused every protocol offered by ALPN ({})",
+                        if self.http2 { "h2" } else { "http/1.1" }
+                    ))
+                } else {
+                    e
+                }
+            })?;
+        let chosen = tls.get_ref().1.alpn_protocol();
+        if self.http2 && chosen != Some(b"h2".as_slice()) {
+            return Err(std::io::Error::other(format!(
+                "the server did not agree to HTTP/2 over TLS (ALPN offered h2, it chose {})",
+                chosen.map_or("nothing".into(), |p| String::from_utf8_lossy(p)
+                    .into_owned())
+            )));
+        }
+        Ok(tls)
     }
 }
 

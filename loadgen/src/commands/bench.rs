@@ -117,6 +117,9 @@ pub fn plan_from_args(args: &BenchArgs) -> Result<Plan, ConfigError> {
     if args.insecure {
         plan.target.accept_any_certificate()?;
     }
+    if args.http2 {
+        plan.target.use_http2(args.h2_streams)?;
+    }
     if plan.target.tls.is_some() && plan.target.unix.is_some() {
         return Err(ConfigError(
             "https:// over a Unix socket is not supported; give an http:// URL with --unix".into(),
@@ -222,6 +225,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
     if plan.target.tls.is_some() && !job_streams.is_empty() {
         return Err(CommandError::Usage(
             "job streams (kind = \"job\") are sent over plain HTTP only; use an http:// base URL"
+                .into(),
+        ));
+    }
+    if args.http2 && !job_streams.is_empty() {
+        return Err(CommandError::Usage(
+            "job streams (kind = \"job\") are sent over HTTP/1.1 only; drop --http2 or the job streams"
                 .into(),
         ));
     }

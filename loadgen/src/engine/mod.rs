@@ -1,6 +1,7 @@
 //! The measuring core: runs a [`Plan`] and returns what each stream recorded.
 //!
-//! Each connection is one task that owns one HTTP/1.1 connection ([`stream`]).
+//! Each connection is one task that owns one HTTP/1.1 connection ([`stream`]);
+//! over HTTP/2, each of a connection's concurrent streams is a task of its own.
 //! Open-loop streams take their requests from an [`OpenLoop`]; closed-loop streams
 //! send back to back. Every response is recorded into its stream's current-interval
 //! [`Recorded`]; once per interval the engine moves that into the run's total and
@@ -17,13 +18,14 @@ use hdrhistogram::Histogram;
 use http::Method;
 use tokio::task::JoinSet;
 
-use crate::client::{Connection, Endpoint};
+use crate::client::{Connection, Endpoint, Http2Connection, Slot};
 use crate::interrupt::Interrupt;
 use crate::open_loop::{OpenLoop, START_DELAY};
 use crate::plan::{Load, Plan, StreamSpec};
 use crate::recorder::{Counts, Recorded};
 use crate::stages::Stage;
 use crate::stats::{new_histogram, Percentiles};
+use crate::target::Protocol;
 use stream::{StreamRun, StreamShared};
 
 /// How often the observer's `progress` is called.
@@ -163,35 +165,69 @@ pub struct RunOutcome {
     pub streams: Vec<StreamOutcome>,
 }
 
-/// Opens `n` connections at once; `None` where a connection failed (the task will
-/// retry, and count the failure, when it has a request to send). Also returns how
-/// long each successful one took to set up (connect, and the TLS handshake).
-async fn open_connections(
+/// Opens the connections of a stream that keeps them, all at once, and returns
+/// its slots (one per connection, or per concurrent stream over HTTP/2) and how
+/// long each connection that opened took to set up (connect, TLS handshake, and
+/// the HTTP/2 preface). A slot whose connection failed to open retries, and counts
+/// the failure, when it has a request to send.
+async fn open_slots(
     addr: &Endpoint,
-    n: usize,
+    protocol: Protocol,
+    connections: usize,
     timeout: Duration,
-) -> (Vec<Option<Connection>>, Histogram<u64>) {
+) -> (Vec<Slot>, Histogram<u64>) {
     let mut set = JoinSet::new();
-    for _ in 0..n {
+    for _ in 0..connections {
         let addr = addr.clone();
         set.spawn(async move {
             let began = Instant::now();
-            let connection = tokio::time::timeout(timeout, Connection::open(addr))
-                .await
-                .ok()
-                .and_then(Result::ok);
-            (connection, began.elapsed())
+            match protocol {
+                Protocol::Http1 => {
+                    let connection = tokio::time::timeout(timeout, Connection::open(addr.clone()))
+                        .await
+                        .ok()
+                        .and_then(Result::ok);
+                    let opened = connection.is_some().then(|| began.elapsed());
+                    (vec![Slot::new(addr, connection)], opened)
+                }
+                Protocol::Http2 {
+                    streams_per_connection,
+                } => {
+                    let connection = Http2Connection::new(addr);
+                    let opened = tokio::time::timeout(timeout, connection.connect())
+                        .await
+                        .is_ok_and(|r| r.is_ok())
+                        .then(|| began.elapsed());
+                    let mut slots = Vec::with_capacity(streams_per_connection);
+                    for _ in 0..streams_per_connection {
+                        let lane = match opened {
+                            Some(_) => connection.lane(None).await.ok(),
+                            None => None,
+                        };
+                        slots.push(Slot::http2(Arc::clone(&connection), lane));
+                    }
+                    (slots, opened)
+                }
+            }
         });
     }
     let mut setup = new_histogram();
-    let mut connections = Vec::with_capacity(n);
-    for (connection, took) in set.join_all().await {
-        if connection.is_some() {
+    let mut slots = Vec::new();
+    for (opened, took) in set.join_all().await {
+        if let Some(took) = took {
             setup.saturating_record(took.as_nanos() as u64);
         }
-        connections.push(connection);
+        slots.extend(opened);
     }
-    (connections, setup)
+    (slots, setup)
+}
+
+/// The slots of a stream that opens a new connection per request: nothing opened
+/// ahead.
+fn fresh_slots(addr: &Endpoint, connections: usize) -> Vec<Slot> {
+    (0..connections)
+        .map(|_| Slot::new(addr.clone(), None))
+        .collect()
 }
 
 /// Checks that the server accepts connections at all, so an unreachable server is a
@@ -210,6 +246,9 @@ async fn preflight(plan: &Plan) -> anyhow::Result<Endpoint> {
             })
             .collect(),
     };
+    if let Protocol::Http2 { .. } = plan.target.protocol {
+        return preflight_http2(plan, endpoints).await;
+    }
     let mut last_error = None;
     // Kept apart: when one address refuses the certificate and a later one fails
     // otherwise, the certificate is still the thing to tell the user about.
@@ -237,6 +276,28 @@ async fn preflight(plan: &Plan) -> anyhow::Result<Endpoint> {
     let error = last_error.unwrap_or_default();
     anyhow::bail!(
         "cannot connect to {} ({error}); is the server running?",
+        plan.target.url
+    )
+}
+
+/// [`preflight`] over HTTP/2: the server must answer a PING, so that a server
+/// that speaks only HTTP/1.1 is named before the run.
+async fn preflight_http2(plan: &Plan, endpoints: Vec<Endpoint>) -> anyhow::Result<Endpoint> {
+    let mut last_error = String::new();
+    for addr in endpoints {
+        match tokio::time::timeout(plan.timing.timeout, Http2Connection::check(&addr)).await {
+            Ok(Ok(())) => return Ok(addr),
+            Ok(Err(e)) => last_error = e.to_string(),
+            Err(_) => last_error = format!("no HTTP/2 answer within {:?}", plan.timing.timeout),
+        }
+    }
+    let hint = if plan.target.tls.is_some() {
+        "does it offer h2 over TLS?"
+    } else {
+        "does it speak h2c (HTTP/2 without TLS, prior knowledge)?"
+    };
+    anyhow::bail!(
+        "cannot speak HTTP/2 to {} ({last_error}); {hint}",
         plan.target.url
     )
 }
@@ -306,13 +367,17 @@ pub async fn run(
     let mut setups = Vec::new();
     for spec in &plan.streams {
         if spec.fresh_connections {
-            // A new client per request: nothing opened ahead.
-            prepared.push((0..spec.load.connections()).map(|_| None).collect());
+            prepared.push(fresh_slots(&addr, spec.load.connections()));
             setups.push(None);
         } else {
-            let (connections, setup) =
-                open_connections(&addr, spec.load.connections(), timing.timeout).await;
-            prepared.push(connections);
+            let (slots, setup) = open_slots(
+                &addr,
+                plan.target.protocol,
+                spec.load.connections(),
+                timing.timeout,
+            )
+            .await;
+            prepared.push(slots);
             setups.push((!setup.is_empty()).then(|| Percentiles::of(&setup)));
         }
     }
@@ -321,16 +386,10 @@ pub async fn run(
     let clock = Clock::new(plan);
     let mut tasks = JoinSet::new();
     let mut streams = Vec::new();
-    for (spec, connections) in plan.streams.iter().zip(prepared) {
+    for (spec, slots) in plan.streams.iter().zip(prepared) {
         let shared = StreamShared::new(spec, plan, clock.start, clock.measure_start)?;
         streams.push(StreamRun::start(
-            shared,
-            connections,
-            &addr,
-            timing,
-            clock.end,
-            &stop,
-            &mut tasks,
+            shared, slots, timing, clock.end, &stop, &mut tasks,
         )?);
     }
 

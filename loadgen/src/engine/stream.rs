@@ -11,7 +11,7 @@ use anyhow::Context;
 use tokio::task::JoinSet;
 
 use super::IntervalOutcome;
-use crate::client::{Connection, Endpoint, Failure, Slot};
+use crate::client::{Failure, Slot};
 use crate::open_loop::OpenLoop;
 use crate::pacer::Pacer;
 use crate::plan::{Load, Plan, RequestMix, StreamSpec, Timing};
@@ -194,13 +194,11 @@ pub(super) struct StreamRun {
 }
 
 impl StreamRun {
-    /// Starts the stream's connection tasks on `connections` (opened beforehand;
-    /// `None` where opening failed) in `tasks`; an open loop's schedule spans the
+    /// Starts the stream's connection tasks, one per slot, in `tasks`; an open loop's schedule spans the
     /// warm-up and the duration of `timing`.
     pub(super) fn start(
         shared: StreamShared,
-        connections: Vec<Option<Connection>>,
-        addr: &Endpoint,
+        slots: Vec<Slot>,
         timing: Timing,
         end: Instant,
         stop: &Arc<AtomicBool>,
@@ -221,20 +219,20 @@ impl StreamRun {
                     timing.release_tick,
                     Arc::clone(stop),
                 )?;
-                for connection in connections {
+                for slot in slots {
                     tasks.spawn(open_loop_connection(
                         Arc::clone(&shared),
-                        Slot::new(addr.clone(), connection),
+                        slot,
                         Arc::clone(&open_loop),
                     ));
                 }
                 Some((open_loop, pacer))
             }
             Load::Closed { .. } => {
-                for connection in connections {
+                for slot in slots {
                     tasks.spawn(closed_loop_connection(
                         Arc::clone(&shared),
-                        Slot::new(addr.clone(), connection),
+                        slot,
                         end,
                         Arc::clone(stop),
                     ));

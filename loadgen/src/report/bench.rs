@@ -54,6 +54,21 @@ pub struct RunConfig {
     /// The open loop's release granularity (0: each request at its own due time).
     #[serde(default)]
     pub release_tick_s: f64,
+    /// "HTTP/1.1" or "HTTP/2".
+    #[serde(default = "http1")]
+    pub protocol: String,
+    /// Concurrent requests each connection carries (1 over HTTP/1.1; a stream's
+    /// requests in flight are its connections times this).
+    #[serde(default = "one")]
+    pub streams_per_connection: usize,
+}
+
+fn http1() -> String {
+    "HTTP/1.1".into()
+}
+
+fn one() -> usize {
+    1
 }
 
 impl BenchReport {
@@ -74,6 +89,8 @@ impl BenchReport {
                 timeout_s: plan.timing.timeout.as_secs_f64(),
                 interval_s: plan.timing.interval.as_secs_f64(),
                 release_tick_s: plan.timing.release_tick.as_secs_f64(),
+                protocol: plan.target.protocol.name().into(),
+                streams_per_connection: plan.target.protocol.streams_per_connection(),
             },
             streams: outcome
                 .streams

@@ -118,6 +118,8 @@ pub fn stream_summary(s: &StreamReport) -> String {
         ("io", c.io_errors),
         ("abandoned", c.abandoned),
         ("too large", c.too_large),
+        ("reset", c.resets),
+        ("goaway", c.goaways),
     ];
     let _ = writeln!(out, "  failures    {}", nonzero(&failures));
     let _ = writeln!(
@@ -159,9 +161,17 @@ pub fn stream_summary(s: &StreamReport) -> String {
 /// The whole summary: a header line, each stream, then warnings.
 pub fn render(report: &BenchReport) -> String {
     let mut out = String::new();
+    let protocol = match report.config.streams_per_connection {
+        1 if report.config.protocol == "HTTP/1.1" => String::new(),
+        1 => format!(" over {}", report.config.protocol),
+        n => format!(
+            " over {}, {n} streams per connection",
+            report.config.protocol
+        ),
+    };
     let _ = writeln!(
         out,
-        "loadgen {}: {} for {}s after {}s warm-up\n{}\n",
+        "loadgen {}: {}{protocol} for {}s after {}s warm-up\n{}\n",
         report.tool_version,
         report.config.url,
         report.config.duration_s,
