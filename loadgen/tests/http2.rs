@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use h2::Reason;
 use support::processes::{bench_report as report, loadgen, loadgen_ok, temp_dir};
-use support::serve_in_background;
+use support::{self_signed_acceptor, serve_in_background};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// What the test server does with each request.
@@ -400,28 +400,11 @@ fn a_server_without_http2_is_named_before_the_run() {
 
 #[test]
 fn https_negotiates_h2_by_alpn_and_refuses_a_server_that_does_not() {
-    let acceptor = |alpn: &[u8]| {
-        let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-        let cert = rustls::pki_types::CertificateDer::from(certified.cert.der().to_vec());
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
-            rustls::pki_types::PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()),
-        );
-        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key)
-        .unwrap();
-        config.alpn_protocols = vec![alpn.to_vec()];
-        tokio_rustls::TlsAcceptor::from(Arc::new(config))
-    };
     let server = Http2Server::start_with(
         Behaviour::Answer {
             delay: Duration::ZERO,
         },
-        Some(acceptor(b"h2")),
+        Some(self_signed_acceptor(&[b"h2"])),
     );
     let dir = temp_dir("h2-tls");
     let json = dir.join("r.json");
@@ -450,7 +433,7 @@ fn https_negotiates_h2_by_alpn_and_refuses_a_server_that_does_not() {
         Behaviour::Answer {
             delay: Duration::ZERO,
         },
-        Some(acceptor(b"http/1.1")),
+        Some(self_signed_acceptor(&[b"http/1.1"])),
     );
     let out = loadgen(&[
         "bench",

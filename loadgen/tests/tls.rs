@@ -8,9 +8,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use support::processes::{bench_report as report, loadgen, temp_dir};
-use support::serve_in_background;
+use support::{self_signed_acceptor, serve_in_background};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A TLS server on 127.0.0.1 whose certificate no one signed; it answers every
@@ -26,21 +25,7 @@ struct SelfSignedServer {
 
 impl SelfSignedServer {
     fn start() -> SelfSignedServer {
-        let certified =
-            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-                .unwrap();
-        let cert = CertificateDer::from(certified.cert.der().to_vec());
-        let key =
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key)
-        .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = self_signed_acceptor(&[]);
         let handshakes = Arc::new(AtomicU64::new(0));
         let resumed = Arc::new(AtomicU64::new(0));
         let requests = Arc::new(AtomicU64::new(0));
