@@ -46,6 +46,11 @@ pub enum Command {
     /// Compare two runs (or two folders of repeated runs), variant by variant, or
     /// two bench reports (or folders of them), stream by stream.
     Compare(CompareArgs),
+    /// Add up the `bench --json` reports of agents that loaded one server together
+    /// (started with the same --start-at): histograms added overall and interval
+    /// by interval, never percentiles averaged.
+    #[command(after_help = MERGE_EXAMPLES)]
+    Merge(MergeArgs),
     /// Measure built-in servers whose behaviour is known exactly and show expected
     /// against measured (about 30 s): exit 0 if every check passes, 99 otherwise.
     Selftest(SelftestArgs),
@@ -91,6 +96,24 @@ Exit status: 0 when the run completed, 1 on an error (e.g. server unreachable),
 
 pub(crate) fn duration(s: &str) -> Result<Duration, String> {
     parse_duration("", s).map_err(|e| e.0.trim_start().to_owned())
+}
+
+/// An RFC 3339 instant still ahead (a past one would start every agent at a
+/// different moment).
+fn start_at(s: &str) -> Result<std::time::SystemTime, String> {
+    let at = humantime::parse_rfc3339_weak(s.trim())
+        .map_err(|e| format!("{e}; give an RFC 3339 time such as 2026-12-03T15:00:00Z"))?;
+    let now = std::time::SystemTime::now();
+    match at.duration_since(now) {
+        Err(past) => Err(format!(
+            "{s} is {} in the past; give a moment still ahead when every agent starts",
+            humantime::format_duration(Duration::from_secs(past.duration().as_secs()))
+        )),
+        Ok(ahead) if ahead > Duration::from_secs(86_400) => {
+            Err(format!("{s} is more than a day ahead; is the date right?"))
+        }
+        Ok(_) => Ok(at),
+    }
 }
 
 fn scenario(s: &str) -> Result<Scenario, String> {
@@ -293,6 +316,39 @@ pub struct CheckArgs {
     pub markdown: Option<PathBuf>,
 }
 
+const MERGE_EXAMPLES: &str = "\
+Each agent runs the same bench with the same --start-at (a moment a little ahead,
+so every agent has its connections open by then) and writes its JSON; merge adds
+them. Intervals are matched by wall-clock time, so the agents' clocks must agree
+(NTP): each report records how late its agent began and what its kernel says about
+its clock, and merge lists them.
+
+Examples:
+  loadgen bench --url http://10.0.0.5:8080/health --rate 5000 -d 60s \\
+      --start-at 2026-12-03T15:00:00Z --json agent-$(hostname).json
+  loadgen merge agent-*.json --json all.json --threshold 'main.p99 < 20ms'
+  loadgen check all.json --threshold 'main.p99_9 < 50ms'";
+
+/// Options of `loadgen merge`.
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// The agents' `bench --json` reports (two or more).
+    #[arg(required = true, num_args = 2..)]
+    pub reports: Vec<PathBuf>,
+    /// Write the merged report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the merged percentile distribution (.hgrm) here.
+    #[arg(long)]
+    pub hgrm: Option<PathBuf>,
+    /// Draw the merged spectrum and time series here.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Check a threshold on the merged report (repeatable): exit 99 if any fails.
+    #[arg(long)]
+    pub threshold: Vec<String>,
+}
+
 /// Options of `loadgen compare`.
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
@@ -464,6 +520,13 @@ pub struct BenchArgs {
     /// Draw the latency spectrum and per-stream time series (SVG and PNG) here.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+
+    /// Start the schedule at this wall-clock instant (RFC 3339, e.g.
+    /// 2026-12-03T15:00:00Z): agents on several hosts given the same instant load
+    /// together, and `loadgen merge` adds their reports. Connections open 2 s
+    /// before; each interval's histograms are kept in --json.
+    #[arg(long, value_parser = start_at, value_name = "TIME")]
+    pub start_at: Option<std::time::SystemTime>,
 
     /// Runtime threads driving the connections [default: 1 for an open loop
     /// (cheapest: no cross-thread wake-ups), cores for a closed loop].

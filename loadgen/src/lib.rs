@@ -12,6 +12,7 @@ pub mod charts;
 pub mod check;
 pub mod cli;
 pub mod client;
+pub mod clock_sync;
 pub mod commands;
 pub mod config;
 pub mod cpu;

@@ -5,7 +5,7 @@
 //! sent.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
@@ -190,6 +190,13 @@ pub struct Timing {
     /// moderate rates; a tick (wrk2 uses 1 ms) costs up to a tick of lateness and
     /// saves wake-ups.
     pub release_tick: Duration,
+    /// Start the schedule (the first due request) at this wall-clock instant, so
+    /// that agents on several hosts load together (`--start-at`); `None`: as soon
+    /// as the connections are open.
+    pub start_at: Option<SystemTime>,
+    /// Keep every interval's histograms (encoded) in the outcome, so reports of
+    /// several agents can be added interval by interval (`loadgen merge`).
+    pub keep_interval_histograms: bool,
 }
 
 impl Timing {
@@ -210,6 +217,8 @@ impl Default for Timing {
             interval: Duration::from_secs(1),
             drain: Duration::from_millis(5_100),
             release_tick: Duration::ZERO,
+            start_at: None,
+            keep_interval_histograms: false,
         }
     }
 }

@@ -183,8 +183,7 @@ impl ScenarioFile {
             warmup: self.warmup.unwrap_or(warmup),
             timeout: self.timeout.unwrap_or(defaults.timeout),
             interval: self.interval.unwrap_or(defaults.interval),
-            drain: defaults.drain,
-            release_tick: defaults.release_tick,
+            ..defaults
         }
     }
 

@@ -31,6 +31,9 @@ pub fn plan_from_args(args: &BenchArgs) -> Result<Plan, ConfigError> {
         timing.timeout = args.timeout.unwrap_or(timing.timeout);
         timing.interval = args.interval.unwrap_or(timing.interval);
         timing.release_tick = args.release_tick.unwrap_or(timing.release_tick);
+        timing.start_at = args.start_at;
+        // What `loadgen merge` adds interval by interval.
+        timing.keep_interval_histograms = args.start_at.is_some();
         timing.with_full_drain()
     };
     let plan = match &args.scenario {
@@ -256,6 +259,16 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
         None => {}
     }
     let runtime = runtime.enable_all().build().map_err(anyhow::Error::from)?;
+    if let Some(at) = args.start_at {
+        let wait = at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        eprintln!(
+            "waiting until {} to start ({:.1} s from now)",
+            humantime::format_rfc3339_millis(at),
+            wait.as_secs_f64()
+        );
+    }
     let report = runtime.block_on(async {
         let interrupt = Interrupt::install().map_err(anyhow::Error::from)?;
         let planned = plan.timing.warmup + plan.timing.duration;

@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod check;
 pub mod compare;
+pub mod merge;
 pub mod plot;
 pub mod run;
 pub mod selftest;
@@ -59,6 +60,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Some(Command::Check(args)) => check::run(&args),
         Some(Command::Selftest(args)) => selftest::run(&args),
         Some(Command::Compare(args)) => compare::run(&args),
+        Some(Command::Merge(args)) => merge::run(&args),
         // Multi-worker processes are started as `loadgen serve ...` too.
         Some(Command::Serve(server)) => return servers::cli::run(server, vec!["serve".into()]),
         Some(Command::Guard(args)) => return crate::guard::run(&args),

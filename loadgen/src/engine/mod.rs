@@ -24,7 +24,7 @@ use crate::open_loop::{OpenLoop, START_DELAY};
 use crate::plan::{Load, Plan, StreamSpec};
 use crate::recorder::{Counts, Recorded};
 use crate::stages::Stage;
-use crate::stats::{new_histogram, Percentiles};
+use crate::stats::{new_histogram, EncodedHistograms, Percentiles};
 use crate::target::Protocol;
 use stream::{StreamRun, StreamShared};
 
@@ -33,6 +33,15 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// At the end, how long free connections get to pick up requests released just
 /// before it, so that `unsent` counts a real backlog, not a race at the boundary.
 const END_GRACE: Duration = Duration::from_millis(20);
+
+/// With `--start-at`: how long before it the connections are opened. Opening
+/// thousands over TLS takes a while; a start missed by it is reported.
+const CONNECT_LEAD: Duration = Duration::from_secs(2);
+
+/// With `--start-at`: how long before it the streams' tasks start (they wait for
+/// the instant itself): more than a timer's wake-up delay, so the first request
+/// is due at the instant, not a wake-up late.
+const STREAMS_LEAD: Duration = Duration::from_millis(50);
 
 /// One closed interval of one stream.
 #[derive(Debug)]
@@ -131,6 +140,9 @@ pub struct IntervalOutcome {
     pub uncorrected: Percentiles,
     /// Open loop: requests the schedule made due in the interval.
     pub due: Option<u64>,
+    /// The interval's histograms, encoded, when the plan keeps them
+    /// ([`crate::plan::Timing::keep_interval_histograms`]).
+    pub histograms: Option<EncodedHistograms>,
 }
 
 impl IntervalOutcome {
@@ -144,6 +156,7 @@ impl IntervalOutcome {
             corrected: Percentiles::of(&recorded.corrected),
             uncorrected: Percentiles::of(&recorded.uncorrected),
             due: None,
+            histograms: None,
         }
     }
 }
@@ -155,6 +168,8 @@ pub struct RunOutcome {
     pub started_at: SystemTime,
     /// Wall-clock time measurement started (after the warm-up).
     pub measure_started_at: SystemTime,
+    /// With `--start-at`: how long after it the first request was due.
+    pub start_late: Option<Duration>,
     /// Length of the measured part: the duration, or less when interrupted. Responses
     /// to requests sent in it may arrive a little later and are still recorded.
     pub measured: Duration,
@@ -307,22 +322,55 @@ async fn preflight_http2(plan: &Plan, endpoints: Vec<Endpoint>) -> anyhow::Resul
 #[derive(Debug, Clone, Copy)]
 struct Clock {
     started_at: SystemTime,
+    /// The wall-clock time of `start`.
+    first_due_at: SystemTime,
     start: Instant,
     measure_start: Instant,
     end: Instant,
 }
 
 impl Clock {
+    /// The first request is due in [`START_DELAY`], or at `--start-at` if that
+    /// is later (mapped from the wall clock onto the monotonic one once, here).
     fn new(plan: &Plan) -> Clock {
         let started_at = SystemTime::now();
-        let start = Instant::now() + START_DELAY;
+        let now = Instant::now();
+        let soonest = started_at + START_DELAY;
+        let first_due_at = plan.timing.start_at.map_or(soonest, |at| at.max(soonest));
+        let start = now
+            + first_due_at
+                .duration_since(started_at)
+                .unwrap_or(START_DELAY);
         let measure_start = start + plan.timing.warmup;
         Clock {
             started_at,
+            first_due_at,
             start,
             measure_start,
             end: measure_start + plan.timing.duration,
         }
+    }
+
+    /// With `--start-at`: how long after it the first request was due (zero when
+    /// the connections were open in time).
+    fn start_late(&self, plan: &Plan) -> Option<Duration> {
+        let at = plan.timing.start_at?;
+        Some(self.first_due_at.duration_since(at).unwrap_or_default())
+    }
+}
+
+/// With `--start-at`, waits until `lead` before it (at once if that has passed),
+/// or fails if interrupted first.
+async fn wait_for_start(plan: &Plan, lead: Duration, interrupt: &Interrupt) -> anyhow::Result<()> {
+    let Some(at) = plan.timing.start_at else {
+        return Ok(());
+    };
+    let wait = (at - lead)
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    tokio::select! {
+        () = tokio::time::sleep(wait) => Ok(()),
+        () = interrupt.wait() => anyhow::bail!("interrupted while waiting for --start-at"),
     }
 }
 
@@ -360,6 +408,9 @@ pub async fn run(
 ) -> anyhow::Result<RunOutcome> {
     let addr = preflight(plan).await?;
     let timing = plan.timing;
+    // With --start-at, connections open shortly before it (a server may close
+    // connections left idle for long), and the streams start just before it.
+    wait_for_start(plan, CONNECT_LEAD, interrupt).await?;
 
     // Connections are opened before the clock starts, as wrk2 does, so the first
     // requests do not pay for the handshakes.
@@ -382,6 +433,7 @@ pub async fn run(
         }
     }
 
+    wait_for_start(plan, STREAMS_LEAD, interrupt).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let clock = Clock::new(plan);
     let mut tasks = JoinSet::new();
@@ -437,7 +489,8 @@ pub async fn run(
     }
     Ok(RunOutcome {
         started_at: clock.started_at,
-        measure_started_at: clock.started_at + START_DELAY + timing.warmup,
+        measure_started_at: clock.first_due_at + timing.warmup,
+        start_late: clock.start_late(plan),
         measured: stopped.saturating_duration_since(clock.measure_start),
         interrupted,
         addr,

@@ -16,6 +16,7 @@ use crate::open_loop::OpenLoop;
 use crate::pacer::Pacer;
 use crate::plan::{Load, Plan, RequestMix, StreamSpec, Timing};
 use crate::recorder::{Counts, Recorded, Sample};
+use crate::stats::EncodedHistograms;
 
 /// Pause after a failed connect in a closed loop, so a dead server is not hammered
 /// in a busy loop.
@@ -29,6 +30,8 @@ pub(super) struct StreamShared {
     turns: AtomicU64,
     measure_start: Instant,
     timeout: Duration,
+    /// Whether each closed interval keeps its histograms (encoded).
+    keep_interval_histograms: bool,
     current: Mutex<Recorded>,
     /// The run's start, the zero of [`InFlight`] times.
     start: Instant,
@@ -61,6 +64,7 @@ impl StreamShared {
             turns: AtomicU64::new(0),
             measure_start,
             timeout: plan.timing.timeout,
+            keep_interval_histograms: plan.timing.keep_interval_histograms,
             current: Mutex::new(Recorded::default()),
             start,
             in_flight: Mutex::new(Vec::new()),
@@ -263,6 +267,12 @@ impl StreamRun {
         self.total.merge(&recorded);
         let mut interval = IntervalOutcome::of(start, length, &recorded);
         interval.due = self.due_between(start, start + length);
+        if self.shared.keep_interval_histograms {
+            interval.histograms = Some(EncodedHistograms::of(
+                &recorded.corrected,
+                &recorded.uncorrected,
+            ));
+        }
         self.intervals.push(interval);
         recorded
     }
@@ -298,6 +308,8 @@ async fn closed_loop_connection(
     stop: Arc<AtomicBool>,
 ) {
     let marker = shared.marker();
+    // Not before the run's start (with --start-at, the agreed instant).
+    tokio::time::sleep_until(shared.start.into()).await;
     let mut now = Instant::now();
     while !stop.load(Ordering::Relaxed) && now < end {
         let (result, done) = shared.exchange(&mut slot, None, &marker).await;

@@ -86,6 +86,7 @@ pub fn phase_plan(
             interval: Duration::from_secs(1),
             drain: Duration::from_secs_f64(settings.drain_s),
             release_tick: Duration::ZERO,
+            ..Timing::default()
         },
     }
 }

@@ -5,8 +5,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::jobs::JobsFigures;
+use super::merge::MergedSource;
 use super::stream::StreamReport;
 use super::SCHEMA_VERSION;
+use crate::clock_sync::StartSync;
 use crate::engine::RunOutcome;
 use crate::environment::Environment;
 use crate::plan::Plan;
@@ -19,6 +21,17 @@ pub struct BenchReport {
     pub tool_version: String,
     /// RFC 3339, UTC.
     pub started_at: String,
+    /// When measurement (after the warm-up) started, RFC 3339 to the
+    /// microsecond: what `loadgen merge` aligns intervals by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measure_started_at: Option<String>,
+    /// With `--start-at`: the instant asked for, how late this agent began, and
+    /// what its clock claims about itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<StartSync>,
+    /// A merged report (`loadgen merge`): the agents' reports it adds up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<MergedSource>,
     /// Stopped early by Ctrl-C/SIGTERM: the figures cover less than the duration.
     pub interrupted: bool,
     pub environment: Environment,
@@ -79,6 +92,15 @@ impl BenchReport {
             tool: "loadgen".into(),
             tool_version: env!("CARGO_PKG_VERSION").into(),
             started_at: humantime::format_rfc3339_seconds(outcome.started_at).to_string(),
+            measure_started_at: Some(
+                humantime::format_rfc3339_micros(outcome.measure_started_at).to_string(),
+            ),
+            start: plan
+                .timing
+                .start_at
+                .zip(outcome.start_late)
+                .map(|(at, late)| StartSync::new(at, late)),
+            merged_from: Vec::new(),
             interrupted: outcome.interrupted,
             environment,
             config: RunConfig {

@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod json;
 pub mod load;
 pub mod markdown;
+pub mod merge;
 pub mod polls;
 pub mod recommendation;
 pub mod repeat;

@@ -7,7 +7,8 @@ use crate::engine::StreamOutcome;
 use crate::plan::Load;
 use crate::recorder::Counts;
 use crate::stages::Stage;
-use crate::stats::{decode, encode, Percentiles};
+pub use crate::stats::EncodedHistograms;
+use crate::stats::{decode, Percentiles};
 
 /// How a stream decided when to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,13 +86,6 @@ pub struct Latency {
     pub uncorrected: Percentiles,
 }
 
-/// See [`StreamReport::histograms`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EncodedHistograms {
-    pub corrected: String,
-    pub uncorrected: String,
-}
-
 /// One interval of the time series.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IntervalReport {
@@ -113,6 +107,10 @@ pub struct IntervalReport {
     pub target_rate: Option<f64>,
     pub corrected: Percentiles,
     pub uncorrected: Percentiles,
+    /// The interval's full histograms, kept when the run was started with
+    /// `--start-at` (what `loadgen merge` adds, interval by interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histograms: Option<EncodedHistograms>,
 }
 
 impl StreamReport {
@@ -164,10 +162,7 @@ impl StreamReport {
             connect: total.connect.as_ref().map(Percentiles::of),
             setup: outcome.setup,
             first_byte: total.first_byte.as_ref().map(Percentiles::of),
-            histograms: EncodedHistograms {
-                corrected: encode(&total.corrected),
-                uncorrected: encode(&total.uncorrected),
-            },
+            histograms: EncodedHistograms::of(&total.corrected, &total.uncorrected),
             intervals: outcome
                 .intervals
                 .iter()
@@ -184,6 +179,7 @@ impl StreamReport {
                         .map(|due| due as f64 / i.length.as_secs_f64().max(f64::MIN_POSITIVE)),
                     corrected: i.corrected,
                     uncorrected: i.uncorrected,
+                    histograms: i.histograms.clone(),
                 })
                 .collect(),
         }
@@ -193,7 +189,7 @@ impl StreamReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::new_histogram;
+    use crate::stats::{encode, new_histogram};
 
     #[test]
     fn counts_the_latencies_above_a_threshold() {

@@ -46,6 +46,35 @@ fn p50_p99_max_row(label: &str, p: &Percentiles, note: &str) -> String {
     )
 }
 
+/// The agents a merged report adds up, one line each, then what a merge leaves
+/// out.
+fn merged_from_summary(report: &BenchReport) -> String {
+    let mut out = format!(
+        "merged from {} reports (histograms added; intervals matched by wall-clock time):\n",
+        report.merged_from.len()
+    );
+    for source in &report.merged_from {
+        let clock = match &source.start {
+            Some(start) => start.describe(),
+            None => "no --start-at record".into(),
+        };
+        let _ = writeln!(
+            out,
+            "  {}: {} interval(s) after the first, {:+.3} ms off; send lateness max {}; {clock}",
+            source.file,
+            source.offset_intervals,
+            source.skew_ms,
+            source
+                .lateness_max_us
+                .map_or_else(|| "-".to_owned(), format_us),
+        );
+    }
+    out.push_str(
+        "  (send lateness, set-up, connect and first-byte times are per agent: see each report)\n\n",
+    );
+    out
+}
+
 /// The summary of one stream.
 pub fn stream_summary(s: &StreamReport) -> String {
     let mut out = String::new();
@@ -178,6 +207,12 @@ pub fn render(report: &BenchReport) -> String {
         report.config.warmup_s,
         report.environment.one_line()
     );
+    if let Some(start) = &report.start {
+        let _ = writeln!(out, "{}\n", start.describe());
+    }
+    if !report.merged_from.is_empty() {
+        out.push_str(&merged_from_summary(report));
+    }
     for s in &report.streams {
         out.push_str(&stream_summary(s));
         out.push('\n');

@@ -15,6 +15,32 @@ pub use interval::{quantile_interval, Interval, CONFIDENCE};
 // client's latency histograms read and merge the same way.
 pub use servers::telemetry::histogram::{decode, encode, new_histogram, HIGHEST_NS};
 
+/// A pair of histograms (recorded in nanoseconds) as HdrHistogram V2 + DEFLATE,
+/// base64-encoded: what a report carries so percentiles can be computed again and
+/// histograms added exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncodedHistograms {
+    /// From the due time (coordinated-omission corrected).
+    pub corrected: String,
+    /// From the actual send.
+    pub uncorrected: String,
+}
+
+impl EncodedHistograms {
+    /// Both histograms encoded.
+    pub fn of(corrected: &Histogram<u64>, uncorrected: &Histogram<u64>) -> EncodedHistograms {
+        EncodedHistograms {
+            corrected: encode(corrected),
+            uncorrected: encode(uncorrected),
+        }
+    }
+
+    /// Both histograms decoded: (corrected, uncorrected).
+    pub fn decode(&self) -> anyhow::Result<(Histogram<u64>, Histogram<u64>)> {
+        Ok((decode(&self.corrected)?, decode(&self.uncorrected)?))
+    }
+}
+
 /// The figures people read off a latency distribution, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {

@@ -1,0 +1,286 @@
+//! Several load hosts merged exactly: agents started with the same `--start-at`,
+//! added up by `loadgen merge`, against one agent carrying the whole load (the same
+//! run split in two), all against one local server.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+use loadgen::report::BenchReport;
+use loadgen::stats::decode;
+use support::processes::{bench_report, loadgen, loadgen_ok, temp_dir};
+use support::{Behaviour, TestServer};
+
+/// The reports every test here reads: made once.
+struct Runs {
+    dir: PathBuf,
+    /// Two agents at 100/s each, started at the same instant.
+    a: PathBuf,
+    b: PathBuf,
+    /// An agent like `b` started 1 s (two intervals) later.
+    late: PathBuf,
+    /// One agent at 200/s, started at the same instant as `a` and `b`.
+    single: PathBuf,
+    /// A run without --start-at.
+    unsynced: PathBuf,
+}
+
+/// `loadgen bench` against `url` at `rate` for 2 s in 500 ms intervals, started
+/// at `at`, writing `json`; not yet waited for.
+fn agent(url: &str, rate: u32, at: SystemTime, json: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["bench", "--url", url, "--rate", &rate.to_string()])
+        .args(["-c", "4", "-d", "2s", "-w", "0s", "--interval", "500ms"])
+        .args([
+            "--start-at",
+            &humantime::format_rfc3339_millis(at).to_string(),
+        ])
+        .arg("--json")
+        .arg(json)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start loadgen")
+}
+
+fn runs() -> &'static Runs {
+    static RUNS: OnceLock<Runs> = OnceLock::new();
+    RUNS.get_or_init(|| {
+        let server = TestServer::start(Behaviour::Fast);
+        let url = server.url("/");
+        let dir = temp_dir("merge");
+        let file = |name: &str| dir.join(name);
+        let at = SystemTime::now() + Duration::from_secs(3);
+        let children = [
+            agent(&url, 100, at, &file("a.json")),
+            agent(&url, 100, at, &file("b.json")),
+            agent(&url, 100, at + Duration::from_secs(1), &file("late.json")),
+            agent(&url, 200, at, &file("single.json")),
+        ];
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let unsynced = file("unsynced.json").display().to_string();
+        loadgen_ok(&[
+            "bench",
+            "--url",
+            &url,
+            "--rate",
+            "50",
+            "-d",
+            "1s",
+            "-w",
+            "0s",
+            "--interval",
+            "500ms",
+            "--json",
+            &unsynced,
+        ]);
+        Runs {
+            a: file("a.json"),
+            b: file("b.json"),
+            late: file("late.json"),
+            single: file("single.json"),
+            unsynced: file("unsynced.json"),
+            dir,
+        }
+    })
+}
+
+fn merge(inputs: &[&Path], out: &Path) -> BenchReport {
+    let mut args = vec!["merge".to_owned()];
+    args.extend(inputs.iter().map(|p| p.display().to_string()));
+    args.extend(["--json".to_owned(), out.display().to_string()]);
+    loadgen_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    bench_report(out)
+}
+
+fn corrected_count(histogram: &str) -> u64 {
+    decode(histogram).unwrap().len()
+}
+
+#[test]
+fn two_agents_add_up_exactly_to_the_run_they_split() {
+    let runs = runs();
+    let (a, b, single) = (
+        bench_report(&runs.a),
+        bench_report(&runs.b),
+        bench_report(&runs.single),
+    );
+    let merged = merge(&[&runs.a, &runs.b], &runs.dir.join("all.json"));
+    let (m, sa, sb, ss) = (
+        &merged.streams[0],
+        &a.streams[0],
+        &b.streams[0],
+        &single.streams[0],
+    );
+
+    // The histograms are added, not their percentiles averaged.
+    let mut sum = decode(&sa.histograms.corrected).unwrap();
+    sum.add(decode(&sb.histograms.corrected).unwrap()).unwrap();
+    assert_eq!(decode(&m.histograms.corrected).unwrap(), sum);
+    assert_eq!(
+        m.latency.corrected.max_us,
+        sa.latency.corrected.max_us.max(sb.latency.corrected.max_us)
+    );
+
+    // Split in two, the load is the same load: every request due is counted once.
+    assert_eq!(m.latency.corrected.count, ss.latency.corrected.count);
+    assert_eq!(m.latency.corrected.count, 400);
+    assert_eq!(m.counts.sent, ss.counts.sent);
+    assert_eq!(m.connections, 8);
+    assert!(
+        (m.target_rate.unwrap() - 200.0).abs() < 1.0,
+        "{:?}",
+        m.target_rate
+    );
+
+    // Interval by interval: each merged interval is the sum of the agents' own,
+    // and the intervals together hold the whole histogram.
+    assert_eq!(
+        m.intervals.len(),
+        sa.intervals.len().max(sb.intervals.len())
+    );
+    let mut total = 0;
+    for (j, interval) in m.intervals.iter().enumerate() {
+        let count = |s: &loadgen::report::StreamReport| {
+            s.intervals.get(j).map_or(0, |i| {
+                corrected_count(&i.histograms.as_ref().unwrap().corrected)
+            })
+        };
+        let merged_count = corrected_count(&interval.histograms.as_ref().unwrap().corrected);
+        assert_eq!(merged_count, count(sa) + count(sb), "interval {j}");
+        assert_eq!(interval.start_s, j as f64 * 0.5);
+        total += merged_count;
+    }
+    assert_eq!(total, m.latency.corrected.count);
+    // The merged target per interval follows the single agent's (100 due per
+    // measured interval; boundaries jitter by a timer's wake-up).
+    for (merged, alone) in m.intervals.iter().zip(&ss.intervals).take(4) {
+        let (merged, alone) = (merged.target_rate.unwrap(), alone.target_rate.unwrap());
+        assert!(
+            (merged - alone).abs() <= 0.05 * alone,
+            "{merged} against {alone}"
+        );
+    }
+
+    // Each agent is listed with its start and clock, and started at the instant.
+    assert_eq!(merged.merged_from.len(), 2);
+    for source in &merged.merged_from {
+        assert_eq!(source.offset_intervals, 0);
+        assert!(source.skew_ms.abs() < 50.0, "{}", source.skew_ms);
+        assert!(source.start.is_some());
+    }
+
+    // `check` reads the merged report like any other.
+    let all = runs.dir.join("all.json").display().to_string();
+    loadgen_ok(&["check", &all, "--threshold", "main.count == 400"]);
+    let failed = loadgen(&["check", &all, "--threshold", "main.count < 400"]);
+    assert_eq!(failed.status.code(), Some(99));
+}
+
+#[test]
+fn an_agent_started_later_lands_in_the_later_intervals() {
+    let runs = runs();
+    let (a, late) = (bench_report(&runs.a), bench_report(&runs.late));
+    let merged = merge(&[&runs.late, &runs.a], &runs.dir.join("shifted.json"));
+    let (m, sa, sl) = (&merged.streams[0], &a.streams[0], &late.streams[0]);
+    let late_source = merged
+        .merged_from
+        .iter()
+        .find(|s| s.file.ends_with("late.json"))
+        .unwrap();
+    assert_eq!(late_source.offset_intervals, 2);
+    assert_eq!(
+        m.intervals.len(),
+        sa.intervals.len().max(2 + sl.intervals.len())
+    );
+    let count = |i: &loadgen::report::IntervalReport| {
+        corrected_count(&i.histograms.as_ref().unwrap().corrected)
+    };
+    // The first second is the early agent's alone; then both.
+    assert_eq!(count(&m.intervals[0]), count(&sa.intervals[0]));
+    assert_eq!(count(&m.intervals[1]), count(&sa.intervals[1]));
+    assert_eq!(
+        count(&m.intervals[2]),
+        count(&sa.intervals[2]) + count(&sl.intervals[0])
+    );
+    // Rates over the 3 s the two covered together.
+    assert_eq!(m.measured_s, 3.0);
+    assert_eq!(m.latency.corrected.count, 400);
+}
+
+#[test]
+fn reports_that_cannot_be_added_are_refused() {
+    let runs = runs();
+    let refused = |inputs: &[&Path]| -> Output {
+        let mut args = vec!["merge".to_owned()];
+        args.extend(inputs.iter().map(|p| p.display().to_string()));
+        let out = loadgen(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(out.status.code(), Some(1), "{inputs:?} was merged");
+        out
+    };
+    let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();
+
+    // Without --start-at there are no interval histograms to add.
+    let out = refused(&[&runs.a, &runs.unsynced]);
+    assert!(stderr(&out).contains("--start-at"), "{}", stderr(&out));
+
+    // A start a quarter of an interval off would add different moments.
+    let mut shifted: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&runs.b).unwrap()).unwrap();
+    let start = humantime::parse_rfc3339(shifted["measure_started_at"].as_str().unwrap()).unwrap();
+    shifted["measure_started_at"] =
+        humantime::format_rfc3339_micros(start + Duration::from_millis(125))
+            .to_string()
+            .into();
+    let misaligned = runs.dir.join("misaligned.json");
+    std::fs::write(&misaligned, shifted.to_string()).unwrap();
+    let out = refused(&[&runs.a, &misaligned]);
+    assert!(
+        stderr(&out).contains("whole number of intervals"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Other streams.
+    let mut renamed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&runs.b).unwrap()).unwrap();
+    renamed["streams"][0]["name"] = "other".into();
+    let other = runs.dir.join("other.json");
+    std::fs::write(&other, renamed.to_string()).unwrap();
+    let out = refused(&[&runs.a, &other]);
+    assert!(
+        stderr(&out).contains("different streams"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_start_in_the_past_is_refused_before_anything_is_sent() {
+    let server = TestServer::start(Behaviour::Fast);
+    let out = loadgen(&[
+        "bench",
+        "--url",
+        &server.url("/"),
+        "--rate",
+        "10",
+        "--start-at",
+        "2020-01-01T00:00:00Z",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in the past"));
+    assert_eq!(
+        server.requests.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
