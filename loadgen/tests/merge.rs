@@ -284,3 +284,74 @@ fn a_start_in_the_past_is_refused_before_anything_is_sent() {
         0
     );
 }
+
+#[test]
+fn the_ssh_recipe_runs_every_agent_and_merges_their_reports() {
+    let server = TestServer::start(Behaviour::Fast);
+    let dir = temp_dir("ssh-agents");
+    // ssh and scp that stay on this machine: run the command, copy the file.
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for (name, script) in [
+        ("ssh", "#!/bin/sh\nshift\nexec sh -c \"$*\"\n"),
+        ("scp", "#!/bin/sh\ncp \"${2#*:}\" \"$3\"\n"),
+    ] {
+        let path = bin.join(name);
+        std::fs::write(&path, script).unwrap();
+        let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        std::fs::set_permissions(&path, executable).unwrap();
+    }
+    let out = dir.join("out");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/ssh-agents.sh");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let status = Command::new("bash")
+        .arg(script)
+        .arg(&out)
+        .args(["agent-host-1", "agent-host-2", "--"])
+        .args(["--url", &server.url("/"), "--rate", "50", "-c", "2"])
+        .args(["-d", "1s", "-w", "0s", "--interval", "500ms"])
+        .env("PATH", path)
+        .env("LEAD_S", "3")
+        .env("REMOTE_LOADGEN", env!("CARGO_BIN_EXE_loadgen"))
+        .env("LOADGEN", env!("CARGO_BIN_EXE_loadgen"))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let merged = bench_report(&out.join("all.json"));
+    assert_eq!(merged.merged_from.len(), 2);
+    assert_eq!(merged.streams[0].latency.corrected.count, 100);
+    assert!(merged.merged_from.iter().all(|s| s.offset_intervals == 0));
+}
+
+#[test]
+fn the_kubernetes_manifest_runs_a_bench_this_loadgen_accepts() {
+    use clap::Parser;
+    let manifest =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes/loadgen-agents.yaml");
+    let text = std::fs::read_to_string(manifest).unwrap();
+    assert!(text.contains("completionMode: Indexed"));
+    assert!(text.contains("completions: ${AGENTS}") && text.contains("parallelism: ${AGENTS}"));
+    // Its bench arguments: the list items after the marker.
+    let arguments: Vec<String> = text
+        .lines()
+        .skip_while(|l| !l.contains("# loadgen bench arguments"))
+        .skip(1)
+        .map(str::trim)
+        .take_while(|l| l.starts_with("- "))
+        .map(|l| l[2..].trim_matches('"').to_owned())
+        .collect();
+    assert!(arguments.len() >= 4, "{arguments:?}");
+    let start_at = humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(60));
+    let mut command = vec!["loadgen".to_owned(), "bench".to_owned()];
+    command.extend(arguments);
+    command.extend(["--start-at".into(), start_at.to_string()]);
+    command.extend(["--json".into(), "/tmp/agent.json".into()]);
+    let cli = loadgen::cli::Cli::try_parse_from(&command).unwrap_or_else(|e| panic!("{e}"));
+    let Some(loadgen::cli::Command::Bench(args)) = cli.command else {
+        panic!("not a bench command: {command:?}");
+    };
+    let plan =
+        loadgen::commands::bench::plan_from_args(&args).unwrap_or_else(|e| panic!("{}", e.0));
+    assert!(plan.timing.start_at.is_some() && plan.timing.keep_interval_histograms);
+}
