@@ -14,7 +14,7 @@
 #       --url http://10.0.0.5:8080/health --rate 5000 -c 64 -d 60s
 set -euo pipefail
 
-usage() { sed -n '2,15p' "$0" >&2; exit 2; }
+usage() { sed -n '2,14p' "$0" >&2; exit 2; }
 [ $# -ge 3 ] || usage
 out=$1
 shift
@@ -27,14 +27,21 @@ done
 shift
 remote_loadgen=${REMOTE_LOADGEN:-loadgen}
 loadgen=${LOADGEN:-loadgen}
-start_at=$(date -u -d "+${LEAD_S:-15} seconds" +%Y-%m-%dT%H:%M:%SZ)
+# Rounded up to the next whole second, so the lead is at least LEAD_S (GNU date).
+start_at=$(date -u -d "+$((${LEAD_S:-15} + 1)) seconds" +%Y-%m-%dT%H:%M:%SZ)
 mkdir -p "$out"
+rm -f "$out"/agent-*.json "$out"/agent-*.txt "$out/all.json"
+# Names the agents' files on the hosts apart from any other run's.
+run_id=$$-$(date +%s)
 
 # ssh joins its arguments into one command line for the remote shell: quote each.
 quoted=$(printf '%q ' "$@")
 pids=()
+# Ctrl-C stops the local ssh clients; each remote agent still ends by itself at
+# the end of its --duration.
+trap 'kill "${pids[@]}" 2>/dev/null; exit 130' INT TERM
 for i in "${!hosts[@]}"; do
-  ssh "${hosts[$i]}" "$remote_loadgen bench $quoted --start-at $start_at --json /tmp/loadgen-agent-$i.json" \
+  ssh "${hosts[$i]}" "$remote_loadgen bench $quoted --start-at $start_at --json /tmp/loadgen-agent-$run_id-$i.json" \
     >"$out/agent-$i.txt" 2>&1 &
   pids+=($!)
 done
@@ -47,11 +54,13 @@ for i in "${!pids[@]}"; do
   fi
 done
 [ "$failed" = 0 ] || exit 1
+reports=()
 for i in "${!hosts[@]}"; do
-  scp -q "${hosts[$i]}:/tmp/loadgen-agent-$i.json" "$out/agent-$i.json"
+  scp -q "${hosts[$i]}:/tmp/loadgen-agent-$run_id-$i.json" "$out/agent-$i.json"
+  reports+=("$out/agent-$i.json")
 done
-if [ ${#hosts[@]} -eq 1 ]; then
-  cp "$out/agent-0.json" "$out/all.json"
+if [ ${#reports[@]} -eq 1 ]; then
+  cp "${reports[0]}" "$out/all.json"
 else
-  "$loadgen" merge "$out"/agent-*.json --json "$out/all.json"
+  "$loadgen" merge "${reports[@]}" --json "$out/all.json"
 fi

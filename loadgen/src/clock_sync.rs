@@ -24,19 +24,23 @@ pub struct StartSync {
 
 impl StartSync {
     /// The record of a run asked to start at `start_at` that started `late`
-    /// after it.
-    pub fn new(start_at: SystemTime, late: Duration) -> StartSync {
+    /// after it, its clock as read at the start.
+    pub fn new(start_at: SystemTime, late: Duration, clock: Option<ClockStatus>) -> StartSync {
         StartSync {
             start_at: humantime::format_rfc3339_micros(start_at).to_string(),
             host: host_name(),
             late_ms: late.as_secs_f64() * 1e3,
-            clock: ClockStatus::read(),
+            clock,
         }
     }
 
     /// The clock assumption in words, for summaries.
     pub fn describe(&self) -> String {
         let clock = match &self.clock {
+            // systemd-timesyncd, for one, sets no error estimate at all.
+            Some(c) if c.synchronized && c.estimated_error_us == 0.0 => {
+                "clock synchronized, error estimate not reported".into()
+            }
             Some(c) if c.synchronized => format!(
                 "clock synchronized, estimated error ±{} µs (at most {} µs)",
                 c.estimated_error_us, c.max_error_us
@@ -97,7 +101,7 @@ mod tests {
     #[test]
     fn records_the_start_asked_for_and_how_late_it_was() {
         let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_300_000_250);
-        let sync = StartSync::new(at, Duration::from_micros(1_500));
+        let sync = StartSync::new(at, Duration::from_micros(1_500), ClockStatus::read());
         assert_eq!(sync.start_at, "2026-12-03T12:13:20.250000Z");
         assert!((sync.late_ms - 1.5).abs() < 1e-9);
         assert!(!sync.host.is_empty());

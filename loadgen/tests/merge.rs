@@ -132,10 +132,11 @@ fn two_agents_add_up_exactly_to_the_run_they_split() {
         sa.latency.corrected.max_us.max(sb.latency.corrected.max_us)
     );
 
-    // Split in two, the load is the same load: every request due is counted once.
+    // Split in two, the load is the same load: every request due is counted once
+    // (sent, or unsent if no connection was free before the end).
     assert_eq!(m.latency.corrected.count, ss.latency.corrected.count);
     assert_eq!(m.latency.corrected.count, 400);
-    assert_eq!(m.counts.sent, ss.counts.sent);
+    assert_eq!(m.counts.sent + m.unsent, ss.counts.sent + ss.unsent);
     assert_eq!(m.connections, 8);
     assert!(
         (m.target_rate.unwrap() - 200.0).abs() < 1.0,
@@ -144,11 +145,8 @@ fn two_agents_add_up_exactly_to_the_run_they_split() {
     );
 
     // Interval by interval: each merged interval is the sum of the agents' own,
-    // and the intervals together hold the whole histogram.
-    assert_eq!(
-        m.intervals.len(),
-        sa.intervals.len().max(sb.intervals.len())
-    );
+    // and the intervals together hold the whole histogram but for the unsent
+    // requests (recorded in the total only).
     let mut total = 0;
     for (j, interval) in m.intervals.iter().enumerate() {
         let count = |s: &loadgen::report::StreamReport| {
@@ -158,10 +156,14 @@ fn two_agents_add_up_exactly_to_the_run_they_split() {
         };
         let merged_count = corrected_count(&interval.histograms.as_ref().unwrap().corrected);
         assert_eq!(merged_count, count(sa) + count(sb), "interval {j}");
-        assert_eq!(interval.start_s, j as f64 * 0.5);
+        assert_eq!(
+            interval.responses,
+            sa.intervals.get(j).map_or(0, |i| i.responses)
+                + sb.intervals.get(j).map_or(0, |i| i.responses)
+        );
         total += merged_count;
     }
-    assert_eq!(total, m.latency.corrected.count);
+    assert_eq!(total + m.unsent, m.latency.corrected.count);
     // The merged target per interval follows the single agent's (100 due per
     // measured interval; boundaries jitter by a timer's wake-up).
     for (merged, alone) in m.intervals.iter().zip(&ss.intervals).take(4) {
@@ -251,6 +253,22 @@ fn reports_that_cannot_be_added_are_refused() {
         stderr(&out)
     );
 
+    // A report from another time, even one a whole number of intervals away.
+    let mut later: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&runs.b).unwrap()).unwrap();
+    later["measure_started_at"] =
+        humantime::format_rfc3339_micros(start + Duration::from_secs(3_600))
+            .to_string()
+            .into();
+    let another_time = runs.dir.join("another-time.json");
+    std::fs::write(&another_time, later.to_string()).unwrap();
+    let out = refused(&[&runs.a, &another_time]);
+    assert!(
+        stderr(&out).contains("never loaded the server together"),
+        "{}",
+        stderr(&out)
+    );
+
     // Other streams.
     let mut renamed: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&runs.b).unwrap()).unwrap();
@@ -311,7 +329,7 @@ fn the_ssh_recipe_runs_every_agent_and_merges_their_reports() {
         .args(["--url", &server.url("/"), "--rate", "50", "-c", "2"])
         .args(["-d", "1s", "-w", "0s", "--interval", "500ms"])
         .env("PATH", path)
-        .env("LEAD_S", "3")
+        .env("LEAD_S", "5")
         .env("REMOTE_LOADGEN", env!("CARGO_BIN_EXE_loadgen"))
         .env("LOADGEN", env!("CARGO_BIN_EXE_loadgen"))
         .stdout(Stdio::null())
@@ -324,29 +342,87 @@ fn the_ssh_recipe_runs_every_agent_and_merges_their_reports() {
     assert!(merged.merged_from.iter().all(|s| s.offset_intervals == 0));
 }
 
-#[test]
-fn the_kubernetes_manifest_runs_a_bench_this_loadgen_accepts() {
-    use clap::Parser;
+/// The manifest's container script (the `- |` block) and its bench arguments
+/// (the list items after the marker).
+fn manifest_parts() -> (String, Vec<String>) {
     let manifest =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes/loadgen-agents.yaml");
     let text = std::fs::read_to_string(manifest).unwrap();
     assert!(text.contains("completionMode: Indexed"));
     assert!(text.contains("completions: ${AGENTS}") && text.contains("parallelism: ${AGENTS}"));
-    // Its bench arguments: the list items after the marker.
-    let arguments: Vec<String> = text
-        .lines()
+    let lines: Vec<&str> = text.lines().collect();
+    let block = lines
+        .iter()
+        .position(|l| l.trim() == "- |")
+        .expect("no script block");
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let script: Vec<&str> = lines[block + 1..]
+        .iter()
+        .take_while(|l| indent(l) > indent(lines[block]))
+        .map(|l| l.trim())
+        .collect();
+    let arguments = lines
+        .iter()
         .skip_while(|l| !l.contains("# loadgen bench arguments"))
         .skip(1)
-        .map(str::trim)
+        .map(|l| l.trim())
         .take_while(|l| l.starts_with("- "))
         .map(|l| l[2..].trim_matches('"').to_owned())
         .collect();
+    (script.join("\n"), arguments)
+}
+
+#[test]
+fn the_kubernetes_agent_prints_only_its_report_made_by_a_bench_this_loadgen_accepts() {
+    use clap::Parser;
+    let (script, arguments) = manifest_parts();
     assert!(arguments.len() >= 4, "{arguments:?}");
+
+    // The container's script, with a stand-in loadgen that records its
+    // arguments and writes a report where --json says.
+    let dir = temp_dir("k8s-agent");
+    let fake = dir.join("loadgen");
+    let recorded = dir.join("arguments");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$@\" > {}\nwhile [ $# -gt 1 ]; do [ \"$1\" = --json ] && echo '{{\"report\": 1}}' > \"$2\"; shift; done\n",
+            recorded.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let start_at = humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(60));
-    let mut command = vec!["loadgen".to_owned(), "bench".to_owned()];
-    command.extend(arguments);
-    command.extend(["--start-at".into(), start_at.to_string()]);
-    command.extend(["--json".into(), "/tmp/agent.json".into()]);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .arg("loadgen")
+        .args(&arguments)
+        .env("START_AT", start_at.to_string())
+        .env(
+            "PATH",
+            format!("{}:{}", dir.display(), std::env::var("PATH").unwrap()),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The log is the report alone.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "{\"report\": 1}\n");
+    let called: Vec<String> = std::fs::read_to_string(&recorded)
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(called[0], "bench");
+    assert_eq!(called[1..=arguments.len()], arguments[..]);
+
+    // What it called is a bench this loadgen plans.
+    let mut command = vec!["loadgen".to_owned()];
+    command.extend(called);
     let cli = loadgen::cli::Cli::try_parse_from(&command).unwrap_or_else(|e| panic!("{e}"));
     let Some(loadgen::cli::Command::Bench(args)) = cli.command else {
         panic!("not a bench command: {command:?}");

@@ -179,6 +179,10 @@ impl Observer for BenchObserver {
     }
 }
 
+/// With `--start-at`: how long before it the bench wakes from its wait to check
+/// the server, open the connections (the engine's 2 s lead) and start the bar.
+const WAKE_BEFORE_START: Duration = Duration::from_secs(5);
+
 /// What `--scrape` and `--server-pid` ask to sample, if anything.
 fn scrape_target(args: &BenchArgs, every: Duration) -> Result<Option<ScrapeTarget>, CommandError> {
     if args.scrape.is_none() && args.server_pid.is_none() {
@@ -237,6 +241,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
                 .into(),
         ));
     }
+    if args.start_at.is_some() && !job_streams.is_empty() {
+        return Err(CommandError::Usage(
+            "job streams (kind = \"job\") cannot wait for --start-at, and a merge cannot add their figures; drop one".into(),
+        ));
+    }
     if plan.target.unix.is_some() && !job_streams.is_empty() {
         return Err(CommandError::Usage(
             "job streams (kind = \"job\") are sent over TCP only; drop --unix (or the file's unix) or the job streams".into(),
@@ -271,6 +280,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
     }
     let report = runtime.block_on(async {
         let interrupt = Interrupt::install().map_err(anyhow::Error::from)?;
+        // With --start-at, the progress bar and any scraping begin shortly
+        // before the start, not during a long wait; the engine waits the rest.
+        engine::wait_for_start(&plan, WAKE_BEFORE_START, &interrupt).await?;
         let planned = plan.timing.warmup + plan.timing.duration;
         let hlog = match &args.hlog {
             Some(path) => Some(HlogWriter::create(path, &plan.target.url)?),

@@ -19,6 +19,7 @@ use http::Method;
 use tokio::task::JoinSet;
 
 use crate::client::{Connection, Endpoint, Http2Connection, Slot};
+use crate::clock_sync::ClockStatus;
 use crate::interrupt::Interrupt;
 use crate::open_loop::{OpenLoop, START_DELAY};
 use crate::plan::{Load, Plan, StreamSpec};
@@ -170,6 +171,8 @@ pub struct RunOutcome {
     pub measure_started_at: SystemTime,
     /// With `--start-at`: how long after it the first request was due.
     pub start_late: Option<Duration>,
+    /// With `--start-at`: the kernel's view of the clock at the start.
+    pub start_clock: Option<ClockStatus>,
     /// Length of the measured part: the duration, or less when interrupted. Responses
     /// to requests sent in it may arrive a little later and are still recorded.
     pub measured: Duration,
@@ -361,7 +364,11 @@ impl Clock {
 
 /// With `--start-at`, waits until `lead` before it (at once if that has passed),
 /// or fails if interrupted first.
-async fn wait_for_start(plan: &Plan, lead: Duration, interrupt: &Interrupt) -> anyhow::Result<()> {
+pub async fn wait_for_start(
+    plan: &Plan,
+    lead: Duration,
+    interrupt: &Interrupt,
+) -> anyhow::Result<()> {
     let Some(at) = plan.timing.start_at else {
         return Ok(());
     };
@@ -379,10 +386,19 @@ struct Intervals<'a> {
     /// Start of the interval now being recorded.
     start: Instant,
     measure_start: Instant,
+    /// Intervals closed so far.
+    closed: u32,
     observer: &'a mut dyn Observer,
 }
 
 impl Intervals<'_> {
+    /// Where the interval being recorded is due to end: on a fixed grid from the
+    /// start of measurement, so a late wake-up lengthens one interval and never
+    /// shifts the ones after it (agents merged interval by interval stay in step).
+    fn next_boundary(&self, interval: Duration) -> Instant {
+        self.measure_start + interval * (self.closed + 1)
+    }
+
     /// Closes the interval `[self.start, now)` of every stream.
     fn roll_over(&mut self, streams: &mut [StreamRun], now: Instant) {
         let start = self.start.saturating_duration_since(self.measure_start);
@@ -397,6 +413,7 @@ impl Intervals<'_> {
             });
         }
         self.start = now;
+        self.closed += 1;
     }
 }
 
@@ -436,6 +453,7 @@ pub async fn run(
     wait_for_start(plan, STREAMS_LEAD, interrupt).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let clock = Clock::new(plan);
+    let start_clock = timing.start_at.and_then(|_| ClockStatus::read());
     let mut tasks = JoinSet::new();
     let mut streams = Vec::new();
     for (spec, slots) in plan.streams.iter().zip(prepared) {
@@ -448,6 +466,7 @@ pub async fn run(
     let mut intervals = Intervals {
         start: clock.measure_start,
         measure_start: clock.measure_start,
+        closed: 0,
         observer,
     };
     let (stopped, interrupted) =
@@ -491,6 +510,7 @@ pub async fn run(
         started_at: clock.started_at,
         measure_started_at: clock.first_due_at + timing.warmup,
         start_late: clock.start_late(plan),
+        start_clock,
         measured: stopped.saturating_duration_since(clock.measure_start),
         interrupted,
         addr,
@@ -528,9 +548,8 @@ async fn measure(
             intervals.observer.progress(&live(streams, clock, planned));
             next_progress = now + PROGRESS_EVERY;
         }
-        let mut wake = (intervals.start + timing.interval)
-            .min(next_progress)
-            .min(clock.end);
+        let boundary = intervals.next_boundary(timing.interval);
+        let mut wake = boundary.min(next_progress).min(clock.end);
         if !measuring {
             wake = wake.min(clock.measure_start);
         }
@@ -539,8 +558,9 @@ async fn measure(
             () = interrupt.wait() => break (Instant::now(), true),
         }
         let now = Instant::now();
-        if now >= intervals.start + timing.interval {
-            // Whole intervals only; the partial last one is closed after the drain.
+        // Whole intervals only: the one ending at the end (or cut short by it) is
+        // closed at the end of the window, the drain's after the drain.
+        if now >= boundary && boundary < clock.end {
             intervals.roll_over(streams, now);
         }
     };

@@ -99,7 +99,7 @@ impl BenchReport {
                 .timing
                 .start_at
                 .zip(outcome.start_late)
-                .map(|(at, late)| StartSync::new(at, late)),
+                .map(|(at, late)| StartSync::new(at, late, outcome.start_clock)),
             merged_from: Vec::new(),
             interrupted: outcome.interrupted,
             environment,

@@ -62,6 +62,9 @@ pub fn merge(reports: &[(String, BenchReport)]) -> anyhow::Result<BenchReport> {
         .iter()
         .map(|(file, report)| measure_start(file, report))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let earliest = (0..starts.len())
+        .min_by_key(|&i| starts[i])
+        .expect("at least two reports");
     let offsets = align(&starts, interval).map_err(|(i, skew)| {
         anyhow::anyhow!(
             "{} began measuring {:.3} s away from a whole number of intervals ({}) after {}: \
@@ -69,9 +72,20 @@ pub fn merge(reports: &[(String, BenchReport)]) -> anyhow::Result<BenchReport> {
             reports[i].0,
             skew.abs(),
             humantime::format_duration(interval),
-            reports[0].0
+            reports[earliest].0
         )
     })?;
+    // Every agent must have been measuring while the first one was.
+    let first_end = reports[earliest].1.config.duration_s;
+    for ((file, _), (k, skew)) in reports.iter().zip(&offsets) {
+        let after = *k as f64 * first.config.interval_s + skew;
+        anyhow::ensure!(
+            after < first_end,
+            "{file} began measuring {after:.1} s after {}, which measured for {first_end} s: \
+             the two never loaded the server together",
+            reports[earliest].0
+        );
+    }
     // The time the agents together covered, from the earliest start.
     let span_s = reports
         .iter()
@@ -96,14 +110,14 @@ pub fn merge(reports: &[(String, BenchReport)]) -> anyhow::Result<BenchReport> {
         streams.push(merge_stream(&parts, first.config.interval_s, span_s)?);
     }
 
-    let earliest = starts.iter().min().copied().expect("at least two reports");
     let mut merged = first.clone();
     merged.started_at = reports
         .iter()
         .map(|(_, r)| r.started_at.clone())
         .min()
         .unwrap_or_default();
-    merged.measure_started_at = Some(humantime::format_rfc3339_micros(earliest).to_string());
+    merged.measure_started_at =
+        Some(humantime::format_rfc3339_micros(starts[earliest]).to_string());
     merged.interrupted = reports.iter().any(|(_, r)| r.interrupted);
     merged.config.duration_s = span_s;
     merged.streams = streams;
@@ -261,6 +275,9 @@ fn merge_stream(
         .map(|(_, s, _)| s.target_rate.unwrap_or(0.0) * s.measured_s)
         .sum();
 
+    for (file, s, _) in parts {
+        check_grid(file, s, interval_s)?;
+    }
     let length = parts
         .iter()
         .map(|(_, s, k)| *k as usize + s.intervals.len())
@@ -311,6 +328,28 @@ fn merge_stream(
     })
 }
 
+/// Refuses a stream whose measured intervals do not start on their grid (every
+/// `interval_s` from the start of measurement, as this loadgen rolls them), so
+/// that the i-th interval of every agent covers the same moment.
+fn check_grid(file: &str, stream: &StreamReport, interval_s: f64) -> anyhow::Result<()> {
+    let measured = stream
+        .intervals
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.start_s < stream.measured_s);
+    for (n, interval) in measured {
+        let off = interval.start_s - n as f64 * interval_s;
+        anyhow::ensure!(
+            off.abs() <= MAX_SKEW * interval_s,
+            "{file}: interval {n} of stream {} starts at {:.3} s, not on its {interval_s} s grid \
+             (a report of an older loadgen?)",
+            stream.name,
+            interval.start_s
+        );
+    }
+    Ok(())
+}
+
 /// The agents' intervals that cover the same moment (starting `start_s` after
 /// the earliest measurement start) as one.
 fn merge_interval(
@@ -324,14 +363,14 @@ fn merge_interval(
         )
     }))?;
     let length_s = here.iter().map(|(_, i)| i.length_s).fold(0.0, f64::max);
-    let responses = here.iter().map(|(_, i)| i.responses).sum::<u64>();
     let targets: Vec<f64> = here.iter().filter_map(|(_, i)| i.target_rate).collect();
+    // Every rate as the sum of the agents' own (over their own lengths).
     Ok(IntervalReport {
         start_s,
         length_s,
-        responses,
+        responses: here.iter().map(|(_, i)| i.responses).sum(),
         errors: here.iter().map(|(_, i)| i.errors).sum(),
-        throughput: responses as f64 / length_s.max(f64::MIN_POSITIVE),
+        throughput: here.iter().map(|(_, i)| i.throughput).sum(),
         sent_rate: here.iter().map(|(_, i)| i.sent_rate).sum(),
         target_rate: (!targets.is_empty()).then(|| targets.iter().sum()),
         corrected: Percentiles::of(&corrected),
