@@ -16,7 +16,8 @@
 #
 # BASELINE_LOADGEN=PATH adds that loadgen binary (another commit's release build)
 # to the rotation as "baseline", with the same flags: a change's cost measured
-# in the same run as the change.
+# in the same run as the change. PEERS="" leaves oha and wrk out (loadgen against
+# the baseline only, more rounds in the same time).
 #
 # Installs what it needs (wrk from Debian, oha with cargo install), builds loadgen
 # and the server in release mode, and writes raw output plus summary.md under
@@ -37,6 +38,10 @@ case $PROTOCOL in
   http2) TOOLS=(loadgen oha) ;;
   *) echo "unknown protocol $PROTOCOL: choose http1, tls or http2" >&2; exit 2 ;;
 esac
+if [ -n "${PEERS+set}" ]; then
+  read -r -a peers <<<"$PEERS"
+  TOOLS=(loadgen "${peers[@]}")
+fi
 if [ -n "${BASELINE_LOADGEN:-}" ]; then
   [ -x "$BASELINE_LOADGEN" ] || { echo "BASELINE_LOADGEN=$BASELINE_LOADGEN is not an executable" >&2; exit 2; }
   TOOLS=(loadgen baseline "${TOOLS[@]:1}")
@@ -131,11 +136,14 @@ for tool in tools:
 
 cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
 versions = {"loadgen": "loadgen (release)", "baseline": f"baseline loadgen `{baseline}`"}
-versions["oha"] = subprocess.run(["oha", "--version"], capture_output=True, text=True).stdout.strip()
+if "oha" in tools:
+    versions["oha"] = subprocess.run(["oha", "--version"], capture_output=True, text=True).stdout.strip()
 if "wrk" in tools:
     versions["wrk"] = (subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines() or ["wrk"])[0]
-# CPU per request is compared with wrk where it ran (the cheapest peer), else oha.
-cpu_base = "wrk" if "wrk" in tools else "oha"
+# Throughput is compared with oha, CPU per request with wrk (the cheapest peer),
+# each where it ran; else with the baseline, or loadgen itself.
+rate_base = next(t for t in ("oha", "baseline", "loadgen") if t in tools)
+cpu_base = next(t for t in ("wrk", "oha", "baseline", "loadgen") if t in tools)
 med = {t: (statistics.median(v[0]), statistics.median(v[1])) for t, v in rows.items()}
 how = {
     "http1": "plaintext HTTP/1.1",
@@ -149,13 +157,13 @@ lines = [
     f"Environment: {os.cpu_count()} cores ({cpu_model}), {platform.system()} {platform.release()}; "
     f"client and server share the cores. Tools: {', '.join(versions[t] for t in tools)}.",
     "",
-    f"| tool | requests/s (median) | range | client CPU µs/request (median) | range | throughput vs oha | CPU/request vs {cpu_base} |",
+    f"| tool | requests/s (median) | range | client CPU µs/request (median) | range | throughput vs {rate_base} | CPU/request vs {cpu_base} |",
     "|---|---|---|---|---|---|---|",
 ]
 for t, (rps, cpu) in rows.items():
     lines.append(
         f"| {t} | {med[t][0]:.0f} | {min(rps):.0f}–{max(rps):.0f} | {med[t][1]:.2f} | {min(cpu):.2f}–{max(cpu):.2f} "
-        f"| {med[t][0] / med['oha'][0]:.2f} | {med[t][1] / med[cpu_base][1]:.2f} |"
+        f"| {med[t][0] / med[rate_base][0]:.2f} | {med[t][1] / med[cpu_base][1]:.2f} |"
     )
 if "baseline" in med:
     lines += [
