@@ -21,7 +21,7 @@ Examples:
   loadgen bench --scenario scenarios/responsiveness.toml --url http://127.0.0.1:8080 \\
       --json out.json --hlog out.hlog --hgrm out.hgrm";
 
-/// An open-loop, coordinated-omission-correct HTTP/1.1 load generator.
+/// An open-loop, coordinated-omission-correct HTTP/1.1 and HTTP/2 load generator.
 #[derive(Debug, Parser)]
 #[command(name = "loadgen", version, after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -85,6 +85,9 @@ Examples:
   loadgen bench --url http://127.0.0.1:8080/health --stages 30s:100,1m:1000,30s:0
   loadgen bench --url https://127.0.0.1:8443/health --insecure --rate 500
   loadgen bench --url http://127.0.0.1:8080/health --http2 -c 4 --h2-streams 16
+  loadgen bench --url http://127.0.0.1:8080/health --rate 500 -d 1m --live   # open the printed URL
+  loadgen bench --url http://10.0.0.5:8080/health --rate 5000 --start-at 2026-12-03T15:00:00Z \
+      --json agent-1.json     # one of several load hosts; then: loadgen merge agent-*.json
   loadgen bench --url http://127.0.0.1:8080/echo -m POST --body-file req.json \
       -H 'Content-Type: application/json' --auth user:secret --rate 200
   loadgen bench --url http://127.0.0.1:8080/health --rate 500 \
@@ -527,6 +530,12 @@ pub struct BenchArgs {
     /// before; each interval's histograms are kept in --json.
     #[arg(long, value_parser = start_at, value_name = "TIME")]
     pub start_at: Option<std::time::SystemTime>,
+
+    /// Serve a live dashboard of the run at ADDR (default 127.0.0.1:0, a free
+    /// loopback port; the address is printed at the start): each stream's
+    /// latency and rates per interval, drawn as each interval closes.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+    pub live: Option<std::net::SocketAddr>,
 
     /// Runtime threads driving the connections [default: 1 for an open loop
     /// (cheapest: no cross-thread wake-ups), cores for a closed loop].

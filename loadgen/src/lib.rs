@@ -23,6 +23,7 @@ pub mod files;
 pub mod guard;
 pub mod interrupt;
 pub mod jitter;
+pub mod live;
 pub mod matrix;
 pub mod open_loop;
 pub mod pacer;

@@ -12,6 +12,7 @@ use crate::config::{basic_auth, parse_header, parse_method, read_body_file, Conf
 use crate::engine::{self, IntervalRecord, Live, Observer};
 use crate::environment::Environment;
 use crate::interrupt::Interrupt;
+use crate::live::{Frame, LiveFeed, LiveServer};
 use crate::plan::{Load, Plan, StreamSpec, Timing, DEFAULT_OPEN_LOOP_CONNECTIONS};
 use crate::progress::Progress;
 use crate::report::hgrm::Hgrm;
@@ -155,10 +156,11 @@ async fn run_job_streams(
     Ok(outcomes)
 }
 
-/// Progress bar plus interval log.
+/// Progress bar, interval log and live dashboard.
 struct BenchObserver {
     progress: Progress,
     hlog: Option<HlogWriter>,
+    live: Option<LiveFeed>,
 }
 
 impl Observer for BenchObserver {
@@ -171,6 +173,9 @@ impl Observer for BenchObserver {
     fn interval(&mut self, record: &IntervalRecord<'_>) {
         if let Some(hlog) = &self.hlog {
             hlog.record(record, std::time::Duration::ZERO);
+        }
+        if let Some(live) = &self.live {
+            live.publish(&Frame::interval(record));
         }
     }
 
@@ -288,9 +293,25 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
             Some(path) => Some(HlogWriter::create(path, &plan.target.url)?),
             None => None,
         };
+        let live_server = match args.live {
+            Some(addr) => {
+                let feed = LiveFeed::default();
+                let server = LiveServer::start(addr, feed.clone())?;
+                eprintln!("live dashboard: {}", server.url());
+                feed.publish(&Frame::Run {
+                    title: plan.target.url.clone(),
+                    planned_s: planned.as_secs_f64(),
+                    interval_s: plan.timing.interval.as_secs_f64(),
+                    streams: plan.streams.iter().map(|s| s.name.clone()).collect(),
+                });
+                Some((server, feed))
+            }
+            None => None,
+        };
         let mut observer = BenchObserver {
             progress: Progress::new("bench", planned),
             hlog,
+            live: live_server.as_ref().map(|(_, feed)| feed.clone()),
         };
         let job_plans: Vec<JobsPlan> = if job_streams.is_empty() {
             Vec::new()
@@ -327,6 +348,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
             None => None,
         };
         observer.progress.finish();
+        if let Some((server, feed)) = live_server {
+            let interrupted = outcome.as_ref().map_or(true, |o| o.interrupted);
+            feed.publish(&Frame::End { interrupted });
+            server.stop();
+        }
         let outcome = outcome?;
         let jobs = jobs?;
         if let Some(hlog) = observer.hlog.take() {

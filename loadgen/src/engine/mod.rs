@@ -52,6 +52,8 @@ pub struct IntervalRecord<'a> {
     pub start: Duration,
     pub length: Duration,
     pub recorded: &'a Recorded,
+    /// Open loop: requests the schedule made due in the interval.
+    pub due: Option<u64>,
 }
 
 /// Figures for a live display.
@@ -410,6 +412,7 @@ impl Intervals<'_> {
                 start,
                 length,
                 recorded: &recorded,
+                due: stream.intervals.last().and_then(|i| i.due),
             });
         }
         self.start = now;

@@ -247,6 +247,7 @@ mod tests {
             start: Duration::from_secs(second),
             length: Duration::from_secs(1),
             recorded,
+            due: None,
         }
     }
 

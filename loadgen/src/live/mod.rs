@@ -1,0 +1,144 @@
+//! The live dashboard (`--live`): a page served by loadgen itself that draws each
+//! interval as it closes, over Server-Sent Events.
+//!
+//! The measuring side only [`LiveFeed::publish`]es a small JSON frame per stream
+//! per interval: a push onto a bounded history and a send on a bounded broadcast
+//! channel, microseconds, never a wait. Everything else (accepting browsers,
+//! writing to them) runs on a thread and runtime of its own, so the page cannot
+//! slow the run. A browser that joins late gets the history first. One that
+//! reads too slowly skips the frames it fell behind by (the channel drops them
+//! for it) instead of making loadgen queue them. One that leaves costs nothing.
+
+pub mod frame;
+mod server;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+
+pub use frame::Frame;
+pub use server::LiveServer;
+
+/// Frames kept for browsers that join late: a day of 1 s intervals of a few
+/// streams. Past it the oldest go.
+const HISTORY: usize = 500_000;
+
+/// Frames a browser may fall behind by before it skips some.
+const BACKLOG: usize = 1_024;
+
+/// Where the run's frames go: the history and the browsers connected now.
+#[derive(Clone)]
+pub struct LiveFeed {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    history: Mutex<VecDeque<Arc<str>>>,
+    sender: Mutex<Option<broadcast::Sender<Arc<str>>>>,
+}
+
+impl Default for LiveFeed {
+    fn default() -> Self {
+        let (sender, _) = broadcast::channel(BACKLOG);
+        LiveFeed {
+            shared: Arc::new(Shared {
+                history: Mutex::new(VecDeque::new()),
+                sender: Mutex::new(Some(sender)),
+            }),
+        }
+    }
+}
+
+impl LiveFeed {
+    /// Sends `frame` to every browser connected and keeps it for later ones.
+    pub fn publish(&self, frame: &Frame) {
+        let Ok(text) = serde_json::to_string(frame) else {
+            return;
+        };
+        let text: Arc<str> = text.into();
+        {
+            let mut history = self
+                .shared
+                .history
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if history.len() == HISTORY {
+                history.pop_front();
+            }
+            history.push_back(Arc::clone(&text));
+        }
+        if let Some(sender) = &*self.shared.sender.lock().unwrap_or_else(|e| e.into_inner()) {
+            // No browser connected is not an error.
+            let _ = sender.send(text);
+        }
+    }
+
+    /// Ends every browser's stream (after the frames already sent).
+    pub fn close(&self) {
+        self.shared
+            .sender
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+    }
+
+    /// The frames so far and a receiver of the ones to come (`None` once closed):
+    /// taken under one lock, so no frame is missed or sent twice.
+    fn subscribe(&self) -> (Vec<Arc<str>>, Option<broadcast::Receiver<Arc<str>>>) {
+        let history = self
+            .shared
+            .history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let receiver = self
+            .shared
+            .sender
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(broadcast::Sender::subscribe);
+        (history.iter().cloned().collect(), receiver)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interval(n: u64) -> Frame {
+        Frame::End {
+            interrupted: n == 1,
+        }
+    }
+
+    #[test]
+    fn a_late_subscriber_gets_the_history_then_what_follows() {
+        let feed = LiveFeed::default();
+        feed.publish(&interval(0));
+        let (history, receiver) = feed.subscribe();
+        assert_eq!(history.len(), 1);
+        let mut receiver = receiver.unwrap();
+        feed.publish(&interval(1));
+        assert!(receiver.try_recv().unwrap().contains("true"));
+        feed.close();
+        assert!(receiver.try_recv().is_err());
+        let (history, receiver) = feed.subscribe();
+        assert_eq!(history.len(), 2);
+        assert!(receiver.is_none());
+    }
+
+    #[test]
+    fn a_slow_subscriber_skips_frames_instead_of_holding_them() {
+        let feed = LiveFeed::default();
+        let (_, receiver) = feed.subscribe();
+        let mut receiver = receiver.unwrap();
+        for n in 0..(BACKLOG as u64 + 10) {
+            feed.publish(&interval(n));
+        }
+        assert!(matches!(
+            receiver.try_recv(),
+            Err(broadcast::error::TryRecvError::Lagged(10))
+        ));
+    }
+}

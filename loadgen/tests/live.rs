@@ -1,0 +1,166 @@
+//! The live dashboard (`bench --live`): frames arrive while the run goes on, say
+//! what the report says, reach a browser that joins late, and bad requests to
+//! the dashboard get a 4xx while the run goes on.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::processes::{bench_report, temp_dir};
+use support::{Behaviour, TestServer};
+
+/// Reads the frames of `/events` at `addr` until the run's end (or 30 s), each
+/// with when it arrived.
+fn read_events(addr: SocketAddr) -> Vec<(Instant, serde_json::Value)> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(b"GET /events HTTP/1.1\r\nHost: dashboard\r\nAccept: text/event-stream\r\n\r\n")
+        .unwrap();
+    let mut frames = Vec::new();
+    for line in BufReader::new(stream).lines() {
+        let Ok(line) = line else { break };
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        let frame: serde_json::Value = serde_json::from_str(data).unwrap();
+        let end = frame["type"] == "end";
+        frames.push((Instant::now(), frame));
+        if end {
+            break;
+        }
+    }
+    frames
+}
+
+/// The status line and body of one raw request to `addr`.
+fn raw_request(addr: SocketAddr, request: &[u8]) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.lines().next().unwrap_or("").to_owned();
+    (status, answer)
+}
+
+fn intervals(frames: &[(Instant, serde_json::Value)]) -> Vec<&serde_json::Value> {
+    frames
+        .iter()
+        .map(|(_, f)| f)
+        .filter(|f| f["type"] == "interval")
+        .collect()
+}
+
+#[test]
+fn the_dashboard_shows_each_interval_as_it_closes_and_as_the_report_has_it() {
+    let server = TestServer::start(Behaviour::Fast);
+    let dir = temp_dir("live");
+    let json = dir.join("report.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "bench",
+            "--url",
+            &server.url("/"),
+            "--rate",
+            "200",
+            "-c",
+            "4",
+        ])
+        .args(["-d", "3s", "-w", "0s", "--interval", "500ms", "--live"])
+        .arg("--json")
+        .arg(&json)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr: SocketAddr = loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no dashboard address"
+        );
+        if let Some(url) = line.trim().strip_prefix("live dashboard: http://") {
+            break url.trim_end_matches('/').parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let started = Instant::now();
+
+    let first = std::thread::spawn(move || read_events(addr));
+    // Bad requests get a 4xx, and the run goes on.
+    let (status, body) = raw_request(
+        addr,
+        b"GET /nowhere HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n",
+    );
+    assert!(status.contains(" 404 "), "{status}");
+    assert!(body.contains("\"error\""), "{body}");
+    let (status, _) = raw_request(addr, b"NOT HTTP AT ALL\r\n\r\n");
+    assert!(status.contains(" 400 "), "{status}");
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: d\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
+    let (status, _) = raw_request(addr, huge.as_bytes());
+    assert!(
+        status.is_empty() || status.contains(" 431 ") || status.contains(" 400 "),
+        "{status}"
+    );
+    let (status, page) = raw_request(
+        addr,
+        b"GET / HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        status.contains(" 200 ") && page.contains("new EventSource(\"/events\")"),
+        "{status}"
+    );
+
+    // A browser that joins half-way through.
+    std::thread::sleep(Duration::from_millis(1_800).saturating_sub(started.elapsed()));
+    let late = read_events(addr);
+    let first = first.join().unwrap();
+    assert!(child.wait().unwrap().success());
+
+    // Updates arrived while the run went on, not all at the end.
+    let seen = intervals(&first);
+    assert!(seen.len() >= 6, "{} interval frames", seen.len());
+    let arrivals: Vec<Instant> = first
+        .iter()
+        .filter(|(_, f)| f["type"] == "interval")
+        .map(|(at, _)| *at)
+        .collect();
+    assert!(
+        arrivals[arrivals.len() - 1] - arrivals[0] >= Duration::from_millis(1_500),
+        "the frames came in a burst"
+    );
+    assert_eq!(first[0].1["type"], "run");
+    assert_eq!(first.last().unwrap().1["type"], "end");
+    // The late browser got the same frames: the history, then the rest.
+    assert_eq!(intervals(&late), seen, "the late browser saw other frames");
+
+    // Each frame says what the report says of its interval.
+    let report = bench_report(&json);
+    let stream = &report.streams[0];
+    for frame in &seen {
+        let start = frame["start_s"].as_f64().unwrap();
+        let interval = stream
+            .intervals
+            .iter()
+            .find(|i| i.start_s == start)
+            .unwrap_or_else(|| panic!("no interval at {start} s in the report"));
+        assert_eq!(frame["p99_us"].as_f64().unwrap(), interval.corrected.p99_us);
+        assert_eq!(frame["max_us"].as_f64().unwrap(), interval.corrected.max_us);
+        assert_eq!(frame["throughput"].as_f64().unwrap(), interval.throughput);
+    }
+    assert_eq!(seen.len(), stream.intervals.len());
+}
