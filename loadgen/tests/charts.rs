@@ -7,6 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use support::browser::{chromium, headless};
 use support::synthetic::{
     synthetic_jobs_report, synthetic_report, synthetic_sweep_report, VARIANTS,
 };
@@ -131,35 +132,6 @@ fn plot_redraws_the_charts_of_a_saved_run() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("cannot read"));
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&reference).unwrap();
-}
-
-/// Headless Chromium, where installed (`.ci/run` installs Debian's `chromium`).
-fn chromium() -> Option<PathBuf> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .find_map(|name| {
-            let out = Command::new("which").arg(name).output().ok()?;
-            out.status
-                .success()
-                .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-        })
-}
-
-fn headless(browser: &Path, profile: &Path) -> Command {
-    let mut command = Command::new(browser);
-    command.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-    ]);
-    command.arg(format!("--user-data-dir={}", profile.display()));
-    command
 }
 
 #[test]

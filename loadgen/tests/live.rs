@@ -9,6 +9,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::browser::{chromium, headless};
 use support::processes::{bench_report, temp_dir};
 use support::{Behaviour, TestServer};
 
@@ -52,6 +53,42 @@ fn raw_request(addr: SocketAddr, request: &[u8]) -> (String, String) {
     (status, answer)
 }
 
+/// `loadgen bench --live` at 200/s for 3 s in 500 ms intervals, writing `json`;
+/// returns it running, with the dashboard's address.
+fn live_bench(server: &TestServer, json: &std::path::Path) -> (std::process::Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "bench",
+            "--url",
+            &server.url("/"),
+            "--rate",
+            "200",
+            "-c",
+            "4",
+        ])
+        .args(["-d", "3s", "-w", "0s", "--interval", "500ms", "--live"])
+        .arg("--json")
+        .arg(json)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no dashboard address"
+        );
+        if let Some(url) = line.trim().strip_prefix("live dashboard: http://") {
+            break url.trim_end_matches('/').parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    (child, addr)
+}
+
 fn intervals(frames: &[(Instant, serde_json::Value)]) -> Vec<&serde_json::Value> {
     frames
         .iter()
@@ -65,36 +102,7 @@ fn the_dashboard_shows_each_interval_as_it_closes_and_as_the_report_has_it() {
     let server = TestServer::start(Behaviour::Fast);
     let dir = temp_dir("live");
     let json = dir.join("report.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args([
-            "bench",
-            "--url",
-            &server.url("/"),
-            "--rate",
-            "200",
-            "-c",
-            "4",
-        ])
-        .args(["-d", "3s", "-w", "0s", "--interval", "500ms", "--live"])
-        .arg("--json")
-        .arg(&json)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let addr: SocketAddr = loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "no dashboard address"
-        );
-        if let Some(url) = line.trim().strip_prefix("live dashboard: http://") {
-            break url.trim_end_matches('/').parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let (mut child, addr) = live_bench(&server, &json);
     let started = Instant::now();
 
     let first = std::thread::spawn(move || read_events(addr));
@@ -163,4 +171,56 @@ fn the_dashboard_shows_each_interval_as_it_closes_and_as_the_report_has_it() {
         assert_eq!(frame["throughput"].as_f64().unwrap(), interval.throughput);
     }
     assert_eq!(seen.len(), stream.intervals.len());
+}
+
+/// The value of the first `name="…"` attribute in `dom`.
+fn attribute<'a>(dom: &'a str, name: &str) -> Option<&'a str> {
+    let start = dom.find(&format!("{name}=\""))? + name.len() + 2;
+    dom[start..].split('"').next()
+}
+
+#[test]
+fn the_live_page_draws_the_run_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        eprintln!("SKIPPED: the_live_page_draws_the_run_in_headless_chromium: no chromium installed (.ci/run installs it)");
+        return;
+    };
+    let server = TestServer::start(Behaviour::Fast);
+    let dir = temp_dir("live-browser");
+    let json = dir.join("report.json");
+    let (mut child, addr) = live_bench(&server, &json);
+    // Headless Chromium dumps the page once no request is open. The event stream
+    // stays open until the run ends, so the page dumped is the one drawn from
+    // the frames that arrived while the run went on.
+    let out = headless(&browser, &dir.join("profile"))
+        .args([
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=20000",
+        ])
+        .args(["--dump-dom", &format!("http://{addr}/")])
+        .output()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let console = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{console}");
+    assert!(
+        !console.contains("Uncaught"),
+        "errors on the page: {console}"
+    );
+
+    let report = bench_report(&json);
+    let stream = &report.streams[0];
+    let frames: usize = attribute(&dom, "data-frames").unwrap().parse().unwrap();
+    let drawn: usize = attribute(&dom, "data-intervals").unwrap().parse().unwrap();
+    // The run, every interval, the end.
+    assert_eq!(drawn, stream.intervals.len());
+    assert!(drawn >= 3, "{drawn} intervals drawn");
+    assert_eq!(frames, drawn + 2);
+    // The latest p99 shown is the report's last interval's.
+    let shown: f64 = attribute(&dom, "data-p99-us").unwrap().parse().unwrap();
+    assert_eq!(shown, stream.intervals.last().unwrap().corrected.p99_us);
+    assert!(dom.contains("finished"), "the page did not see the end");
+    assert!(dom.matches("<canvas").count() >= 2, "no charts drawn");
 }
