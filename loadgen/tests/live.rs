@@ -53,21 +53,19 @@ fn raw_request(addr: SocketAddr, request: &[u8]) -> (String, String) {
     (status, answer)
 }
 
-/// `loadgen bench --live` at 200/s for 3 s in 500 ms intervals, writing `json`;
-/// returns it running, with the dashboard's address.
-fn live_bench(server: &TestServer, json: &std::path::Path) -> (std::process::Child, SocketAddr) {
+/// `loadgen bench --live` at 200/s for `duration` in 500 ms intervals, writing
+/// `json`; returns it running, with the dashboard's address.
+fn live_bench(
+    server: &TestServer,
+    json: &std::path::Path,
+    duration: &str,
+) -> (std::process::Child, SocketAddr) {
+    let url = server.url("/");
     let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args([
-            "bench",
-            "--url",
-            &server.url("/"),
-            "--rate",
-            "200",
-            "-c",
-            "4",
+            "bench", "--url", &url, "--rate", "200", "-c", "4", "-d", duration,
         ])
-        .args(["-d", "3s", "-w", "0s", "--interval", "500ms", "--live"])
-        .arg("--json")
+        .args(["-w", "0s", "--interval", "500ms", "--live", "--json"])
         .arg(json)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -102,7 +100,7 @@ fn the_dashboard_shows_each_interval_as_it_closes_and_as_the_report_has_it() {
     let server = TestServer::start(Behaviour::Fast);
     let dir = temp_dir("live");
     let json = dir.join("report.json");
-    let (mut child, addr) = live_bench(&server, &json);
+    let (mut child, addr) = live_bench(&server, &json, "3s");
     let started = Instant::now();
 
     let first = std::thread::spawn(move || read_events(addr));
@@ -135,6 +133,7 @@ fn the_dashboard_shows_each_interval_as_it_closes_and_as_the_report_has_it() {
 
     // A browser that joins half-way through.
     std::thread::sleep(Duration::from_millis(1_800).saturating_sub(started.elapsed()));
+    let joined = Instant::now();
     let late = read_events(addr);
     let first = first.join().unwrap();
     assert!(child.wait().unwrap().success());
@@ -152,7 +151,13 @@ fn the_dashboard_shows_each_interval_as_it_closes_and_as_the_report_has_it() {
         "the frames came in a burst"
     );
     assert_eq!(first[0].1["type"], "run");
-    assert_eq!(first.last().unwrap().1["type"], "end");
+    assert_eq!(first.last().unwrap().1["outcome"], "finished");
+    // It got the intervals closed before it joined at once, from the history.
+    let at_once = late
+        .iter()
+        .filter(|(at, f)| f["type"] == "interval" && *at - joined < Duration::from_millis(200))
+        .count();
+    assert!(at_once >= 1, "no history for the late browser");
     // The late browser got the same frames: the history, then the rest.
     assert_eq!(intervals(&late), seen, "the late browser saw other frames");
 
@@ -188,7 +193,8 @@ fn the_live_page_draws_the_run_in_headless_chromium() {
     let server = TestServer::start(Behaviour::Fast);
     let dir = temp_dir("live-browser");
     let json = dir.join("report.json");
-    let (mut child, addr) = live_bench(&server, &json);
+    // Long enough for the browser to start and connect well before the end.
+    let (mut child, addr) = live_bench(&server, &json, "6s");
     // Headless Chromium dumps the page once no request is open. The event stream
     // stays open until the run ends, so the page dumped is the one drawn from
     // the frames that arrived while the run went on.
@@ -213,14 +219,21 @@ fn the_live_page_draws_the_run_in_headless_chromium() {
     let report = bench_report(&json);
     let stream = &report.streams[0];
     let frames: usize = attribute(&dom, "data-frames").unwrap().parse().unwrap();
+    let points: usize = attribute(&dom, "data-points").unwrap().parse().unwrap();
     let drawn: usize = attribute(&dom, "data-intervals").unwrap().parse().unwrap();
     // The run, every interval, the end.
-    assert_eq!(drawn, stream.intervals.len());
-    assert!(drawn >= 3, "{drawn} intervals drawn");
-    assert_eq!(frames, drawn + 2);
-    // The latest p99 shown is the report's last interval's.
+    assert_eq!(points, stream.intervals.len());
+    assert_eq!(frames, points + 2);
+    let measured: Vec<_> = stream
+        .intervals
+        .iter()
+        .filter(|i| i.start_s < stream.measured_s)
+        .collect();
+    assert_eq!(drawn, measured.len());
+    assert!(drawn >= 6, "{drawn} intervals drawn");
+    // The latest p99 shown is the report's last measured interval's.
     let shown: f64 = attribute(&dom, "data-p99-us").unwrap().parse().unwrap();
-    assert_eq!(shown, stream.intervals.last().unwrap().corrected.p99_us);
-    assert!(dom.contains("finished"), "the page did not see the end");
+    assert_eq!(shown, measured.last().unwrap().corrected.p99_us);
+    assert_eq!(attribute(&dom, "data-outcome"), Some("finished"));
     assert!(dom.matches("<canvas").count() >= 2, "no charts drawn");
 }

@@ -12,7 +12,7 @@ use crate::config::{basic_auth, parse_header, parse_method, read_body_file, Conf
 use crate::engine::{self, IntervalRecord, Live, Observer};
 use crate::environment::Environment;
 use crate::interrupt::Interrupt;
-use crate::live::{Frame, LiveFeed, LiveServer};
+use crate::live::{Frame, LiveFeed, LiveServer, Outcome};
 use crate::plan::{Load, Plan, StreamSpec, Timing, DEFAULT_OPEN_LOOP_CONNECTIONS};
 use crate::progress::Progress;
 use crate::report::hgrm::Hgrm;
@@ -285,14 +285,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
     }
     let report = runtime.block_on(async {
         let interrupt = Interrupt::install().map_err(anyhow::Error::from)?;
-        // With --start-at, the progress bar and any scraping begin shortly
-        // before the start, not during a long wait; the engine waits the rest.
-        engine::wait_for_start(&plan, WAKE_BEFORE_START, &interrupt).await?;
         let planned = plan.timing.warmup + plan.timing.duration;
-        let hlog = match &args.hlog {
-            Some(path) => Some(HlogWriter::create(path, &plan.target.url)?),
-            None => None,
-        };
         let live_server = match args.live {
             Some(addr) => {
                 let feed = LiveFeed::default();
@@ -306,6 +299,14 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
                 });
                 Some((server, feed))
             }
+            None => None,
+        };
+        // With --start-at, the progress bar and any scraping begin shortly
+        // before the start, not during a long wait; the engine waits the rest.
+        // (The dashboard is up during the wait.)
+        engine::wait_for_start(&plan, WAKE_BEFORE_START, &interrupt).await?;
+        let hlog = match &args.hlog {
+            Some(path) => Some(HlogWriter::create(path, &plan.target.url)?),
             None => None,
         };
         let mut observer = BenchObserver {
@@ -348,10 +349,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
             None => None,
         };
         observer.progress.finish();
-        if let Some((server, feed)) = live_server {
-            let interrupted = outcome.as_ref().map_or(true, |o| o.interrupted);
-            feed.publish(&Frame::End { interrupted });
-            server.stop();
+        if let Some((server, _)) = live_server {
+            match (&outcome, &jobs) {
+                (Err(e), _) | (_, Err(e)) => server.finish(Outcome::Failed, Some(format!("{e:#}"))),
+                (Ok(o), _) if o.interrupted => server.finish(Outcome::Interrupted, None),
+                _ => server.finish(Outcome::Finished, None),
+            }
         }
         let outcome = outcome?;
         let jobs = jobs?;

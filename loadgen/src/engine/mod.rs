@@ -54,6 +54,10 @@ pub struct IntervalRecord<'a> {
     pub recorded: &'a Recorded,
     /// Open loop: requests the schedule made due in the interval.
     pub due: Option<u64>,
+    /// The corrected latency's figures (as the report has them).
+    pub corrected: Percentiles,
+    /// False for the drain's interval: what completed after the measured window.
+    pub in_window: bool,
 }
 
 /// Figures for a live display.
@@ -402,17 +406,23 @@ impl Intervals<'_> {
     }
 
     /// Closes the interval `[self.start, now)` of every stream.
-    fn roll_over(&mut self, streams: &mut [StreamRun], now: Instant) {
+    fn roll_over(&mut self, streams: &mut [StreamRun], now: Instant, in_window: bool) {
         let start = self.start.saturating_duration_since(self.measure_start);
         let length = now.saturating_duration_since(self.start);
         for stream in streams.iter_mut() {
             let recorded = stream.close_interval(start, length);
+            let closed = stream
+                .intervals
+                .last()
+                .expect("an interval was just closed");
             self.observer.interval(&IntervalRecord {
                 stream: &stream.shared.spec.name,
                 start,
                 length,
                 recorded: &recorded,
-                due: stream.intervals.last().and_then(|i| i.due),
+                due: closed.due,
+                corrected: closed.corrected,
+                in_window,
             });
         }
         self.start = now;
@@ -479,7 +489,7 @@ pub async fn run(
     // what completed inside the window.
     let window_end = Instant::now();
     if window_end > intervals.start && window_end > clock.measure_start {
-        intervals.roll_over(&mut streams, window_end);
+        intervals.roll_over(&mut streams, window_end, true);
     }
     let in_window: Vec<Counts> = streams
         .iter()
@@ -499,7 +509,7 @@ pub async fn run(
     drain(&mut tasks, &streams, timing.drain).await;
     let finished = Instant::now();
     if finished > intervals.start + Duration::from_millis(1) {
-        intervals.roll_over(&mut streams, finished);
+        intervals.roll_over(&mut streams, finished, false);
     }
 
     let mut outcomes = Vec::new();
@@ -564,7 +574,7 @@ async fn measure(
         // Whole intervals only: the one ending at the end (or cut short by it) is
         // closed at the end of the window, the drain's after the drain.
         if now >= boundary && boundary < clock.end {
-            intervals.roll_over(streams, now);
+            intervals.roll_over(streams, now, true);
         }
     };
     if !interrupted {

@@ -3,7 +3,6 @@
 use serde::Serialize;
 
 use crate::engine::IntervalRecord;
-use crate::stats::Percentiles;
 
 /// One event of a run, as the page reads it.
 #[derive(Debug, Clone, Serialize)]
@@ -34,16 +33,32 @@ pub enum Frame {
         /// Open loop: requests the schedule made due, per second.
         target_rate: Option<f64>,
         errors: u64,
+        /// False for the drain's interval (completions after the measured
+        /// window, often over a few ms: its rates say nothing of the load).
+        in_window: bool,
     },
-    /// The run ended.
-    End { interrupted: bool },
+    /// The run ended: `finished`, `interrupted` or `failed` (with why).
+    End {
+        outcome: Outcome,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+}
+
+/// How a run ended, as the page says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Finished,
+    Interrupted,
+    Failed,
 }
 
 impl Frame {
     /// The frame of a closed interval.
     pub fn interval(record: &IntervalRecord<'_>) -> Frame {
         let seconds = record.length.as_secs_f64().max(f64::MIN_POSITIVE);
-        let corrected = Percentiles::of(&record.recorded.corrected);
+        let corrected = &record.corrected;
         let counts = &record.recorded.counts;
         Frame::Interval {
             stream: record.stream.to_owned(),
@@ -56,6 +71,7 @@ impl Frame {
             sent_rate: counts.sent as f64 / seconds,
             target_rate: record.due.map(|due| due as f64 / seconds),
             errors: counts.errors(),
+            in_window: record.in_window,
         }
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! The measuring side only [`LiveFeed::publish`]es a small JSON frame per stream
 //! per interval: a push onto a bounded history and a send on a bounded broadcast
-//! channel, microseconds, never a wait. Everything else (accepting browsers,
+//! channel, microseconds (it can wait for a browser joining just then while the
+//! history is copied for it, a few ms at most when the history is full).
+//! Everything else (accepting browsers,
 //! writing to them) runs on a thread and runtime of its own, so the page cannot
 //! slow the run. A browser that joins late gets the history first. One that
 //! reads too slowly skips the frames it fell behind by (the channel drops them
@@ -17,12 +19,12 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
-pub use frame::Frame;
+pub use frame::{Frame, Outcome};
 pub use server::LiveServer;
 
-/// Frames kept for browsers that join late: a day of 1 s intervals of a few
-/// streams. Past it the oldest go.
-const HISTORY: usize = 500_000;
+/// Frames kept for browsers that join late (about 30 MB): a day of 1 s
+/// intervals of one stream. Past it the oldest intervals go.
+const HISTORY: usize = 100_000;
 
 /// Frames a browser may fall behind by before it skips some.
 const BACKLOG: usize = 1_024;
@@ -57,17 +59,19 @@ impl LiveFeed {
             return;
         };
         let text: Arc<str> = text.into();
-        {
-            let mut history = self
-                .shared
-                .history
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if history.len() == HISTORY {
-                history.pop_front();
-            }
-            history.push_back(Arc::clone(&text));
+        // Kept and sent under the history's lock, as `subscribe` takes both: a
+        // browser joining now gets each frame once, from the history or the
+        // channel.
+        let mut history = self
+            .shared
+            .history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if history.len() == HISTORY {
+            // The run's description stays first.
+            history.remove(1);
         }
+        history.push_back(Arc::clone(&text));
         if let Some(sender) = &*self.shared.sender.lock().unwrap_or_else(|e| e.into_inner()) {
             // No browser connected is not an error.
             let _ = sender.send(text);
@@ -106,21 +110,27 @@ impl LiveFeed {
 mod tests {
     use super::*;
 
-    fn interval(n: u64) -> Frame {
+    /// A frame told apart by `n`: the second says `interrupted`.
+    fn frame(n: u64) -> Frame {
         Frame::End {
-            interrupted: n == 1,
+            outcome: if n == 1 {
+                Outcome::Interrupted
+            } else {
+                Outcome::Finished
+            },
+            error: None,
         }
     }
 
     #[test]
     fn a_late_subscriber_gets_the_history_then_what_follows() {
         let feed = LiveFeed::default();
-        feed.publish(&interval(0));
+        feed.publish(&frame(0));
         let (history, receiver) = feed.subscribe();
         assert_eq!(history.len(), 1);
         let mut receiver = receiver.unwrap();
-        feed.publish(&interval(1));
-        assert!(receiver.try_recv().unwrap().contains("true"));
+        feed.publish(&frame(1));
+        assert!(receiver.try_recv().unwrap().contains("interrupted"));
         feed.close();
         assert!(receiver.try_recv().is_err());
         let (history, receiver) = feed.subscribe();
@@ -134,7 +144,7 @@ mod tests {
         let (_, receiver) = feed.subscribe();
         let mut receiver = receiver.unwrap();
         for n in 0..(BACKLOG as u64 + 10) {
-            feed.publish(&interval(n));
+            feed.publish(&frame(n));
         }
         assert!(matches!(
             receiver.try_recv(),

@@ -18,7 +18,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::oneshot;
 
-use super::LiveFeed;
+use super::{Frame, LiveFeed, Outcome};
 
 const PAGE: &str = include_str!("page.html");
 const UPLOT_JS: &str = include_str!("../../assets/uplot/uPlot.iife.min.js");
@@ -43,20 +43,30 @@ impl LiveServer {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let (shutdown, stopped) = oneshot::channel::<()>();
+        let (ready, started) = std::sync::mpsc::channel::<std::io::Result<()>>();
         let app = router(feed.clone());
         let thread = std::thread::Builder::new()
             .name("loadgen-live".into())
             .spawn(move || {
-                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                let runtime = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                else {
-                    return;
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
                 };
                 runtime.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                        return;
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => listener,
+                        Err(e) => {
+                            let _ = ready.send(Err(e));
+                            return;
+                        }
                     };
+                    let _ = ready.send(Ok(()));
                     let _ = axum::serve(listener, app)
                         .with_graceful_shutdown(async {
                             let _ = stopped.await;
@@ -64,6 +74,11 @@ impl LiveServer {
                         .await;
                 });
             })?;
+        // The address is printed only once it is served.
+        started
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the dashboard's thread ended before serving"))?
+            .map_err(|e| anyhow::anyhow!("--live {addr}: {e}"))?;
         Ok(LiveServer {
             addr,
             feed,
@@ -77,13 +92,18 @@ impl LiveServer {
         format!("http://{}/", self.addr)
     }
 
-    /// Ends every browser's stream and stops serving, waiting a little for the
-    /// browsers to be told (a browser that reads nothing is not waited for).
-    pub fn stop(mut self) {
-        self.stop_serving();
+    /// Tells every browser how the run ended, ends their streams and stops
+    /// serving, waiting a little for the browsers to be told (a browser that
+    /// reads nothing is not waited for).
+    pub fn finish(mut self, outcome: Outcome, error: Option<String>) {
+        self.end(outcome, error);
     }
 
-    fn stop_serving(&mut self) {
+    fn end(&mut self, outcome: Outcome, error: Option<String>) {
+        if self.shutdown.is_none() {
+            return;
+        }
+        self.feed.publish(&Frame::End { outcome, error });
         self.feed.close();
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
@@ -101,8 +121,9 @@ impl LiveServer {
 }
 
 impl Drop for LiveServer {
+    /// A dashboard dropped without [`LiveServer::finish`]: the run failed.
     fn drop(&mut self) {
-        self.stop_serving();
+        self.end(Outcome::Failed, None);
     }
 }
 

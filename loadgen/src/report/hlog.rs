@@ -248,6 +248,8 @@ mod tests {
             length: Duration::from_secs(1),
             recorded,
             due: None,
+            corrected: crate::stats::Percentiles::default(),
+            in_window: true,
         }
     }
 
