@@ -50,8 +50,4 @@ for i in $(seq 0 $((agents - 1))); do
     --tail=-1 >"$out/agent-$i.json"
   reports+=("$out/agent-$i.json")
 done
-if [ "$agents" -eq 1 ]; then
-  cp "${reports[0]}" "$out/all.json"
-else
-  "$loadgen" merge "${reports[@]}" --json "$out/all.json"
-fi
+"$loadgen" merge "${reports[@]}" --json "$out/all.json"

@@ -59,8 +59,4 @@ for i in "${!hosts[@]}"; do
   scp -q "${hosts[$i]}:/tmp/loadgen-agent-$run_id-$i.json" "$out/agent-$i.json"
   reports+=("$out/agent-$i.json")
 done
-if [ ${#reports[@]} -eq 1 ]; then
-  cp "${reports[0]}" "$out/all.json"
-else
-  "$loadgen" merge "${reports[@]}" --json "$out/all.json"
-fi
+"$loadgen" merge "${reports[@]}" --json "$out/all.json"

@@ -335,8 +335,8 @@ Examples:
 /// Options of `loadgen merge`.
 #[derive(Debug, Clone, Args)]
 pub struct MergeArgs {
-    /// The agents' `bench --json` reports (two or more).
-    #[arg(required = true, num_args = 2..)]
+    /// The agents' `bench --json` reports (one merges to itself).
+    #[arg(required = true, num_args = 1..)]
     pub reports: Vec<PathBuf>,
     /// Write the merged report as JSON here.
     #[arg(long)]

@@ -431,3 +431,16 @@ fn the_kubernetes_agent_prints_only_its_report_made_by_a_bench_this_loadgen_acce
         loadgen::commands::bench::plan_from_args(&args).unwrap_or_else(|e| panic!("{}", e.0));
     assert!(plan.timing.start_at.is_some() && plan.timing.keep_interval_histograms);
 }
+
+#[test]
+fn one_report_merges_to_itself() {
+    let runs = runs();
+    let a = bench_report(&runs.a);
+    let merged = merge(&[&runs.a], &runs.dir.join("alone.json"));
+    assert_eq!(merged.merged_from.len(), 1);
+    assert_eq!(
+        decode(&merged.streams[0].histograms.corrected).unwrap(),
+        decode(&a.streams[0].histograms.corrected).unwrap()
+    );
+    assert_eq!(merged.streams[0].counts.sent, a.streams[0].counts.sent);
+}

@@ -2,6 +2,7 @@
 //! progress bar and the interval log attached (and any job streams beside it),
 //! print the summary and write the requested files.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -382,22 +383,33 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
 
     print!("{}", text::render(&report));
     let report = Report::Bench(report);
-    let exports: [(&Option<std::path::PathBuf>, &dyn Exporter); 2] =
-        [(&args.json, &Json), (&args.hgrm, &Hgrm)];
+    if let Some(path) = &args.hlog {
+        eprintln!("wrote {}", path.display());
+    }
+    write_outputs(&report, &args.json, &args.hgrm, &args.plot)?;
+    finish(std::slice::from_ref(&report), &args.threshold, None)
+}
+
+/// Writes a bench report's files: `--json`, `--hgrm` and `--plot` (what `bench`
+/// and `merge` both offer), naming each file written.
+pub(super) fn write_outputs(
+    report: &Report,
+    json: &Option<PathBuf>,
+    hgrm: &Option<PathBuf>,
+    plot: &Option<PathBuf>,
+) -> Result<(), CommandError> {
+    let exports: [(&Option<PathBuf>, &dyn Exporter); 2] = [(json, &Json), (hgrm, &Hgrm)];
     for (path, exporter) in exports {
         if let Some(path) = path {
-            for file in exporter.write(&report, path)? {
+            for file in exporter.write(report, path)? {
                 eprintln!("wrote {}", file.display());
             }
         }
     }
-    if let Some(path) = &args.hlog {
-        eprintln!("wrote {}", path.display());
-    }
-    if let Some(dir) = &args.plot {
-        for file in crate::charts::render(&report, dir)? {
+    if let Some(dir) = plot {
+        for file in crate::charts::render(report, dir)? {
             eprintln!("wrote {}", file.display());
         }
     }
-    finish(std::slice::from_ref(&report), &args.threshold, None)
+    Ok(())
 }

@@ -4,14 +4,13 @@
 
 use std::process::ExitCode;
 
+use super::bench::write_outputs;
 use super::{judged, CommandError};
 use crate::check::{evaluate_all, lines};
 use crate::cli::MergeArgs;
-use crate::report::hgrm::Hgrm;
-use crate::report::json::Json;
 use crate::report::load::load_bench;
 use crate::report::merge::merge;
-use crate::report::{text, Exporter, Report};
+use crate::report::{text, Report};
 
 /// Runs `loadgen merge`.
 pub fn run(args: &MergeArgs) -> Result<ExitCode, CommandError> {
@@ -22,20 +21,7 @@ pub fn run(args: &MergeArgs) -> Result<ExitCode, CommandError> {
     let merged = merge(&reports)?;
     print!("{}", text::render(&merged));
     let report = Report::Bench(merged);
-    let exports: [(&Option<std::path::PathBuf>, &dyn Exporter); 2] =
-        [(&args.json, &Json), (&args.hgrm, &Hgrm)];
-    for (path, exporter) in exports {
-        if let Some(path) = path {
-            for file in exporter.write(&report, path)? {
-                eprintln!("wrote {}", file.display());
-            }
-        }
-    }
-    if let Some(dir) = &args.plot {
-        for file in crate::charts::render(&report, dir)? {
-            eprintln!("wrote {}", file.display());
-        }
-    }
+    write_outputs(&report, &args.json, &args.hgrm, &args.plot)?;
     if args.threshold.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
