@@ -139,6 +139,7 @@ Examples:
   loadgen run
   loadgen run --quick --variant blocking-in-async,spawn-blocking
   loadgen run --repeat 5          # five rounds, order rotated, medians and ranges
+  loadgen run --live              # watch it in a browser: open the printed URL
   loadgen run --loads 0.5,0.9,1.1 --loaded 10s
   loadgen run --server-cpus 1 --client-cpus 0
   loadgen run --scenario upstream   # blocking network I/O: calls to a slow HTTP service
@@ -279,6 +280,13 @@ pub struct RunArgs {
     /// Directory the run's folder is created in.
     #[arg(long, default_value = "results/runs")]
     pub out: PathBuf,
+
+    /// Serve a live dashboard of the run at ADDR (default 127.0.0.1:0, a free
+    /// loopback port; the address is printed at the start): which variant and
+    /// phase is running, the probe's latency and the server's event-loop lag per
+    /// second, and the comparison filling in as variants finish.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+    pub live: Option<std::net::SocketAddr>,
 }
 
 const CHECK_HELP: &str = "\

@@ -6,10 +6,10 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::browser::{chromium, headless};
+use support::live::live_bench;
 use support::processes::{bench_report, temp_dir};
 use support::{Behaviour, TestServer};
 
@@ -51,40 +51,6 @@ fn raw_request(addr: SocketAddr, request: &[u8]) -> (String, String) {
     let answer = String::from_utf8_lossy(&answer).into_owned();
     let status = answer.lines().next().unwrap_or("").to_owned();
     (status, answer)
-}
-
-/// `loadgen bench --live` at 200/s for `duration` in 500 ms intervals, writing
-/// `json`; returns it running, with the dashboard's address.
-fn live_bench(
-    server: &TestServer,
-    json: &std::path::Path,
-    duration: &str,
-) -> (std::process::Child, SocketAddr) {
-    let url = server.url("/");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args([
-            "bench", "--url", &url, "--rate", "200", "-c", "4", "-d", duration,
-        ])
-        .args(["-w", "0s", "--interval", "500ms", "--live", "--json"])
-        .arg(json)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "no dashboard address"
-        );
-        if let Some(url) = line.trim().strip_prefix("live dashboard: http://") {
-            break url.trim_end_matches('/').parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    (child, addr)
 }
 
 fn intervals(frames: &[(Instant, serde_json::Value)]) -> Vec<&serde_json::Value> {

@@ -1,15 +1,19 @@
-//! `report.html`: one self-contained page (charts inline as SVG, no scripts, no
-//! network) with the comparison table, the environment and configuration, and what
-//! each variant is.
+//! `report.html`: one self-contained page (nothing loaded from anywhere) with the
+//! comparison table, the environment and configuration, what each variant is,
+//! the static charts inline as SVG, and the live dashboard's page frozen with
+//! the run's frames: every variant's timeline as interactive charts (zoom,
+//! hover values, series and variants toggled, latency and server lag on linked
+//! time axes).
 
 use std::fmt::Write;
 
 use servers::variant::Variant;
 
+use crate::live::{page, replay};
 use crate::report::format::escape_markup as escape;
 use crate::report::markdown::{describe_resolution, describe_scenario, describe_table};
 use crate::report::warnings::run_warnings;
-use crate::report::{RunReport, Scenario};
+use crate::report::{text, BenchReport, Report, RunReport, Scenario};
 
 /// A Markdown sentence as HTML: escaped, with `code` in backticks as `<code>`.
 fn sentence(markdown: &str) -> String {
@@ -31,15 +35,12 @@ table{border-collapse:collapse;font-size:14px;margin:1em 0}td,th{border:1px soli
 td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}figure{margin:2em 0}svg{max-width:100%;height:auto}\
 .small{color:#666;font-size:13px}.weak{color:#aaa}";
 
-/// The page of a `loadgen run`; `charts` are (title, SVG text) pairs.
+/// The page of a `loadgen run`; `charts` are (title, SVG text) pairs of the
+/// static charts shown beside the interactive timelines.
 pub fn run_page(report: &RunReport, charts: &[(String, String)]) -> String {
     let title = report.scenario.title();
     let mut out = String::new();
-    let _ = write!(
-        out,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}, {}</title><style>{STYLE}</style></head><body>\n",
-        escape(&report.started_at)
-    );
+    let _ = writeln!(out, "<style>{STYLE}</style>");
     let _ = writeln!(out, "<h1>{title}</h1>");
     let _ = writeln!(
         out,
@@ -201,6 +202,7 @@ pub fn run_page(report: &RunReport, charts: &[(String, String)]) -> String {
         let _ = writeln!(out, "</ul>");
     }
 
+    let before = std::mem::take(&mut out);
     let _ = writeln!(out, "<h2>Charts</h2>");
     for (title, svg) in charts {
         let _ = writeln!(
@@ -219,6 +221,41 @@ pub fn run_page(report: &RunReport, charts: &[(String, String)]) -> String {
         };
         let _ = writeln!(out, "<tr><td>{}</td><td style=\"text-align:left\">{}</td><td style=\"text-align:left\">{}</td></tr>", escape(&v.name), escape(&v.summary), escape(mirrors));
     }
-    let _ = writeln!(out, "</table></body></html>");
-    out
+    let _ = writeln!(out, "</table>");
+    page::frozen(
+        &format!("{title}, {}", report.started_at),
+        &replay::run_frames(report),
+        &before,
+        &out,
+    )
+}
+
+/// The page of a `loadgen bench`: its summary, then its streams' timelines
+/// (and the server's lag, when scraped) as interactive charts.
+pub fn bench_page(report: &BenchReport) -> String {
+    let url = escape(&report.config.url);
+    let before = format!(
+        "<style>{STYLE}</style>\n<h1>loadgen bench: {url}</h1>\n<p class=\"small\">Started {} · loadgen {}{}</p>\n<pre id=\"summary\">{}</pre>\n",
+        escape(&report.started_at),
+        escape(&report.tool_version),
+        if report.interrupted { " · <b>interrupted</b>" } else { "" },
+        escape(&text::render(report)),
+    );
+    page::frozen(
+        &format!(
+            "loadgen bench: {}, {}",
+            report.config.url, report.started_at
+        ),
+        &replay::bench_frames(report),
+        &before,
+        "",
+    )
+}
+
+/// The page of either kind of report.
+pub fn page(report: &Report) -> String {
+    match report {
+        Report::Run(run) => run_page(run, &[]),
+        Report::Bench(bench) => bench_page(bench),
+    }
 }

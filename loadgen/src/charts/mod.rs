@@ -1,7 +1,8 @@
 //! Charts of a run, drawn with plotters: SVG always (text stays text, so it needs no
 //! font to render), PNG too (drawn with the DejaVu Sans font shipped in
 //! `assets/fonts`, so it renders the same on a fresh headless machine), and a
-//! self-contained HTML report that inlines the SVGs.
+//! self-contained HTML report: the static charts inline as SVG, the timelines
+//! interactive (the live dashboard's page, frozen).
 //!
 //! One chart kind per file, each implementing [`Chart`]:
 //! - [`spectrum`]: latency by percentile, variants or streams overlaid (HdrHistogram's
@@ -247,9 +248,10 @@ pub fn render_run(report: &RunReport, dir: &Path) -> anyhow::Result<Vec<PathBuf>
     // The load's own latency: heavy requests, or the jobs' end-to-end time.
     let heavy = spectrum::Spectrum::of_run(report, report.scenario.load_stream(), &footer)?;
     add(write_chart(&heavy, &charts_dir)?, heavy.title.clone());
+    // The timelines are drawn again on the page, interactive; here, as files.
     for variant in &report.variants {
         if let Some(timeline) = timeline::Timeline::of_variant(variant, &footer) {
-            add(write_chart(&timeline, &charts_dir)?, timeline.title.clone());
+            written.extend(write_chart(&timeline, &charts_dir)?.1);
         }
     }
     let page = html::run_page(report, &svgs);
@@ -259,7 +261,8 @@ pub fn render_run(report: &RunReport, dir: &Path) -> anyhow::Result<Vec<PathBuf>
     Ok(written)
 }
 
-/// The spectrum and one time series per stream of a `bench` run, under `dir`.
+/// The spectrum and one time series per stream of a `bench` run, and
+/// `report.html` (the interactive page), under `dir`.
 pub fn render_bench(report: &BenchReport, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let footer = footer_line(&report.environment.one_line(), &report.started_at);
     let mut written = Vec::new();
@@ -270,6 +273,9 @@ pub fn render_bench(report: &BenchReport, dir: &Path) -> anyhow::Result<Vec<Path
             timeline::Timeline::of_stream(stream, report.server_telemetry.as_ref(), &footer);
         written.extend(write_chart(&timeline, dir)?.1);
     }
+    let page_path = dir.join("report.html");
+    write_atomically(&page_path, html::bench_page(report).as_bytes())?;
+    written.push(page_path);
     Ok(written)
 }
 

@@ -13,7 +13,7 @@ use crate::config::{basic_auth, parse_header, parse_method, read_body_file, Conf
 use crate::engine::{self, IntervalRecord, Live, Observer};
 use crate::environment::Environment;
 use crate::interrupt::Interrupt;
-use crate::live::{Frame, LiveFeed, LiveServer, Outcome};
+use crate::live::{Frame, Kind, LiveFeed, LiveServer, Outcome};
 use crate::plan::{Load, Plan, StreamSpec, Timing, DEFAULT_OPEN_LOOP_CONNECTIONS};
 use crate::progress::Progress;
 use crate::report::hgrm::Hgrm;
@@ -169,6 +169,9 @@ impl Observer for BenchObserver {
         if let Some(hlog) = &self.hlog {
             hlog.begin(since);
         }
+        if let Some(live) = &self.live {
+            live.set_axis(Some((since, 0.0)));
+        }
     }
 
     fn interval(&mut self, record: &IntervalRecord<'_>) {
@@ -176,7 +179,7 @@ impl Observer for BenchObserver {
             hlog.record(record, std::time::Duration::ZERO);
         }
         if let Some(live) = &self.live {
-            live.publish(&Frame::interval(record));
+            live.publish(&Frame::interval(record, 0.0));
         }
     }
 
@@ -293,10 +296,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
                 let server = LiveServer::start(addr, feed.clone())?;
                 eprintln!("live dashboard: {}", server.url());
                 feed.publish(&Frame::Run {
+                    kind: Kind::Bench,
                     title: plan.target.url.clone(),
                     planned_s: planned.as_secs_f64(),
                     interval_s: plan.timing.interval.as_secs_f64(),
                     streams: plan.streams.iter().map(|s| s.name.clone()).collect(),
+                    variants: Vec::new(),
                 });
                 Some((server, feed))
             }
@@ -343,7 +348,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
                 .collect()
         };
         let jobs_run = run_job_streams(&job_plans, &interrupt);
-        let scraper = scrape.map(Scraper::start);
+        let live_feed = live_server.as_ref().map(|(_, feed)| feed.clone());
+        let scraper = scrape.map(|target| Scraper::start_live(target, live_feed));
         let (outcome, jobs) = tokio::join!(engine::run(&plan, &mut observer, &interrupt), jobs_run);
         let samples = match scraper {
             Some(scraper) => Some(scraper.finish().await),

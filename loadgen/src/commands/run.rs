@@ -19,7 +19,8 @@ use crate::cli::RunArgs;
 use crate::cpu;
 use crate::files::write_atomically;
 use crate::interrupt::Interrupt;
-use crate::matrix::{self, RunPlan};
+use crate::live::{replay, LiveFeed, LiveServer, Outcome};
+use crate::matrix::{self, LiveRun, RunPlan};
 use crate::report::hgrm::Hgrm;
 use crate::report::json::Json;
 use crate::report::repeat::{rotated, RepeatReport};
@@ -235,6 +236,28 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
         .block_on(async { Interrupt::install() })
         .map_err(anyhow::Error::from)?;
 
+    let live = match args.live {
+        Some(addr) => {
+            let feed = LiveFeed::default();
+            let server = LiveServer::start(addr, feed.clone())?;
+            eprintln!("live dashboard: {}", server.url());
+            let sections = (0..args.repeat)
+                .flat_map(|round| {
+                    let live = live_round(&feed, args.repeat, round);
+                    rotated(&plan.variants, round)
+                        .into_iter()
+                        .map(move |v| live.section(&v.name))
+                })
+                .collect();
+            feed.publish(&replay::run_frame(
+                plan.settings.scenario,
+                &plan.settings,
+                sections,
+            ));
+            Some((server, feed))
+        }
+        None => None,
+    };
     let mut rounds = Vec::new();
     let mut round_dirs = Vec::new();
     for round in 0..args.repeat {
@@ -252,7 +275,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
         let report = runtime.block_on(async {
             std::fs::create_dir_all(&round_plan.dir)
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", round_plan.dir.display()))?;
-            anyhow::Ok(matrix::run(&round_plan, SystemTime::now(), &interrupt).await)
+            let live = live
+                .as_ref()
+                .map(|(_, feed)| live_round(feed, args.repeat, round));
+            anyhow::Ok(matrix::run(&round_plan, SystemTime::now(), &interrupt, live.as_ref()).await)
         })?;
         let summary = write_run_folder(&report, &round_plan.dir)?;
         println!("\n{summary}");
@@ -271,8 +297,24 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
         println!("results: {}", dir.display());
     }
     point_latest_at(&args.out, &stamp);
+    if let Some((server, _)) = live {
+        let outcome = if interrupt.fired() {
+            Outcome::Interrupted
+        } else {
+            Outcome::Finished
+        };
+        server.finish(outcome, None);
+    }
     let rounds: Vec<Report> = rounds.into_iter().map(Report::Run).collect();
     finish(&rounds, &thresholds, Some(&dir.join("check.md")))
+}
+
+/// Round `round` (from 0) of `repeat` on the dashboard.
+fn live_round(feed: &LiveFeed, repeat: usize, round: usize) -> LiveRun {
+    LiveRun {
+        feed: feed.clone(),
+        round: (repeat > 1).then_some(round + 1),
+    }
 }
 
 /// Writes a run's folder: report.json, summary.md, the percentile tables and the

@@ -12,14 +12,17 @@
 //! for it) instead of making loadgen queue them. One that leaves costs nothing.
 
 pub mod frame;
+pub mod page;
+pub mod replay;
 mod server;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use tokio::sync::broadcast;
 
-pub use frame::{Frame, Outcome};
+pub use frame::{Frame, Kind, Outcome};
 pub use server::LiveServer;
 
 /// Frames kept for browsers that join late (about 30 MB): a day of 1 s
@@ -38,6 +41,10 @@ pub struct LiveFeed {
 struct Shared {
     history: Mutex<VecDeque<Arc<str>>>,
     sender: Mutex<Option<broadcast::Sender<Arc<str>>>>,
+    /// When the current phase's measurement started, and where that is on the
+    /// section's axis (`None` before it starts): the telemetry scraper's frames
+    /// are placed by it.
+    axis: Mutex<Option<(SystemTime, f64)>>,
 }
 
 impl Default for LiveFeed {
@@ -47,6 +54,7 @@ impl Default for LiveFeed {
             shared: Arc::new(Shared {
                 history: Mutex::new(VecDeque::new()),
                 sender: Mutex::new(Some(sender)),
+                axis: Mutex::new(None),
             }),
         }
     }
@@ -76,6 +84,17 @@ impl LiveFeed {
             // No browser connected is not an error.
             let _ = sender.send(text);
         }
+    }
+
+    /// Sets where the section's axis is: measurement started at `since`, which
+    /// is `offset_s` along it (`None`: not measuring, as between phases).
+    pub fn set_axis(&self, axis: Option<(SystemTime, f64)>) {
+        *self.shared.axis.lock().unwrap_or_else(|e| e.into_inner()) = axis;
+    }
+
+    /// When measurement started and where that is on the axis, if it has.
+    pub fn axis(&self) -> Option<(SystemTime, f64)> {
+        *self.shared.axis.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Ends every browser's stream (after the frames already sent).

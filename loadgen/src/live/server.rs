@@ -18,11 +18,8 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::oneshot;
 
+use super::page::{self, UPLOT_CSS, UPLOT_JS};
 use super::{Frame, LiveFeed, Outcome};
-
-const PAGE: &str = include_str!("page.html");
-const UPLOT_JS: &str = include_str!("../../assets/uplot/uPlot.iife.min.js");
-const UPLOT_CSS: &str = include_str!("../../assets/uplot/uPlot.min.css");
 
 /// How long stopping waits for the browsers to be told the run ended.
 const STOP_WAIT: Duration = Duration::from_secs(1);
@@ -129,7 +126,7 @@ impl Drop for LiveServer {
 
 fn router(feed: LiveFeed) -> Router {
     Router::new()
-        .route("/", get(|| async { Html(PAGE) }))
+        .route("/", get(|| async { Html(page::served()) }))
         .route(
             "/uplot.js",
             get(|| async { asset("text/javascript; charset=utf-8", UPLOT_JS) }),

@@ -22,6 +22,7 @@ pub use configuration::Configuration;
 use crate::environment::Environment;
 use crate::interrupt::Interrupt;
 use crate::jitter;
+use crate::live::{replay, LiveFeed};
 use crate::progress::Progress;
 use crate::report::{Placement, Recommendation, Resolution, RunReport, Settings, SCHEMA_VERSION};
 use crate::server_process::Launch;
@@ -42,9 +43,34 @@ pub struct RunPlan {
     pub dir: PathBuf,
 }
 
+/// Where a run's frames go on the live dashboard (`run --live`), and what its
+/// variants are called there.
+#[derive(Clone)]
+pub struct LiveRun {
+    pub feed: LiveFeed,
+    /// With `--repeat`: the round (from 1), named in every variant's section.
+    pub round: Option<usize>,
+}
+
+impl LiveRun {
+    /// The dashboard's name for `variant` in this round.
+    pub fn section(&self, variant: &str) -> String {
+        match self.round {
+            Some(round) => format!("{variant} (round {round})"),
+            None => variant.to_owned(),
+        }
+    }
+}
+
 /// Runs every variant of `run` in turn and returns what was measured; stops early
-/// (the report says so) when `interrupt` fires.
-pub async fn run(run: &RunPlan, started: SystemTime, interrupt: &Interrupt) -> RunReport {
+/// (the report says so) when `interrupt` fires. With `live`, each phase's
+/// intervals and each finished variant's row go to the dashboard as they come.
+pub async fn run(
+    run: &RunPlan,
+    started: SystemTime,
+    interrupt: &Interrupt,
+    live: Option<&LiveRun>,
+) -> RunReport {
     // The machine's timer jitter, while nothing else of the run is going on.
     let timer_jitter = tokio::task::spawn_blocking(|| jitter::measure(JITTER_SAMPLES).ok())
         .await
@@ -65,11 +91,38 @@ pub async fn run(run: &RunPlan, started: SystemTime, interrupt: &Interrupt) -> R
             interrupt,
             label,
             position: per_variant * i as u32,
+            live,
         };
         variants.push(runner.run(variant).await);
+        if let Some(live) = live {
+            // The comparison so far, ranked as the report will rank it.
+            let mut so_far = report_of(run, started, interrupt, variants.clone(), timer_jitter);
+            for v in &mut so_far.variants {
+                v.name = live.section(&v.name);
+            }
+            let latest = so_far.variants.last().cloned();
+            if let Some(latest) = latest {
+                live.feed.publish(&replay::comparison(&so_far, &latest));
+            }
+        }
     }
     progress.finish();
-    let mut report = RunReport {
+    let mut report = report_of(run, started, interrupt, variants, timer_jitter);
+    if !report.interrupted {
+        report.recommendation = Some(Recommendation::derive(&report));
+    }
+    report
+}
+
+/// The report of `variants`, the ones run so far.
+fn report_of(
+    run: &RunPlan,
+    started: SystemTime,
+    interrupt: &Interrupt,
+    variants: Vec<crate::report::VariantReport>,
+    timer_jitter: Option<crate::stats::Percentiles>,
+) -> RunReport {
+    RunReport {
         schema_version: SCHEMA_VERSION,
         scenario: run.settings.scenario,
         tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -81,9 +134,5 @@ pub async fn run(run: &RunPlan, started: SystemTime, interrupt: &Interrupt) -> R
         resolution: Resolution::of(&variants, timer_jitter),
         variants,
         recommendation: None,
-    };
-    if !report.interrupted {
-        report.recommendation = Some(Recommendation::derive(&report));
     }
-    report
 }

@@ -10,6 +10,7 @@ use crate::background_jobs;
 use crate::cpu;
 use crate::engine::{self, IntervalRecord, Live, Observer};
 use crate::interrupt::Interrupt;
+use crate::live::{Frame, LiveFeed};
 use crate::progress::Progress;
 use crate::report::hlog::HlogWriter;
 use crate::report::{HeavySize, PhaseReport, PhaseSpec, Settings, StreamReport};
@@ -38,7 +39,7 @@ impl PhaseRunner<'_> {
         server: &ServerProcess,
     ) -> anyhow::Result<PhaseReport> {
         let settings = self.settings;
-        self.observer.start_phase(&phase.name);
+        self.observer.start_phase(phase);
         let plan = phase_plan(
             phase,
             server.addr,
@@ -55,13 +56,16 @@ impl PhaseRunner<'_> {
         );
         let (client_before, server_before, wall) =
             (cpu::own_cpu_time(), server.cpu_time(), Instant::now());
-        let scraper = Scraper::start(ScrapeTarget {
-            metrics: self
-                .telemetry
-                .then(|| (server.addr, crate::telemetry::scraper::METRICS_PATH.into())),
-            server_pid: Some(server.pid),
-            every: plan.timing.interval,
-        });
+        let scraper = Scraper::start_live(
+            ScrapeTarget {
+                metrics: self
+                    .telemetry
+                    .then(|| (server.addr, crate::telemetry::scraper::METRICS_PATH.into())),
+                server_pid: Some(server.pid),
+                every: plan.timing.interval,
+            },
+            self.observer.live.as_ref().map(|(feed, _)| feed.clone()),
+        );
         let requests = engine::run(&plan, &mut self.observer, self.interrupt);
         let (outcome, jobs) = match &jobs_plan {
             Some(jobs_plan) => {
@@ -110,6 +114,7 @@ impl PhaseRunner<'_> {
             settled_s: None,
         };
         self.observer.position += Duration::from_secs_f64(phase.duration_s + phase.warmup_s);
+        self.observer.end_phase(report.measured_s);
         Ok(report)
     }
 }
@@ -128,6 +133,12 @@ pub(super) struct PhaseObserver<'a> {
     position: Duration,
     /// When this phase's measurement started.
     measured_from: Option<SystemTime>,
+    /// The live dashboard and this variant's name there, with `run --live`.
+    live: Option<(LiveFeed, String)>,
+    /// Measured time of the phases before this one: where this phase starts on
+    /// the dashboard's axis (the phases' windows end to end, as the timeline
+    /// charts lay them).
+    axis_s: f64,
 }
 
 impl<'a> PhaseObserver<'a> {
@@ -136,6 +147,7 @@ impl<'a> PhaseObserver<'a> {
         progress: &'a Progress,
         hlog: &'a HlogWriter,
         position: Duration,
+        live: Option<(LiveFeed, String)>,
     ) -> PhaseObserver<'a> {
         PhaseObserver {
             progress,
@@ -145,12 +157,31 @@ impl<'a> PhaseObserver<'a> {
             phase: String::new(),
             position,
             measured_from: None,
+            live,
+            axis_s: 0.0,
         }
     }
 
-    fn start_phase(&mut self, name: &str) {
-        self.phase = name.to_owned();
+    fn start_phase(&mut self, phase: &PhaseSpec) {
+        self.phase = phase.name.clone();
         self.measured_from = None;
+        if let Some((feed, variant)) = &self.live {
+            feed.set_axis(None);
+            feed.publish(&Frame::Phase {
+                variant: variant.clone(),
+                phase: phase.name.clone(),
+                at_s: self.axis_s,
+                loaded: phase.heavy,
+            });
+        }
+    }
+
+    /// The phase ended after `measured_s` of measurement.
+    fn end_phase(&mut self, measured_s: f64) {
+        self.axis_s += measured_s;
+        if let Some((feed, _)) = &self.live {
+            feed.set_axis(None);
+        }
     }
 }
 
@@ -167,10 +198,16 @@ impl Observer for PhaseObserver<'_> {
             self.phase,
             self.offset.as_secs_f64()
         ));
+        if let Some((feed, _)) = &self.live {
+            feed.set_axis(Some((since, self.axis_s)));
+        }
     }
 
     fn interval(&mut self, record: &IntervalRecord<'_>) {
         self.hlog.record(record, self.offset);
+        if let Some((feed, _)) = &self.live {
+            feed.publish(&Frame::interval(record, self.axis_s));
+        }
     }
 
     fn progress(&mut self, live: &Live) {

@@ -11,6 +11,9 @@ use crate::plan::{Load, Plan, StreamSpec, Timing};
 use crate::report::{HeavySize, PhaseSpec, Scenario, Settings};
 use crate::target::Target;
 
+/// Every phase's interval: one point per second on its timeline.
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
 /// Connections submitting background jobs in the jobs scenario.
 const JOB_CONNECTIONS: usize = 16;
 
@@ -83,7 +86,7 @@ pub fn phase_plan(
             duration: Duration::from_secs_f64(phase.duration_s),
             warmup: Duration::from_secs_f64(phase.warmup_s),
             timeout: Duration::from_secs_f64(settings.timeout_s),
-            interval: Duration::from_secs(1),
+            interval: INTERVAL,
             drain: Duration::from_secs_f64(settings.drain_s),
             release_tick: Duration::ZERO,
             ..Timing::default()

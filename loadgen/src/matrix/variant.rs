@@ -11,7 +11,7 @@ use anyhow::Context;
 
 use super::configuration::Configuration;
 use super::phase::{PhaseObserver, PhaseRunner};
-use super::RunPlan;
+use super::{LiveRun, RunPlan};
 use crate::cpu;
 use crate::external::sizing;
 use crate::interrupt::Interrupt;
@@ -56,6 +56,8 @@ pub(super) struct VariantRunner<'a> {
     pub(super) label: String,
     /// Planned time of the variants before this one.
     pub(super) position: Duration,
+    /// The live dashboard, with `run --live`.
+    pub(super) live: Option<&'a LiveRun>,
 }
 
 impl VariantRunner<'_> {
@@ -155,7 +157,12 @@ impl VariantRunner<'_> {
             heavy,
             client_cores,
             interrupt: self.interrupt,
-            observer: PhaseObserver::new(self.progress, &hlog, self.position),
+            observer: PhaseObserver::new(
+                self.progress,
+                &hlog,
+                self.position,
+                self.live.map(|l| (l.feed.clone(), l.section(&name))),
+            ),
         };
         let mut frozen = false;
         let mut after_step = false;

@@ -12,8 +12,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
+use super::series::interval_between;
 use crate::client;
 use crate::cpu;
+use crate::live::{Frame, LiveFeed};
 
 /// The path scraped.
 pub const METRICS_PATH: &str = "/metrics.json";
@@ -80,9 +82,16 @@ pub struct Scraper {
 impl Scraper {
     /// Starts sampling now, and then every `target.every`.
     pub fn start(target: ScrapeTarget) -> Scraper {
+        Scraper::start_live(target, None)
+    }
+
+    /// As [`Scraper::start`], also publishing each measured interval's figures
+    /// to the live dashboard as its sample comes in.
+    pub fn start_live(target: ScrapeTarget, live: Option<LiveFeed>) -> Scraper {
         let (stop, mut stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
             let mut samples = Vec::new();
+            let mut publisher = live.map(LivePublisher::new);
             let mut ticks = tokio::time::interval(target.every);
             // A late tick (a slow scrape) shifts the schedule instead of bunching up.
             ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -91,9 +100,15 @@ impl Scraper {
                     _ = ticks.tick() => samples.push(sample(&target).await),
                     _ = &mut stopped => break,
                 }
+                if let Some(publisher) = &mut publisher {
+                    publisher.sampled(&samples);
+                }
             }
             // One last sample, so the series reaches the end of the phase.
             samples.push(sample(&target).await);
+            if let Some(publisher) = &mut publisher {
+                publisher.sampled(&samples);
+            }
             samples
         });
         Scraper { stop, task }
@@ -103,6 +118,44 @@ impl Scraper {
     pub async fn finish(self) -> Vec<Sample> {
         let _ = self.stop.send(());
         self.task.await.unwrap_or_default()
+    }
+}
+
+/// Turns samples into live frames as they come, the way the report's series
+/// will: each against the last good scrape before it.
+struct LivePublisher {
+    feed: LiveFeed,
+    last_good: Option<MetricsReport>,
+}
+
+impl LivePublisher {
+    fn new(feed: LiveFeed) -> LivePublisher {
+        LivePublisher {
+            feed,
+            last_good: None,
+        }
+    }
+
+    /// Publishes the interval that the newest of `samples` closes, if it falls
+    /// in the measured part (the warm-up's samples only move `last_good`).
+    fn sampled(&mut self, samples: &[Sample]) {
+        let newest = samples.last();
+        let interval = match (samples.len().checked_sub(2), self.feed.axis()) {
+            (Some(i), Some((measured_from, offset_s))) => {
+                let mut good = self.last_good.as_ref();
+                interval_between(&samples[i], &samples[i + 1], &mut good, measured_from)
+                    .map(|interval| (interval, offset_s))
+            }
+            _ => None,
+        };
+        if let Some(Some(Ok(report))) = newest.map(|s| &s.scrape) {
+            self.last_good = Some(report.clone());
+        }
+        if let Some((interval, offset_s)) = interval {
+            if interval.start_s + interval.length_s > 0.0 {
+                self.feed.publish(&Frame::server(&interval, offset_s));
+            }
+        }
     }
 }
 

@@ -86,6 +86,10 @@ pub struct ServerFigures {
     pub lag_max_us: f64,
     /// Busy time of all runtime workers over their time.
     pub busy_ratio: f64,
+    /// Whether the server reports its workers' busy time at all (a Prometheus
+    /// server of one's own may not: its ratio of 0 then means nothing).
+    #[serde(default = "reported")]
+    pub busy_reported: bool,
     pub alive_tasks: u64,
     pub global_queue_depth: u64,
     pub jobs_in_flight: u64,
@@ -94,6 +98,11 @@ pub struct ServerFigures {
     pub jobs_rejected: u64,
     /// Processes in both snapshots (a multi-worker server reports each).
     pub processes: usize,
+}
+
+/// Reports written before `busy_reported` came from servers that report it.
+fn reported() -> bool {
+    true
 }
 
 impl ServerFigures {
@@ -185,6 +194,7 @@ fn between(before: &MetricsReport, after: &MetricsReport) -> Option<ServerFigure
         lag_p99_us: lag.p99_us,
         lag_max_us: lag.max_us.max(stall * 1e6),
         busy_ratio: d.busy_ratio(),
+        busy_reported: d.pairs.iter().any(|(_, a)| !a.runtime.busy_s.is_empty()),
         alive_tasks: sum(|_, a| a.runtime.alive_tasks as u64),
         global_queue_depth: sum(|_, a| a.runtime.global_queue_depth as u64),
         jobs_in_flight: sum(|_, a| a.jobs.in_flight),
@@ -192,6 +202,44 @@ fn between(before: &MetricsReport, after: &MetricsReport) -> Option<ServerFigure
         jobs_queued: sum(|_, a| a.jobs.queued),
         jobs_rejected: sum(|b, a| a.jobs.rejected.saturating_sub(b.jobs.rejected)),
         processes: d.pairs.len(),
+    })
+}
+
+/// The interval from sample `a` to sample `b` (`None` if they are not in
+/// order), on an axis from `measured_from`; `last_good` is the last good report
+/// before `b` (the server's figures are taken since it), and becomes `b`'s if
+/// `b` is good. What `from_samples` does per pair, and what the scraper
+/// publishes to the live page as each sample comes.
+pub fn interval_between<'a>(
+    a: &Sample,
+    b: &'a Sample,
+    last_good: &mut Option<&'a MetricsReport>,
+    measured_from: SystemTime,
+) -> Option<ServerInterval> {
+    let length = b.at.duration_since(a.at).unwrap_or_default().as_secs_f64();
+    if length <= 0.0 {
+        return None;
+    }
+    let rate = |before: Option<std::time::Duration>, after: Option<std::time::Duration>| {
+        Some(after?.saturating_sub(before?).as_secs_f64() / length)
+    };
+    let (server, scrape_error) = match &b.scrape {
+        Some(Ok(report)) => {
+            let figures = last_good.and_then(|before| between(before, report));
+            *last_good = Some(report);
+            (figures, None)
+        }
+        Some(Err(failure)) => (None, Some(failure.kind())),
+        None => (None, None),
+    };
+    Some(ServerInterval {
+        start_s: offset(measured_from, a.at),
+        length_s: length,
+        client_cpu: rate(Some(a.client_cpu), Some(b.client_cpu)).unwrap_or(0.0),
+        server_cpu: rate(a.server_cpu, b.server_cpu),
+        scrape_ms: b.scrape.as_ref().map(|_| b.scrape_took.as_secs_f64() * 1e3),
+        scrape_error,
+        server,
     })
 }
 
@@ -214,34 +262,12 @@ impl ServerTelemetry {
             last_good = Some(report);
         }
         for pair in samples.windows(2) {
-            let (a, b) = (&pair[0], &pair[1]);
-            let length = b.at.duration_since(a.at).unwrap_or_default().as_secs_f64();
-            if length <= 0.0 {
-                continue;
+            if let Some(interval) =
+                interval_between(&pair[0], &pair[1], &mut last_good, measured_from)
+            {
+                telemetry.client_cpu_max = telemetry.client_cpu_max.max(interval.client_cpu);
+                telemetry.intervals.push(interval);
             }
-            let rate = |before: Option<std::time::Duration>, after: Option<std::time::Duration>| {
-                Some(after?.saturating_sub(before?).as_secs_f64() / length)
-            };
-            let client_cpu = rate(Some(a.client_cpu), Some(b.client_cpu)).unwrap_or(0.0);
-            let (server, scrape_error) = match &b.scrape {
-                Some(Ok(report)) => {
-                    let figures = last_good.and_then(|before| between(before, report));
-                    last_good = Some(report);
-                    (figures, None)
-                }
-                Some(Err(failure)) => (None, Some(failure.kind())),
-                None => (None, None),
-            };
-            telemetry.client_cpu_max = telemetry.client_cpu_max.max(client_cpu);
-            telemetry.intervals.push(ServerInterval {
-                start_s: offset(measured_from, a.at),
-                length_s: length,
-                client_cpu,
-                server_cpu: rate(a.server_cpu, b.server_cpu),
-                scrape_ms: b.scrape.as_ref().map(|_| b.scrape_took.as_secs_f64() * 1e3),
-                scrape_error,
-                server,
-            });
         }
         telemetry.lag_max_us = telemetry
             .intervals

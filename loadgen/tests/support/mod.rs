@@ -5,8 +5,10 @@
 #![allow(dead_code)] // each test file uses a different part
 
 pub mod browser;
+pub mod live;
 pub mod processes;
 pub mod synthetic;
+pub mod webdriver;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -14,7 +14,9 @@ use loadgen::report::{
     StreamReport, Sweep, VariantReport, VariantStatus,
 };
 use loadgen::stats::Percentiles;
-use loadgen::telemetry::{LongPollMark, PhasePolls, ServerTelemetry, SourcePhasePolls};
+use loadgen::telemetry::{
+    LongPollMark, PhasePolls, ServerFigures, ServerInterval, ServerTelemetry, SourcePhasePolls,
+};
 
 /// The variants of the synthetic report; probe latency grows with the index
 /// (loaded base latency 1, 11 and 21 ms; idle and recovery 1 ms).
@@ -79,7 +81,7 @@ pub fn stream_with(name: &str, base_ms: u64, seconds: u64, per_second: u64) -> S
 }
 
 /// Server telemetry whose lag is 1 ms when idle and `slow` ms under load (max twice
-/// that), with one failed scrape under load.
+/// that), with one failed scrape under load; two 1 s intervals of those figures.
 pub fn server_lag(phase: &str, slow: u64) -> ServerTelemetry {
     let ms = if phase == "loaded" { slow } else { 1 };
     let mut h = loadgen::stats::new_histogram();
@@ -97,7 +99,31 @@ pub fn server_lag(phase: &str, slow: u64) -> ServerTelemetry {
         lag_max_us: Some(2_000.0 * ms as f64),
         busy_ratio: Some(0.5),
         client_cpu_max: 0.1,
-        intervals: Vec::new(),
+        intervals: (0..2)
+            .map(|i| ServerInterval {
+                start_s: i as f64,
+                length_s: 1.0,
+                client_cpu: 0.1,
+                server_cpu: Some(0.5),
+                scrape_ms: Some(1.0),
+                scrape_error: None,
+                server: Some(ServerFigures {
+                    span_s: 1.0,
+                    lag_samples: 50,
+                    lag_p99_us: 1_000.0 * ms as f64,
+                    lag_max_us: 2_000.0 * ms as f64,
+                    busy_ratio: 0.5,
+                    busy_reported: true,
+                    alive_tasks: 10,
+                    global_queue_depth: 0,
+                    jobs_in_flight: 0,
+                    jobs_running: 0,
+                    jobs_queued: 0,
+                    jobs_rejected: 0,
+                    processes: 1,
+                }),
+            })
+            .collect(),
         traffic: Vec::new(),
         polls: Some(phase_polls(ms)),
     }
