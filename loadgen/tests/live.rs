@@ -1,4 +1,4 @@
-//! The live dashboard (`bench --live`): frames arrive while the run goes on, say
+//! The live dashboard (`bench --live`, `run --live`): frames arrive while the run goes on, say
 //! what the report says, reach a browser that joins late, and bad requests to
 //! the dashboard get a 4xx while the run goes on.
 
@@ -202,4 +202,120 @@ fn the_live_page_draws_the_run_in_headless_chromium() {
     assert_eq!(shown, measured.last().unwrap().corrected.p99_us);
     assert_eq!(attribute(&dom, "data-outcome"), Some("finished"));
     assert!(dom.matches("<canvas").count() >= 2, "no charts drawn");
+}
+
+/// The dashboard's address, from the first lines `child` writes to stderr; the
+/// rest of its stderr is read (and dropped) on a thread.
+fn dashboard_address(child: &mut std::process::Child) -> SocketAddr {
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no dashboard address"
+        );
+        if let Some(url) = line.trim().strip_prefix("live dashboard: http://") {
+            break url.trim_end_matches('/').parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    addr
+}
+
+/// The frames of one `type`, as JSON, with their places on the axis to the
+/// µs (a sum taken in another order can differ in its last bit).
+fn of_type(frames: &[serde_json::Value], kind: &str) -> Vec<serde_json::Value> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == kind)
+        .map(|f| {
+            let mut f = f.clone();
+            for key in ["start_s", "at_s"] {
+                if let Some(v) = f[key].as_f64() {
+                    f[key] = serde_json::json!((v * 1e6).round() / 1e6);
+                }
+            }
+            f
+        })
+        .collect()
+}
+
+#[test]
+fn run_live_streams_what_the_frozen_report_holds() {
+    let out = temp_dir("live-run");
+    let mut child = support::processes::spawn(
+        &[
+            "--variant",
+            "blocking-in-async,rayon",
+            "--idle",
+            "1500ms",
+            "--loaded",
+            "2s",
+            "--recovery",
+            "1500ms",
+            "--live",
+        ],
+        &out,
+    );
+    let addr = dashboard_address(&mut child);
+    let live: Vec<serde_json::Value> = read_events(addr).into_iter().map(|(_, f)| f).collect();
+    let output = support::processes::finish(child, Duration::from_secs(120));
+    assert!(output.status.success());
+    let report = support::processes::report(&out);
+
+    // What report.html draws is what the browser was sent while the run went on,
+    // frame for frame (the server's samples come between the intervals live,
+    // after them in the report: compared by kind).
+    let frozen: Vec<serde_json::Value> = loadgen::live::replay::run_frames(&report)
+        .iter()
+        .map(|f| serde_json::to_value(f).unwrap())
+        .collect();
+    for kind in ["run", "phase", "interval", "server", "comparison", "end"] {
+        let (mut a, mut b) = (of_type(&live, kind), of_type(&frozen, kind));
+        let key = |f: &serde_json::Value| f.to_string();
+        a.sort_by_key(key);
+        b.sort_by_key(key);
+        let only_live: Vec<_> = a.iter().filter(|f| !b.contains(f)).collect();
+        let only_frozen: Vec<_> = b.iter().filter(|f| !a.contains(f)).collect();
+        assert!(
+            a == b,
+            "the {kind} frames differ: live only {only_live:?}, report only {only_frozen:?}"
+        );
+    }
+    assert_eq!(live[0]["variants"], serde_json::json!(["blocking-in-async", "rayon"]));
+    // The run's story: every phase of each variant, its intervals, the server's
+    // lag, and the comparison growing a row per finished variant.
+    let phases = of_type(&live, "phase");
+    assert_eq!(phases[0]["variant"], "blocking-in-async");
+    assert_eq!(phases[0]["phase"], "idle");
+    assert!(phases.iter().any(|p| p["loaded"] == true));
+    assert!(of_type(&live, "interval").len() >= 10);
+    assert!(
+        of_type(&live, "server")
+            .iter()
+            .any(|s| s["lag_max_us"].as_f64().is_some_and(|lag| lag > 0.0)),
+        "no server lag live"
+    );
+    let rows: Vec<usize> = of_type(&live, "comparison")
+        .iter()
+        .map(|c| c["rows"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(rows, [1, 2]);
+    assert_eq!(live.last().unwrap()["outcome"], "finished");
+    // The blocked variant's probe waited under load; the other's did not.
+    let bars = &of_type(&live, "comparison")[1]["bars"];
+    let p99 = |name: &str| {
+        bars.as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b[0] == name)
+            .unwrap()[1]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(
+        p99("blocking-in-async") > 10.0 * p99("rayon"),
+        "{bars}"
+    );
 }
