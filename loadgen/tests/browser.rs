@@ -269,3 +269,68 @@ fn dragging_across_a_chart_zooms_it_and_the_charts_linked_to_it() {
         },
     );
 }
+
+/// The README's picture of the live page: `loadgen run --live` (the default
+/// run, plus `LIVE_SCREENSHOT_RUN_ARGS`), photographed by the test browser
+/// once `LIVE_SCREENSHOT_AFTER` variants (default 5) have finished and the next
+/// is in a loaded step; the sections of blocking-in-async, rayon and the one
+/// running are left shown (the others toggled off, as a reader would). The
+/// picture goes to `LIVE_SCREENSHOT`; the run is then interrupted (its folder
+/// stays beside the picture). `scripts/live-screenshot.sh` runs it.
+#[test]
+#[ignore = "takes minutes; scripts/live-screenshot.sh runs it"]
+fn screenshot_of_the_live_page_during_the_default_run() {
+    let shot = std::path::PathBuf::from(
+        std::env::var("LIVE_SCREENSHOT").expect("LIVE_SCREENSHOT: where to write the PNG"),
+    );
+    let after: usize = std::env::var("LIVE_SCREENSHOT_AFTER")
+        .map(|a| a.parse().expect("LIVE_SCREENSHOT_AFTER: a number"))
+        .unwrap_or(5);
+    let extra = std::env::var("LIVE_SCREENSHOT_RUN_ARGS").unwrap_or_default();
+    let out = shot.parent().unwrap().join("run");
+    let dir = temp_dir("browser-shot");
+    with_browser(
+        "screenshot_of_the_live_page_during_the_default_run",
+        &dir.join("profile"),
+        |browser| async move {
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+                .args(["run", "--live", "--out", out.to_str().unwrap()])
+                .args(extra.split_whitespace())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let addr = support::live::dashboard_address(&mut child);
+            browser.client.set_window_size(1300, 1700).await.unwrap();
+            browser.client.goto(&format!("http://{addr}/")).await.unwrap();
+            let ready = format!(
+                "const s = document.getElementById('status');
+                 return Number(document.getElementById('comparison-live').dataset.variants || 0) >= {after}
+                     && (s.dataset.phase || '').startsWith('load-1');"
+            );
+            assert!(
+                browser.wait_for(&ready, Duration::from_secs(3600)).await,
+                "the run never got that far"
+            );
+            // Ten seconds into the step, so it shows.
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            browser
+                .eval(
+                    "const running = document.getElementById('status').dataset.variant;
+                     for (const label of document.querySelectorAll('#toggles label')) {
+                       const name = label.textContent.trim();
+                       const box = label.querySelector('input');
+                       if (!['blocking-in-async', 'rayon', running].includes(name)) box.click();
+                     }",
+                )
+                .await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let png = browser.client.screenshot().await.unwrap();
+            std::fs::write(&shot, png).unwrap();
+            assert_eq!(browser.errors().await, Vec::<String>::new());
+            browser.close().await;
+            support::processes::signal(child.id(), libc::SIGINT);
+            let _ = child.wait();
+        },
+    );
+}

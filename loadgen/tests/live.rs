@@ -204,25 +204,6 @@ fn the_live_page_draws_the_run_in_headless_chromium() {
     assert!(dom.matches("<canvas").count() >= 2, "no charts drawn");
 }
 
-/// The dashboard's address, from the first lines `child` writes to stderr; the
-/// rest of its stderr is read (and dropped) on a thread.
-fn dashboard_address(child: &mut std::process::Child) -> SocketAddr {
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "no dashboard address"
-        );
-        if let Some(url) = line.trim().strip_prefix("live dashboard: http://") {
-            break url.trim_end_matches('/').parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    addr
-}
-
 /// The frames of one `type`, as JSON, with their places on the axis to the
 /// µs (a sum taken in another order can differ in its last bit).
 fn of_type(frames: &[serde_json::Value], kind: &str) -> Vec<serde_json::Value> {
@@ -258,7 +239,7 @@ fn run_live_streams_what_the_frozen_report_holds() {
         ],
         &out,
     );
-    let addr = dashboard_address(&mut child);
+    let addr = support::live::dashboard_address(&mut child);
     let live: Vec<serde_json::Value> = read_events(addr).into_iter().map(|(_, f)| f).collect();
     let output = support::processes::finish(child, Duration::from_secs(120));
     assert!(output.status.success());

@@ -1,4 +1,5 @@
-//! `loadgen bench --live` as the dashboard's tests start it.
+//! `loadgen bench --live` as the dashboard's tests start it, and the
+//! dashboard's address as loadgen prints it.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -24,6 +25,13 @@ pub fn live_bench(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let addr = dashboard_address(&mut child);
+    (child, addr)
+}
+
+/// The dashboard's address, from the first lines `child` writes to stderr; the
+/// rest of its stderr is read (and dropped) on a thread.
+pub fn dashboard_address(child: &mut std::process::Child) -> SocketAddr {
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     let addr = loop {
@@ -37,5 +45,5 @@ pub fn live_bench(
         }
     };
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    (child, addr)
+    addr
 }
