@@ -4,6 +4,12 @@
 # `curl` reading /events, 10 frames a second), alternating, round by round.
 #
 #   scripts/live-cost.sh [ROUNDS] [SECONDS] [RATE]      # defaults: 3 15 2000
+#   LOADGEN_CPUS=0 OTHER_CPUS=1 scripts/live-cost.sh   # loadgen on CPU 0; server
+#                                                      # and readers on CPU 1
+#
+# With LOADGEN_CPUS and OTHER_CPUS (taskset lists), loadgen runs on the first
+# and the server and the readers on the second: what serving the page costs
+# loadgen itself, apart from what the readers' own CPU takes from it.
 #
 # Builds loadgen and servers in release mode; writes each run's JSON and
 # summary.md under results/live-cost/<UTC timestamp>/. All traffic goes to
@@ -16,11 +22,20 @@ ROUNDS=${1:-3}
 SECONDS_PER_RUN=${2:-15}
 RATE=${3:-2000}
 CLIENTS=${CLIENTS:-50}
+LOADGEN_CPUS=${LOADGEN_CPUS:-}
+OTHER_CPUS=${OTHER_CPUS:-}
+pin_loadgen=()
+pin_others=()
+if [ -n "$LOADGEN_CPUS" ] || [ -n "$OTHER_CPUS" ]; then
+  [ -n "$LOADGEN_CPUS" ] && [ -n "$OTHER_CPUS" ] || { echo "give both LOADGEN_CPUS and OTHER_CPUS" >&2; exit 2; }
+  pin_loadgen=(taskset -c "$LOADGEN_CPUS")
+  pin_others=(taskset -c "$OTHER_CPUS")
+fi
 
 cargo build --release -p loadgen -p servers
 out="results/live-cost/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
-target/release/servers --variant spawn-blocking >"$out/server.stdout" 2>"$out/server.log" &
+"${pin_others[@]}" target/release/servers --variant spawn-blocking >"$out/server.stdout" 2>"$out/server.log" &
 server_pid=$!
 clients=()
 cleanup() {
@@ -33,7 +48,7 @@ base=$(announced_url "$out/server.stdout" 5) || exit 1
 # One run; with CONNECT=yes, CLIENTS readers join during the warm-up.
 run() {
   local name=$1 connect=$2 log="$out/$1.stderr"
-  target/release/loadgen bench --url "$base/health" --rate "$RATE" -c 32 \
+  "${pin_loadgen[@]}" target/release/loadgen bench --url "$base/health" --rate "$RATE" -c 32 \
     -d "${SECONDS_PER_RUN}s" -w 2s --interval 100ms --live --json "$out/$name.json" \
     >"$out/$name.txt" 2>"$log" &
   local bench=$!
@@ -47,7 +62,7 @@ run() {
   clients=()
   if [ "$connect" = yes ]; then
     for _ in $(seq "$CLIENTS"); do
-      curl -sN "${url}events" >/dev/null &
+      "${pin_others[@]}" curl -sN "${url}events" >/dev/null &
       clients+=($!)
     done
   fi
@@ -64,9 +79,11 @@ for round in $(seq "$ROUNDS"); do
   run "watched.$round" yes
 done
 
-python3 - "$out" "$ROUNDS" "$SECONDS_PER_RUN" "$RATE" "$CLIENTS" <<'PY'
+python3 - "$out" "$ROUNDS" "$SECONDS_PER_RUN" "$RATE" "$CLIENTS" "$LOADGEN_CPUS" "$OTHER_CPUS" <<'PY'
 import json, os, platform, statistics, sys
-out, rounds, secs, rate, clients = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+out, rounds, secs, rate, clients, loadgen_cpus, other_cpus = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7]
+placement = (f"loadgen on CPU {loadgen_cpus}; server and readers on CPU {other_cpus}" if loadgen_cpus
+             else "server, client and readers share the cores")
 def figures(name):
     s = json.load(open(f"{out}/{name}.json"))["streams"][0]
     return {
@@ -83,7 +100,7 @@ lines = [
     f"# Live dashboard cost: {rate}/s open loop, {secs} s, 100 ms intervals, {rounds} rounds alternating",
     "",
     f"`alone`: `bench --live` with no browser; `watched`: the same with {clients} readers of /events (curl).",
-    f"Environment: {os.cpu_count()} cores ({cpu_model}), {platform.system()} {platform.release()}; server `servers --variant spawn-blocking`, client, readers share the cores.",
+    f"Environment: {os.cpu_count()} cores ({cpu_model}), {platform.system()} {platform.release()}; server `servers --variant spawn-blocking`; {placement}.",
     "",
     "| run | " + " | ".join(keys) + " |",
     "|---|" + "---|" * len(keys),

@@ -241,6 +241,7 @@ fn run_live_streams_what_the_frozen_report_holds() {
     );
     let addr = support::live::dashboard_address(&mut child);
     let live: Vec<serde_json::Value> = read_events(addr).into_iter().map(|(_, f)| f).collect();
+    // `finish` kills it should it run past two minutes.
     let output = support::processes::finish(child, Duration::from_secs(120));
     assert!(output.status.success());
     let report = support::processes::report(&out);
@@ -264,7 +265,10 @@ fn run_live_streams_what_the_frozen_report_holds() {
             "the {kind} frames differ: live only {only_live:?}, report only {only_frozen:?}"
         );
     }
-    assert_eq!(live[0]["variants"], serde_json::json!(["blocking-in-async", "rayon"]));
+    assert_eq!(
+        live[0]["variants"],
+        serde_json::json!(["blocking-in-async", "rayon"])
+    );
     // The run's story: every phase of each variant, its intervals, the server's
     // lag, and the comparison growing a row per finished variant.
     let phases = of_type(&live, "phase");
@@ -295,8 +299,5 @@ fn run_live_streams_what_the_frozen_report_holds() {
             .as_f64()
             .unwrap()
     };
-    assert!(
-        p99("blocking-in-async") > 10.0 * p99("rayon"),
-        "{bars}"
-    );
+    assert!(p99("blocking-in-async") > 10.0 * p99("rayon"), "{bars}");
 }

@@ -13,7 +13,7 @@ use crate::live::{page, replay};
 use crate::report::format::escape_markup as escape;
 use crate::report::markdown::{describe_resolution, describe_scenario, describe_table};
 use crate::report::warnings::run_warnings;
-use crate::report::{text, BenchReport, Report, RunReport, Scenario};
+use crate::report::{text, BenchReport, RunReport, Scenario};
 
 /// A Markdown sentence as HTML: escaped, with `code` in backticks as `<code>`.
 fn sentence(markdown: &str) -> String {
@@ -250,12 +250,4 @@ pub fn bench_page(report: &BenchReport) -> String {
         &before,
         "",
     )
-}
-
-/// The page of either kind of report.
-pub fn page(report: &Report) -> String {
-    match report {
-        Report::Run(run) => run_page(run, &[]),
-        Report::Bench(bench) => bench_page(bench),
-    }
 }

@@ -13,7 +13,7 @@ use crate::config::{basic_auth, parse_header, parse_method, read_body_file, Conf
 use crate::engine::{self, IntervalRecord, Live, Observer};
 use crate::environment::Environment;
 use crate::interrupt::Interrupt;
-use crate::live::{Frame, Kind, LiveFeed, LiveServer, Outcome};
+use crate::live::{Frame, LiveFeed, LiveServer, Outcome};
 use crate::plan::{Load, Plan, StreamSpec, Timing, DEFAULT_OPEN_LOOP_CONNECTIONS};
 use crate::progress::Progress;
 use crate::report::hgrm::Hgrm;
@@ -162,10 +162,14 @@ struct BenchObserver {
     progress: Progress,
     hlog: Option<HlogWriter>,
     live: Option<LiveFeed>,
+    /// When measurement started, as the engine said (the server's series and
+    /// the dashboard's samples are placed from it).
+    measured_from: Option<std::time::SystemTime>,
 }
 
 impl Observer for BenchObserver {
     fn measuring(&mut self, since: std::time::SystemTime) {
+        self.measured_from = Some(since);
         if let Some(hlog) = &self.hlog {
             hlog.begin(since);
         }
@@ -295,14 +299,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
                 let feed = LiveFeed::default();
                 let server = LiveServer::start(addr, feed.clone())?;
                 eprintln!("live dashboard: {}", server.url());
-                feed.publish(&Frame::Run {
-                    kind: Kind::Bench,
-                    title: plan.target.url.clone(),
-                    planned_s: planned.as_secs_f64(),
-                    interval_s: plan.timing.interval.as_secs_f64(),
-                    streams: plan.streams.iter().map(|s| s.name.clone()).collect(),
-                    variants: Vec::new(),
-                });
+                feed.publish(&Frame::bench_run(
+                    &plan.target.url,
+                    planned.as_secs_f64(),
+                    plan.timing.interval.as_secs_f64(),
+                    plan.streams.iter().map(|s| s.name.clone()).collect(),
+                ));
                 Some((server, feed))
             }
             None => None,
@@ -319,6 +321,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
             progress: Progress::new("bench", planned),
             hlog,
             live: live_server.as_ref().map(|(_, feed)| feed.clone()),
+            measured_from: None,
         };
         let job_plans: Vec<JobsPlan> = if job_streams.is_empty() {
             Vec::new()
@@ -369,8 +372,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
             hlog.finish()?;
         }
         let mut report = BenchReport::new(&plan, &outcome, Environment::detect());
-        report.server_telemetry = samples
-            .map(|samples| ServerTelemetry::from_samples(&samples, outcome.measure_started_at));
+        let measured_from = observer.measured_from.unwrap_or(outcome.measure_started_at);
+        report.server_telemetry =
+            samples.map(|samples| ServerTelemetry::from_samples(&samples, measured_from));
         for (jobs_plan, jobs) in job_plans.iter().zip(jobs) {
             report
                 .streams

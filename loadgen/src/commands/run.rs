@@ -249,11 +249,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
                         .map(move |v| live.section(&v.name))
                 })
                 .collect();
-            feed.publish(&replay::run_frame(
-                plan.settings.scenario,
-                &plan.settings,
-                sections,
-            ));
+            feed.publish(&replay::run_frame(&plan.settings, sections));
             Some((server, feed))
         }
         None => None,

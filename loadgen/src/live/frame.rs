@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::engine::IntervalRecord;
 use crate::report::stream::IntervalReport;
+use crate::report::VariantStatus;
 use crate::telemetry::ServerInterval;
 
 /// Which command the frames come from: a `bench` has one section of streams, a
@@ -83,8 +84,7 @@ pub enum Frame {
     /// A run's variant finished (or failed): the comparison so far.
     Comparison {
         variant: String,
-        /// `ok`, `failed` or `interrupted`.
-        status: String,
+        status: VariantStatus,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
         /// The summary table of the variants finished so far, ranked as the
@@ -113,6 +113,18 @@ pub enum Outcome {
 }
 
 impl Frame {
+    /// The `run` frame of a `bench` of `streams` against `title` (its URL).
+    pub fn bench_run(title: &str, planned_s: f64, interval_s: f64, streams: Vec<String>) -> Frame {
+        Frame::Run {
+            kind: Kind::Bench,
+            title: title.to_owned(),
+            planned_s,
+            interval_s,
+            streams,
+            variants: Vec::new(),
+        }
+    }
+
     /// The frame of a closed interval, `offset_s` along the section's axis.
     pub fn interval(record: &IntervalRecord<'_>, offset_s: f64) -> Frame {
         let seconds = record.length.as_secs_f64().max(f64::MIN_POSITIVE);

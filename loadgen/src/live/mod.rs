@@ -1,10 +1,13 @@
 //! The live dashboard (`--live`): a page served by loadgen itself that draws each
 //! interval as it closes, over Server-Sent Events.
 //!
-//! The measuring side only [`LiveFeed::publish`]es a small JSON frame per stream
-//! per interval: a push onto a bounded history and a send on a bounded broadcast
-//! channel, microseconds (it can wait for a browser joining just then while the
-//! history is copied for it, a few ms at most when the history is full).
+//! The measuring side only [`LiveFeed::publish`]es small JSON frames: one per
+//! stream per interval, one per telemetry sample of the server (from the
+//! scraper's task, [`SamplePublisher`]), one per phase and per finished
+//! variant of a `run`. Each is a push onto a bounded history and a send on a
+//! bounded broadcast channel, microseconds (it can wait for a browser joining
+//! just then while the history is copied for it, a few ms at most when the
+//! history is full).
 //! Everything else (accepting browsers,
 //! writing to them) runs on a thread and runtime of its own, so the page cannot
 //! slow the run. A browser that joins late gets the history first. One that
@@ -14,6 +17,7 @@
 pub mod frame;
 pub mod page;
 pub mod replay;
+mod samples;
 mod server;
 
 use std::collections::VecDeque;
@@ -23,6 +27,7 @@ use std::time::SystemTime;
 use tokio::sync::broadcast;
 
 pub use frame::{Frame, Kind, Outcome};
+pub use samples::SamplePublisher;
 pub use server::LiveServer;
 
 /// Frames kept for browsers that join late (about 30 MB): a day of 1 s

@@ -43,8 +43,9 @@ pub fn served() -> &'static str {
 /// Loads nothing from anywhere.
 pub fn frozen(title: &str, frames: &[Frame], before: &str, after: &str) -> String {
     let frames = serde_json::to_string(frames).unwrap_or_else(|_| "[]".into());
-    // In a script element only `</` can end it early; `<\/` is the same JSON.
-    let frames = frames.replace("</", "<\\/");
+    // No `<` at all in the data's script element (`</script` would end it, and
+    // `<!--` changes how it is read): `\u003c` is the same JSON.
+    let frames = frames.replace('<', "\\u003c");
     let style = format!("<style>{UPLOT_CSS}</style>");
     let script = format!("<script>{UPLOT_JS}</script>");
     let data = format!("<script type=\"application/json\" id=\"frozen-frames\">{frames}</script>");
@@ -81,22 +82,27 @@ mod tests {
     use super::*;
     use crate::live::Outcome;
 
+    fn data_element(page: &str) -> &str {
+        let data = page.split("id=\"frozen-frames\">").nth(1).unwrap();
+        data.split("</script>").next().unwrap()
+    }
+
     #[test]
     fn the_frozen_page_loads_nothing_and_holds_its_frames() {
         let frames = [Frame::End {
             outcome: Outcome::Failed,
-            error: Some("</script><script>alert(1)</script>".into()),
+            error: Some("<!--<script></script><script>alert(1)</script>".into()),
         }];
         let page = frozen("a <run>", &frames, "<p>before</p>", "<p>after</p>");
         assert!(!page.contains("src=") && !page.contains("<link"));
         assert!(page.contains("<title>a &lt;run&gt;</title>"));
         assert!(page.contains("<p>before</p>") && page.contains("<p>after</p>"));
-        // The error text cannot end the data's script element.
-        let data = page.split("id=\"frozen-frames\">").nth(1).unwrap();
-        let data = data.split("</script>").next().unwrap();
+        // The error text cannot end the data's script element early.
+        assert!(!data_element(&page).contains('<'));
+        let data = data_element(&page);
         let parsed: serde_json::Value = serde_json::from_str(data).unwrap();
         assert_eq!(
-            parsed[0]["error"], "</script><script>alert(1)</script>",
+            parsed[0]["error"], "<!--<script></script><script>alert(1)</script>",
             "the frames survive the escaping"
         );
         let served = served();

@@ -12,10 +12,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-use super::series::interval_between;
 use crate::client;
 use crate::cpu;
-use crate::live::{Frame, LiveFeed};
+use crate::live::{LiveFeed, SamplePublisher};
 
 /// The path scraped.
 pub const METRICS_PATH: &str = "/metrics.json";
@@ -91,7 +90,7 @@ impl Scraper {
         let (stop, mut stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
             let mut samples = Vec::new();
-            let mut publisher = live.map(LivePublisher::new);
+            let mut publisher = live.map(SamplePublisher::new);
             let mut ticks = tokio::time::interval(target.every);
             // A late tick (a slow scrape) shifts the schedule instead of bunching up.
             ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -118,44 +117,6 @@ impl Scraper {
     pub async fn finish(self) -> Vec<Sample> {
         let _ = self.stop.send(());
         self.task.await.unwrap_or_default()
-    }
-}
-
-/// Turns samples into live frames as they come, the way the report's series
-/// will: each against the last good scrape before it.
-struct LivePublisher {
-    feed: LiveFeed,
-    last_good: Option<MetricsReport>,
-}
-
-impl LivePublisher {
-    fn new(feed: LiveFeed) -> LivePublisher {
-        LivePublisher {
-            feed,
-            last_good: None,
-        }
-    }
-
-    /// Publishes the interval that the newest of `samples` closes, if it falls
-    /// in the measured part (the warm-up's samples only move `last_good`).
-    fn sampled(&mut self, samples: &[Sample]) {
-        let newest = samples.last();
-        let interval = match (samples.len().checked_sub(2), self.feed.axis()) {
-            (Some(i), Some((measured_from, offset_s))) => {
-                let mut good = self.last_good.as_ref();
-                interval_between(&samples[i], &samples[i + 1], &mut good, measured_from)
-                    .map(|interval| (interval, offset_s))
-            }
-            _ => None,
-        };
-        if let Some(Some(Ok(report))) = newest.map(|s| &s.scrape) {
-            self.last_good = Some(report.clone());
-        }
-        if let Some((interval, offset_s)) = interval {
-            if interval.start_s + interval.length_s > 0.0 {
-                self.feed.publish(&Frame::server(&interval, offset_s));
-            }
-        }
     }
 }
 

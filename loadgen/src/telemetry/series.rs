@@ -72,6 +72,14 @@ pub struct ServerInterval {
     pub server: Option<ServerFigures>,
 }
 
+impl ServerInterval {
+    /// Whether the interval reaches into the measured part (it does not when it
+    /// lies wholly in the warm-up).
+    pub fn ends_in_measurement(&self) -> bool {
+        self.start_s + self.length_s > 0.0
+    }
+}
+
 /// Server figures between two snapshots, summed over its processes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServerFigures {
@@ -272,7 +280,7 @@ impl ServerTelemetry {
         telemetry.lag_max_us = telemetry
             .intervals
             .iter()
-            .filter(|i| i.start_s + i.length_s > 0.0)
+            .filter(|i| i.ends_in_measurement())
             .filter_map(|i| i.server.as_ref())
             .filter(|s| s.has_lag())
             .map(|s| s.lag_max_us)

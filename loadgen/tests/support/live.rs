@@ -1,5 +1,6 @@
-//! `loadgen bench --live` as the dashboard's tests start it, and the
-//! dashboard's address as loadgen prints it.
+//! `loadgen bench --live` as the dashboard's tests start it, the
+//! dashboard's address as loadgen prints it, and a guard that stops the run
+//! should the test fail.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -46,4 +47,17 @@ pub fn dashboard_address(child: &mut std::process::Child) -> SocketAddr {
     };
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     addr
+}
+
+/// A child process killed (with its process group's servers left to their
+/// PDEATHSIG) if the test panics before it ends.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }

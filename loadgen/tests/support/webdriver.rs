@@ -1,7 +1,8 @@
 //! Headless Chromium driven over WebDriver: Debian's `chromium-driver`
 //! (`chromedriver`, which `.ci/run` installs with `chromium`) on a loopback
-//! port of its own, spoken to with fantoccini. Where either is missing,
-//! [`Browser::start`] says so and the test reports SKIPPED.
+//! port of its own, spoken to with fantoccini. Where either is not installed,
+//! [`Browser::start`] says why and the test reports SKIPPED; where they are
+//! but do not start, the test fails.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -30,11 +31,19 @@ fn which(name: &str) -> Option<String> {
 
 impl Browser {
     /// Starts chromedriver and a headless Chromium with a fresh profile under
-    /// `profile`, 1300×1000; `Err(why)` when they are not installed.
+    /// `profile`, 1300×1000; `Err(why)` when they are not installed. Panics
+    /// when they are but cannot be started.
     pub async fn start(profile: &Path) -> Result<Browser, String> {
         let chromium = chromium().ok_or("no chromium installed (.ci/run installs it)")?;
         let driver_path = which("chromedriver")
             .ok_or("no chromedriver installed (Debian's chromium-driver; .ci/run installs it)")?;
+        match Browser::launch(&chromium, &driver_path, profile).await {
+            Ok(browser) => Ok(browser),
+            Err(why) => panic!("chromium and chromedriver are installed but: {why}"),
+        }
+    }
+
+    async fn launch(chromium: &Path, driver_path: &str, profile: &Path) -> Result<Browser, String> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
