@@ -88,7 +88,7 @@ fn the_live_page_updates_while_a_bench_runs_and_shows_the_reports_p99() {
             let measured: Vec<_> = stream
                 .intervals
                 .iter()
-                .filter(|i| i.start_s < stream.measured_s)
+                .filter(|i| i.is_in_window(stream.measured_s))
                 .collect();
             for (drawn, p99) in &seen {
                 assert_eq!(

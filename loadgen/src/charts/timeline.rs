@@ -133,7 +133,9 @@ fn point(offset: f64, i: &IntervalReport) -> Point {
 
 /// Intervals inside the measured window (the drain's own interval left out).
 fn in_window(s: &StreamReport) -> impl Iterator<Item = &IntervalReport> {
-    s.intervals.iter().filter(move |i| i.start_s < s.measured_s)
+    s.intervals
+        .iter()
+        .filter(move |i| i.is_in_window(s.measured_s))
 }
 
 /// The server's largest lag per scrape interval of a phase that starts at

@@ -150,6 +150,9 @@ pub struct IntervalOutcome {
     /// The interval's histograms, encoded, when the plan keeps them
     /// ([`crate::plan::Timing::keep_interval_histograms`]).
     pub histograms: Option<EncodedHistograms>,
+    /// False for the drain's interval (what completed after the measured
+    /// window), as the observer was told.
+    pub in_window: bool,
 }
 
 impl IntervalOutcome {
@@ -164,6 +167,7 @@ impl IntervalOutcome {
             uncorrected: Percentiles::of(&recorded.uncorrected),
             due: None,
             histograms: None,
+            in_window: true,
         }
     }
 }
@@ -413,8 +417,9 @@ impl Intervals<'_> {
             let recorded = stream.close_interval(start, length);
             let closed = stream
                 .intervals
-                .last()
+                .last_mut()
                 .expect("an interval was just closed");
+            closed.in_window = in_window;
             self.observer.interval(&IntervalRecord {
                 stream: &stream.shared.spec.name,
                 start,

@@ -164,7 +164,7 @@ impl Frame {
             sent_rate: interval.sent_rate,
             target_rate: interval.target_rate,
             errors: interval.errors,
-            in_window: interval.start_s < measured_s,
+            in_window: interval.is_in_window(measured_s),
         }
     }
 

@@ -338,7 +338,7 @@ fn check_grid(file: &str, stream: &StreamReport, interval_s: f64) -> anyhow::Res
         .intervals
         .iter()
         .enumerate()
-        .filter(|(_, i)| i.start_s < stream.measured_s);
+        .filter(|(_, i)| i.is_in_window(stream.measured_s));
     for (n, interval) in measured {
         let off = interval.start_s - n as f64 * interval_s;
         anyhow::ensure!(
@@ -378,6 +378,11 @@ fn merge_interval(
         corrected: Percentiles::of(&corrected),
         uncorrected: Percentiles::of(&uncorrected),
         histograms: Some(EncodedHistograms::of(&corrected, &uncorrected)),
+        // In the window if any agent's was.
+        in_window: here
+            .iter()
+            .filter_map(|(_, i)| i.in_window)
+            .reduce(|a, b| a || b),
     })
 }
 

@@ -111,6 +111,19 @@ pub struct IntervalReport {
     /// `--start-at` (what `loadgen merge` adds, interval by interval).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub histograms: Option<EncodedHistograms>,
+    /// False for the drain's interval (what completed after the measured
+    /// window); `None` in reports written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_window: Option<bool>,
+}
+
+impl IntervalReport {
+    /// Whether the interval lies in the measured window of a stream measured
+    /// for `measured_s` (not the drain's); reports written before the engine's
+    /// own flag was kept say so by where the interval starts.
+    pub fn is_in_window(&self, measured_s: f64) -> bool {
+        self.in_window.unwrap_or(self.start_s < measured_s)
+    }
 }
 
 impl StreamReport {
@@ -180,6 +193,7 @@ impl StreamReport {
                     corrected: i.corrected,
                     uncorrected: i.uncorrected,
                     histograms: i.histograms.clone(),
+                    in_window: Some(i.in_window),
                 })
                 .collect(),
         }
