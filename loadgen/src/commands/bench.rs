@@ -294,21 +294,15 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
     let report = runtime.block_on(async {
         let interrupt = Interrupt::install().map_err(anyhow::Error::from)?;
         let planned = plan.timing.warmup + plan.timing.duration;
-        let live_server = match args.live {
-            Some(addr) => {
-                let feed = LiveFeed::default();
-                let server = LiveServer::start(addr, feed.clone())?;
-                eprintln!("live dashboard: {}", server.url());
-                feed.publish(&Frame::bench_run(
-                    &plan.target.url,
-                    planned.as_secs_f64(),
-                    plan.timing.interval.as_secs_f64(),
-                    plan.streams.iter().map(|s| s.name.clone()).collect(),
-                ));
-                Some((server, feed))
-            }
-            None => None,
-        };
+        let live_server = args.live.map(LiveServer::start).transpose()?;
+        if let Some(server) = &live_server {
+            server.feed().publish(&Frame::bench_run(
+                &plan.target.url,
+                planned.as_secs_f64(),
+                plan.timing.interval.as_secs_f64(),
+                plan.streams.iter().map(|s| s.name.clone()).collect(),
+            ));
+        }
         // With --start-at, the progress bar and any scraping begin shortly
         // before the start, not during a long wait; the engine waits the rest.
         // (The dashboard is up during the wait.)
@@ -320,7 +314,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
         let mut observer = BenchObserver {
             progress: Progress::new("bench", planned),
             hlog,
-            live: live_server.as_ref().map(|(_, feed)| feed.clone()),
+            live: live_server.as_ref().map(|server| server.feed().clone()),
             measured_from: None,
         };
         let job_plans: Vec<JobsPlan> = if job_streams.is_empty() {
@@ -351,15 +345,14 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CommandError> {
                 .collect()
         };
         let jobs_run = run_job_streams(&job_plans, &interrupt);
-        let live_feed = live_server.as_ref().map(|(_, feed)| feed.clone());
-        let scraper = scrape.map(|target| Scraper::start_live(target, live_feed));
+        let scraper = scrape.map(|target| Scraper::start(target, observer.live.clone()));
         let (outcome, jobs) = tokio::join!(engine::run(&plan, &mut observer, &interrupt), jobs_run);
         let samples = match scraper {
             Some(scraper) => Some(scraper.finish().await),
             None => None,
         };
         observer.progress.finish();
-        if let Some((server, _)) = live_server {
+        if let Some(server) = live_server {
             match (&outcome, &jobs) {
                 (Err(e), _) | (_, Err(e)) => server.finish(Outcome::Failed, Some(format!("{e:#}"))),
                 (Ok(o), _) if o.interrupted => server.finish(Outcome::Interrupted, None),

@@ -236,24 +236,20 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
         .block_on(async { Interrupt::install() })
         .map_err(anyhow::Error::from)?;
 
-    let live = match args.live {
-        Some(addr) => {
-            let feed = LiveFeed::default();
-            let server = LiveServer::start(addr, feed.clone())?;
-            eprintln!("live dashboard: {}", server.url());
-            let sections = (0..args.repeat)
-                .flat_map(|round| {
-                    let live = live_round(&feed, args.repeat, round);
-                    rotated(&plan.variants, round)
-                        .into_iter()
-                        .map(move |v| live.section(&v.name))
-                })
-                .collect();
-            feed.publish(&replay::run_frame(&plan.settings, sections));
-            Some((server, feed))
-        }
-        None => None,
-    };
+    let live = args.live.map(LiveServer::start).transpose()?;
+    if let Some(server) = &live {
+        let sections = (0..args.repeat)
+            .flat_map(|round| {
+                let live = live_round(server.feed(), args.repeat, round);
+                rotated(&plan.variants, round)
+                    .into_iter()
+                    .map(move |v| live.section(&v.name))
+            })
+            .collect();
+        server
+            .feed()
+            .publish(&replay::run_frame(&plan.settings, sections));
+    }
     let mut rounds = Vec::new();
     let mut round_dirs = Vec::new();
     for round in 0..args.repeat {
@@ -273,7 +269,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", round_plan.dir.display()))?;
             let live = live
                 .as_ref()
-                .map(|(_, feed)| live_round(feed, args.repeat, round));
+                .map(|server| live_round(server.feed(), args.repeat, round));
             anyhow::Ok(matrix::run(&round_plan, SystemTime::now(), &interrupt, live.as_ref()).await)
         })?;
         let summary = write_run_folder(&report, &round_plan.dir)?;
@@ -293,7 +289,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
         println!("results: {}", dir.display());
     }
     point_latest_at(&args.out, &stamp);
-    if let Some((server, _)) = live {
+    if let Some(server) = live {
         let outcome = if interrupt.fired() {
             Outcome::Interrupted
         } else {

@@ -44,20 +44,13 @@ const CONNECT_LEAD: Duration = Duration::from_secs(2);
 /// is due at the instant, not a wake-up late.
 const STREAMS_LEAD: Duration = Duration::from_millis(50);
 
-/// One closed interval of one stream.
+/// One closed interval of one stream: its summary (as the report will have
+/// it) and its histograms.
 #[derive(Debug)]
 pub struct IntervalRecord<'a> {
     pub stream: &'a str,
-    /// Start of the interval, from the start of measurement.
-    pub start: Duration,
-    pub length: Duration,
+    pub interval: &'a IntervalOutcome,
     pub recorded: &'a Recorded,
-    /// Open loop: requests the schedule made due in the interval.
-    pub due: Option<u64>,
-    /// The corrected latency's figures (as the report has them).
-    pub corrected: Percentiles,
-    /// False for the drain's interval: what completed after the measured window.
-    pub in_window: bool,
 }
 
 /// Figures for a live display.
@@ -422,12 +415,8 @@ impl Intervals<'_> {
             closed.in_window = in_window;
             self.observer.interval(&IntervalRecord {
                 stream: &stream.shared.spec.name,
-                start,
-                length,
+                interval: closed,
                 recorded: &recorded,
-                due: closed.due,
-                corrected: closed.corrected,
-                in_window,
             });
         }
         self.start = now;

@@ -81,7 +81,8 @@ pub enum Frame {
         #[serde(skip_serializing_if = "Option::is_none")]
         scrape_error: Option<String>,
     },
-    /// A run's variant finished (or failed): the comparison so far.
+    /// A run's variant finished (or failed): the comparison so far, of its
+    /// round (variants by their own names).
     Comparison {
         variant: String,
         status: VariantStatus,
@@ -125,32 +126,23 @@ impl Frame {
         }
     }
 
-    /// The frame of a closed interval, `offset_s` along the section's axis.
+    /// The frame of an interval just closed, `offset_s` along the section's
+    /// axis: made from its report, as the frozen page's are.
     pub fn interval(record: &IntervalRecord<'_>, offset_s: f64) -> Frame {
-        let seconds = record.length.as_secs_f64().max(f64::MIN_POSITIVE);
-        let corrected = &record.corrected;
-        let counts = &record.recorded.counts;
-        Frame::Interval {
-            stream: record.stream.to_owned(),
-            start_s: offset_s + record.start.as_secs_f64(),
-            length_s: record.length.as_secs_f64(),
-            p50_us: corrected.p50_us,
-            p99_us: corrected.p99_us,
-            max_us: corrected.max_us,
-            throughput: counts.responses as f64 / seconds,
-            sent_rate: counts.sent as f64 / seconds,
-            target_rate: record.due.map(|due| due as f64 / seconds),
-            errors: counts.errors(),
-            in_window: record.in_window,
-        }
+        Frame::reported_interval(
+            record.stream,
+            &IntervalReport::of(record.interval),
+            record.interval.in_window,
+            offset_s,
+        )
     }
 
-    /// The frame of a reported interval of a stream measured for `measured_s`:
-    /// the same figures the live frame had.
+    /// The frame of a reported interval of `stream`, `offset_s` along the
+    /// section's axis; `in_window` is false for the drain's.
     pub fn reported_interval(
         stream: &str,
         interval: &IntervalReport,
-        measured_s: f64,
+        in_window: bool,
         offset_s: f64,
     ) -> Frame {
         Frame::Interval {
@@ -164,7 +156,7 @@ impl Frame {
             sent_rate: interval.sent_rate,
             target_rate: interval.target_rate,
             errors: interval.errors,
-            in_window: interval.is_in_window(measured_s),
+            in_window,
         }
     }
 

@@ -98,7 +98,12 @@ fn measured_frames(
             intervals.push((
                 interval.start_s,
                 order,
-                Frame::reported_interval(&stream.name, interval, measured_s, at_s),
+                Frame::reported_interval(
+                    &stream.name,
+                    interval,
+                    interval.is_in_window(measured_s),
+                    at_s,
+                ),
             ));
         }
     }

@@ -33,8 +33,11 @@ pub struct LiveServer {
 }
 
 impl LiveServer {
-    /// Binds `addr` (port 0: any free one) and serves `feed` from there.
-    pub fn start(addr: SocketAddr, feed: LiveFeed) -> anyhow::Result<LiveServer> {
+    /// Binds `addr` (port 0: any free one) and serves a new feed from there,
+    /// printing the page's address once it is served (what the tests and the
+    /// user read).
+    pub fn start(addr: SocketAddr) -> anyhow::Result<LiveServer> {
+        let feed = LiveFeed::default();
         let listener = std::net::TcpListener::bind(addr)
             .map_err(|e| anyhow::anyhow!("--live {addr}: cannot listen: {e}"))?;
         listener.set_nonblocking(true)?;
@@ -76,17 +79,24 @@ impl LiveServer {
             .recv()
             .map_err(|_| anyhow::anyhow!("the dashboard's thread ended before serving"))?
             .map_err(|e| anyhow::anyhow!("--live {addr}: {e}"))?;
-        Ok(LiveServer {
+        let server = LiveServer {
             addr,
             feed,
             shutdown: Some(shutdown),
             thread: Some(thread),
-        })
+        };
+        eprintln!("live dashboard: {}", server.url());
+        Ok(server)
     }
 
     /// The page's address.
     pub fn url(&self) -> String {
         format!("http://{}/", self.addr)
+    }
+
+    /// Where the run's frames go.
+    pub fn feed(&self) -> &LiveFeed {
+        &self.feed
     }
 
     /// Tells every browser how the run ended, ends their streams and stops

@@ -95,15 +95,19 @@ pub async fn run(
         };
         variants.push(runner.run(variant).await);
         if let Some(live) = live {
-            // The comparison so far, ranked as the report will rank it.
-            let mut so_far = report_of(run, started, interrupt, variants.clone(), timer_jitter);
-            for v in &mut so_far.variants {
-                v.name = live.section(&v.name);
+            // The comparison so far (this round's), ranked as the report will
+            // rank it: the report of the variants run so far, lent them.
+            let so_far = report_of(
+                run,
+                started,
+                interrupt,
+                std::mem::take(&mut variants),
+                timer_jitter,
+            );
+            if let Some(latest) = so_far.variants.last() {
+                live.feed.publish(&replay::comparison(&so_far, latest));
             }
-            let latest = so_far.variants.last().cloned();
-            if let Some(latest) = latest {
-                live.feed.publish(&replay::comparison(&so_far, &latest));
-            }
+            variants = so_far.variants;
         }
     }
     progress.finish();

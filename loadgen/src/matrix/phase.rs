@@ -56,7 +56,7 @@ impl PhaseRunner<'_> {
         );
         let (client_before, server_before, wall) =
             (cpu::own_cpu_time(), server.cpu_time(), Instant::now());
-        let scraper = Scraper::start_live(
+        let scraper = Scraper::start(
             ScrapeTarget {
                 metrics: self
                     .telemetry
@@ -176,12 +176,10 @@ impl<'a> PhaseObserver<'a> {
         }
     }
 
-    /// The phase ended after `measured_s` of measurement.
+    /// The phase ended after `measured_s` of measurement (its scraper has
+    /// stopped; the next phase's start clears the dashboard's axis).
     fn end_phase(&mut self, measured_s: f64) {
         self.axis_s += measured_s;
-        if let Some((feed, _)) = &self.live {
-            feed.set_axis(None);
-        }
     }
 }
 

@@ -175,8 +175,8 @@ impl HlogWriter {
             // and what was not sent is not queued.
             let sent = messages.send(Message::Interval {
                 tag,
-                start: offset + record.start,
-                length: record.length,
+                start: offset + record.interval.start,
+                length: record.interval.length,
                 histogram: histogram.clone(),
             });
             if sent.is_err() {
@@ -239,18 +239,22 @@ fn write_header(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::IntervalOutcome;
     use crate::recorder::Recorded;
 
-    fn interval(recorded: &Recorded, second: u64) -> IntervalRecord<'_> {
-        IntervalRecord {
-            stream: "main",
-            start: Duration::from_secs(second),
-            length: Duration::from_secs(1),
+    /// Writes second `second` of stream `main`, `recorded`, to `writer`.
+    fn record(writer: &HlogWriter, recorded: &Recorded, second: u64) {
+        let summary = IntervalOutcome::of(
+            Duration::from_secs(second),
+            Duration::from_secs(1),
             recorded,
-            due: None,
-            corrected: crate::stats::Percentiles::default(),
-            in_window: true,
-        }
+        );
+        let record = IntervalRecord {
+            stream: "main",
+            interval: &summary,
+            recorded,
+        };
+        writer.record(&record, Duration::ZERO);
     }
 
     #[test]
@@ -268,7 +272,7 @@ mod tests {
             .with_queue_budget(one - 1);
         writer.begin(SystemTime::now());
         for second in 0..10 {
-            writer.record(&interval(&recorded, second), Duration::ZERO);
+            record(&writer, &recorded, second);
         }
         // Both histograms (corrected and uncorrected) of each of ten intervals.
         assert_eq!(writer.dropped(), 20);
@@ -292,7 +296,7 @@ mod tests {
         let writer = HlogWriter::create(&path, "test").unwrap();
         writer.begin(SystemTime::now());
         for second in 0..10 {
-            writer.record(&interval(&recorded, second), Duration::ZERO);
+            record(&writer, &recorded, second);
         }
         assert_eq!(writer.dropped(), 0);
         writer.finish().unwrap();

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::StreamOutcome;
+use crate::engine::{IntervalOutcome, StreamOutcome};
 use crate::plan::Load;
 use crate::recorder::Counts;
 use crate::stages::Stage;
@@ -118,6 +118,25 @@ pub struct IntervalReport {
 }
 
 impl IntervalReport {
+    /// The report of one closed interval (also what the live page is sent of
+    /// it, so the two agree by construction).
+    pub fn of(i: &IntervalOutcome) -> IntervalReport {
+        let seconds = i.length.as_secs_f64().max(f64::MIN_POSITIVE);
+        IntervalReport {
+            start_s: i.start.as_secs_f64(),
+            length_s: i.length.as_secs_f64(),
+            responses: i.counts.responses,
+            errors: i.counts.errors(),
+            throughput: i.counts.responses as f64 / seconds,
+            sent_rate: i.counts.sent as f64 / seconds,
+            target_rate: i.due.map(|due| due as f64 / seconds),
+            corrected: i.corrected,
+            uncorrected: i.uncorrected,
+            histograms: i.histograms.clone(),
+            in_window: Some(i.in_window),
+        }
+    }
+
     /// Whether the interval lies in the measured window of a stream measured
     /// for `measured_s` (not the drain's); reports written before the engine's
     /// own flag was kept say so by where the interval starts.
@@ -176,26 +195,7 @@ impl StreamReport {
             setup: outcome.setup,
             first_byte: total.first_byte.as_ref().map(Percentiles::of),
             histograms: EncodedHistograms::of(&total.corrected, &total.uncorrected),
-            intervals: outcome
-                .intervals
-                .iter()
-                .map(|i| IntervalReport {
-                    start_s: i.start.as_secs_f64(),
-                    length_s: i.length.as_secs_f64(),
-                    responses: i.counts.responses,
-                    errors: i.counts.errors(),
-                    throughput: i.counts.responses as f64
-                        / i.length.as_secs_f64().max(f64::MIN_POSITIVE),
-                    sent_rate: i.counts.sent as f64 / i.length.as_secs_f64().max(f64::MIN_POSITIVE),
-                    target_rate: i
-                        .due
-                        .map(|due| due as f64 / i.length.as_secs_f64().max(f64::MIN_POSITIVE)),
-                    corrected: i.corrected,
-                    uncorrected: i.uncorrected,
-                    histograms: i.histograms.clone(),
-                    in_window: Some(i.in_window),
-                })
-                .collect(),
+            intervals: outcome.intervals.iter().map(IntervalReport::of).collect(),
         }
     }
 }

@@ -79,14 +79,10 @@ pub struct Scraper {
 }
 
 impl Scraper {
-    /// Starts sampling now, and then every `target.every`.
-    pub fn start(target: ScrapeTarget) -> Scraper {
-        Scraper::start_live(target, None)
-    }
-
-    /// As [`Scraper::start`], also publishing each measured interval's figures
-    /// to the live dashboard as its sample comes in.
-    pub fn start_live(target: ScrapeTarget, live: Option<LiveFeed>) -> Scraper {
+    /// Starts sampling now, and then every `target.every`; with `live`, also
+    /// publishing each measured interval's figures to the dashboard as its
+    /// sample comes in.
+    pub fn start(target: ScrapeTarget, live: Option<LiveFeed>) -> Scraper {
         let (stop, mut stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
             let mut samples = Vec::new();

@@ -13,20 +13,12 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{json, Value};
 
-use super::browser::chromium;
+use super::browser::{chromium, which, HEADLESS_FLAGS};
 
 /// A browser session, and the driver behind it (stopped on drop).
 pub struct Browser {
     pub client: Client,
     driver: Child,
-}
-
-/// Where `name` is on the PATH.
-fn which(name: &str) -> Option<String> {
-    let out = Command::new("which").arg(name).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 impl Browser {
@@ -43,7 +35,11 @@ impl Browser {
         }
     }
 
-    async fn launch(chromium: &Path, driver_path: &str, profile: &Path) -> Result<Browser, String> {
+    async fn launch(
+        chromium: &Path,
+        driver_path: &Path,
+        profile: &Path,
+    ) -> Result<Browser, String> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
@@ -65,17 +61,11 @@ impl Browser {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let mut args: Vec<String> = HEADLESS_FLAGS.iter().map(|f| f.to_string()).collect();
+        args.push("--window-size=1300,1000".into());
+        args.push(format!("--user-data-dir={}", profile.display()));
         let capabilities = json!({
-            "goog:chromeOptions": {
-                "binary": chromium,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-                    "--window-size=1300,1000",
-                    format!("--user-data-dir={}", profile.display()),
-                ],
-            }
+            "goog:chromeOptions": { "binary": chromium, "args": args }
         });
         let Value::Object(capabilities) = capabilities else {
             unreachable!()
